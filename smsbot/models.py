@@ -1,0 +1,253 @@
+"""SQLAlchemy 2 models: the one source of truth for families, messages and check-ins.
+
+Times are stored as naive UTC (``utcnow()``) so SQLite and PostgreSQL compare them the same.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: the only kind of datetime the database holds."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Clinic(Base):
+    """A clinic enrolling families; every staff, token and alert query is scoped by it."""
+
+    __tablename__ = "clinics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+    quiet_hours_start: Mapped[str | None] = mapped_column(String(5))  # None: deployment default
+    quiet_hours_end: Mapped[str | None] = mapped_column(String(5))
+    oncall_phone: Mapped[str | None] = mapped_column(String(20))
+    webhook_url: Mapped[str | None] = mapped_column(String(500))
+    webhook_secret: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    clinic: Mapped[Clinic] = relationship()
+
+
+class ApiToken(Base):
+    """A clinic API token; only its SHA-256 is stored, the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    clinic: Mapped[Clinic] = relationship()
+
+
+class Family(Base):
+    """A contact who texts us: one per phone number and channel, shared by clinics."""
+
+    __tablename__ = "families"
+    __table_args__ = (UniqueConstraint("phone", "channel", name="uq_family_phone_channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
+    channel: Mapped[str] = mapped_column(String(10), default="sms")  # sms | whatsapp
+    language: Mapped[str] = mapped_column(String(2), default="en")
+    timezone: Mapped[str | None] = mapped_column(String(64))  # None: deployment default
+    baby_name: Mapped[str | None] = mapped_column(String(100))
+    baby_birth_date: Mapped[date | None] = mapped_column(Date)
+    opted_out_at: Mapped[datetime | None] = mapped_column(DateTime)
+    undeliverable_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_contact_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_level: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def address(self) -> str:
+        """The address a transport sends to: ``+1555…`` or ``whatsapp:+1555…``."""
+        return f"whatsapp:{self.phone}" if self.channel == "whatsapp" else self.phone
+
+    @property
+    def opted_out(self) -> bool:
+        return self.opted_out_at is not None
+
+
+class Enrollment(Base):
+    """A family followed by one clinic; the same phone may be enrolled at several clinics."""
+
+    __tablename__ = "enrollments"
+    __table_args__ = (UniqueConstraint("clinic_id", "family_id", name="uq_enrollment_clinic_family"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    programme: Mapped[str | None] = mapped_column(String(64))
+    # awaiting_consent → active → ended (unenrolled, STOP, or programme finished)
+    status: Mapped[str] = mapped_column(String(20), default="awaiting_consent")
+    external_ref: Mapped[str | None] = mapped_column(String(100))
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    consented_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    clinic: Mapped[Clinic] = relationship()
+    family: Mapped[Family] = relationship()
+
+
+class Message(Base):
+    """Every SMS in or out. Inbound rows are stored before we reply (nothing lost)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_family_created", "family_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"))
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id", ondelete="SET NULL"))
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    # reply | checkin | consent | keyword | alert (outbound purpose); symptom | answer | keyword (in)
+    kind: Mapped[str] = mapped_column(String(16), default="reply")
+    body: Mapped[str | None] = mapped_column(Text)  # None once purged by retention
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    checkin_id: Mapped[int | None] = mapped_column(ForeignKey("checkins.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    level: Mapped[str | None] = mapped_column(String(10))
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    lang: Mapped[str | None] = mapped_column(String(2))
+    num_media: Mapped[int] = mapped_column(Integer, default=0)
+    segments: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    family: Mapped[Family] = relationship()
+
+
+class CheckIn(Base):
+    """A scheduled check-in: the row, not the scheduler, is the source of truth."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (Index("ix_checkins_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    enrollment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
+    )
+    programme: Mapped[str] = mapped_column(String(64))
+    step: Mapped[int] = mapped_column(Integer)
+    # pending → sending → sent → answered | unanswered | undelivered; or cancelled | failed | missed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    due_at: Mapped[datetime] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # better | same | worse | text
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    family: Mapped[Family] = relationship()
+
+
+class Alert(Base):
+    """A red flag a clinic must see: one open alert per family, level and time window."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    level: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(String(20))  # emergency | urgent | worse | undelivered
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(254))
+    ack_note: Mapped[str | None] = mapped_column(Text)
+
+    family: Mapped[Family] = relationship()
+    clinic: Mapped[Clinic | None] = relationship()
+    message: Mapped[Message | None] = relationship()
+
+
+class AlertDelivery(Base):
+    """One way an alert reaches a clinic (on-call SMS or webhook), retried with backoff."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index("ix_alert_deliveries_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))  # sms | webhook
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Event(Base):
+    """An audit trail of things that happened (opt-out, alert raised, programme ended)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int | None] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+__all__ = [
+    "Alert",
+    "AlertDelivery",
+    "ApiToken",
+    "Base",
+    "CheckIn",
+    "Clinic",
+    "Enrollment",
+    "Event",
+    "Family",
+    "Message",
+    "Staff",
+    "utcnow",
+]

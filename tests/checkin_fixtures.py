@@ -6,14 +6,18 @@ PostgreSQL test and the benchmark can build the same rows.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import create_engine, insert, make_url, select, text
+from sqlalchemy.pool import NullPool
 
 from smsbot.config import Settings, load_settings
-from smsbot.db import Database, upgrade
+from smsbot.db import Database, normalise_url, upgrade
 from smsbot.models import CheckIn, Clinic, Enrollment, Family
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
@@ -83,3 +87,25 @@ def insert_due_checkins(db: Database, count: int, *, due_at: datetime) -> None:
                 for family_id in family_ids
             ],
         )
+
+
+@contextmanager
+def scratch_postgres(server_url: str) -> Iterator[str]:
+    """A throwaway database on the server of ``server_url``, migrated, dropped afterwards.
+
+    Created through the ``postgres`` maintenance database so parallel test runs and other
+    suites using ``server_url`` never see each other's rows.
+    """
+    url = make_url(normalise_url(server_url))
+    name = f"smsbot_test_{secrets.token_hex(6)}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        scratch = url.set(database=name).render_as_string(hide_password=False)
+        upgrade(scratch)
+        yield scratch
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,0 +1,101 @@
+"""The ``smsbot`` command."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+
+from smsbot.config import ConfigError, load_settings
+from smsbot.db import Database, upgrade
+
+
+def _settings(**overrides):  # type: ignore[no-untyped-def]
+    try:
+        return load_settings({k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.group(name="smsbot")
+def main() -> None:
+    """smsbot: safe SMS guidance for parents of young babies with arm or leg tremors."""
+
+
+@main.group()
+def db() -> None:
+    """Database commands."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    settings = _settings()
+    upgrade(settings.database_url)
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--no-scheduler", is_flag=True, help="Do not run check-ins in this process.")
+def serve(host: str, port: int, no_scheduler: bool) -> None:
+    """Run the web app and the check-in scheduler (SQLite + console transport by default)."""
+    from smsbot import create_app
+    from smsbot.logs import configure_logging
+    from smsbot.scheduler import build_scheduler
+
+    settings = _settings()
+    configure_logging()
+    upgrade(settings.database_url)
+    try:
+        app = create_app()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    scheduler = None
+    if settings.run_scheduler and not no_scheduler:
+        scheduler = build_scheduler(
+            app.extensions["smsbot.db"], app.extensions["smsbot.transport"], settings, background=True
+        )
+        scheduler.start()
+    click.echo(f"smsbot listening on http://{host}:{port} (transport: {settings.transport})", err=True)
+    try:
+        app.run(host=host, port=port, threaded=True, use_reloader=False)
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+
+
+@main.command()
+@click.option("--phone", default="+15550100001", show_default=True, help="The parent's phone number.")
+@click.option("--whatsapp", is_flag=True, help="Text as a WhatsApp user.")
+def chat(phone: str, whatsapp: bool) -> None:
+    """Text the bot from the terminal, through exactly the pipeline a parent's SMS takes."""
+    from smsbot.conversation import Inbound, receive
+    from smsbot.phones import InvalidPhoneError, normalise_phone
+
+    settings = _settings()
+    try:
+        phone = normalise_phone(phone, settings.default_region)
+    except InvalidPhoneError as error:
+        raise click.BadParameter(str(error), param_hint="--phone") from None
+    upgrade(settings.database_url)
+    database = Database(settings.database_url)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        click.echo(f"Texting as {phone}. Type a message, or Ctrl-D to quit.", err=True)
+    while True:
+        if interactive:
+            click.echo("you> ", nl=False, err=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        inbound = Inbound(
+            sid=f"CHAT{uuid.uuid4().hex}",
+            phone=phone,
+            channel="whatsapp" if whatsapp else "sms",
+            body=line.rstrip("\n"),
+        )
+        outcome = receive(database, settings, inbound)
+        click.echo(f"bot [{outcome.level or '-'}]> {outcome.reply or '(no reply)'}")

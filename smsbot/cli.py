@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 
@@ -40,8 +41,18 @@ def db_upgrade() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--no-scheduler", is_flag=True, help="Do not run check-ins in this process.")
-def serve(host: str, port: int, no_scheduler: bool) -> None:
+@click.option(
+    "--prod",
+    is_flag=True,
+    help="Run under gunicorn (smsbot/gunicorn_conf.py): web workers only, run `smsbot worker` beside it.",
+)
+def serve(host: str, port: int, no_scheduler: bool, prod: bool) -> None:
     """Run the web app and the check-in scheduler (SQLite + console transport by default)."""
+    if prod:
+        os.execvp(
+            "gunicorn",
+            ["gunicorn", "-c", "python:smsbot.gunicorn_conf", "-b", f"{host}:{port}", "smsbot:create_app()"],
+        )
     from smsbot import create_app
     from smsbot.logs import configure_logging
     from smsbot.scheduler import build_scheduler

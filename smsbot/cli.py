@@ -110,3 +110,55 @@ def chat(phone: str, whatsapp: bool) -> None:
         )
         outcome = receive(database, settings, inbound)
         click.echo(f"bot [{outcome.level or '-'}]> {outcome.reply or '(no reply)'}")
+
+
+@main.group()
+def family() -> None:
+    """A family's data: export it or erase it (privacy requests)."""
+
+
+def _families_for(phone: str):  # type: ignore[no-untyped-def]
+    from smsbot.phones import InvalidPhoneError, normalise_phone
+
+    settings = _settings()
+    try:
+        phone = normalise_phone(phone, settings.default_region)
+    except InvalidPhoneError as error:
+        raise click.BadParameter(str(error), param_hint="PHONE") from None
+    return Database(settings.database_url), phone
+
+
+@family.command("export")
+@click.argument("phone")
+def family_export(phone: str) -> None:
+    """Print everything held about PHONE as JSON."""
+    import json
+
+    from smsbot.privacy import export_family, find_family
+
+    database, phone = _families_for(phone)
+    with database.session() as session:
+        found = [export_family(session, contact) for contact in find_family(session, phone)]
+    if not found:
+        raise click.ClickException("no family with that phone number")
+    click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+
+
+@family.command("erase")
+@click.argument("phone")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def family_erase(phone: str, yes: bool) -> None:
+    """Delete PHONE's family, messages, check-ins and alerts for good."""
+    from smsbot.models import utcnow
+    from smsbot.privacy import erase_family, find_family
+
+    database, phone = _families_for(phone)
+    if not yes:
+        click.confirm("Erase this family's data for good?", abort=True)
+    with database.session() as session:
+        contacts = find_family(session, phone)
+        if not contacts:
+            raise click.ClickException("no family with that phone number")
+        for contact in contacts:
+            counts = erase_family(session, contact, now=utcnow())
+            click.echo("erased: " + ", ".join(f"{n} {table}" for table, n in counts.items()))

@@ -86,7 +86,7 @@ class FakeTwilio:
         self.delay = 0.0
         self.attempts = 0  # every create request, accepted or not
         self._messages: list[ReceivedMessage] = []
-        self._number_failures: dict[str, TwilioFailure] = {}
+        self._number_failures: dict[str, tuple[int, int]] = {}  # number → (status, code)
         self._scripted: list[TwilioFailure] = []
         self._failure_rate = 0.0
         self._failure_statuses: tuple[int, ...] = ()
@@ -130,7 +130,7 @@ class FakeTwilio:
     def fail_number(self, number: str, *, code: int, status: int = 400) -> None:
         """Answer every create to ``number`` with Twilio error ``code``."""
         with self._lock:
-            self._number_failures[number] = TwilioFailure(status, code)
+            self._number_failures[number] = (status, code)
 
     def fail_next(self, count: int, *, status: int = 500, code: int | None = None) -> None:
         """Fail the next ``count`` create requests (e.g. 429 → code 20429)."""
@@ -168,11 +168,12 @@ class FakeTwilio:
             if self._failure_rate and self._random.random() < self._failure_rate:
                 raise TwilioFailure(self._random.choice(self._failure_statuses))
             if form.get("To") in self._number_failures:
-                raise self._number_failures[form["To"]]
+                raise TwilioFailure(*self._number_failures[form["To"]])
         validate(form)
         if self.delay:
             self._stopping.wait(self.delay)
-        message = ReceivedMessage(sid := "SM" + secrets.token_hex(16), form, resource(account_sid, sid, form))
+        sid = "SM" + secrets.token_hex(16)
+        message = ReceivedMessage(sid, form, resource(account_sid, sid, form))
         with self._lock:
             self._messages.append(message)
         return message

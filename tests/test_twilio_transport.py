@@ -224,3 +224,30 @@ def test_make_transport_builds_twilio_with_our_status_webhook():
     assert transport.status_callback == CALLBACK
     assert transport.api_url == "http://127.0.0.1:9"
     assert transport.sender == SENDER
+
+
+def test_a_seeded_failure_rate_fails_some_sends_transiently(fake_twilio, make):
+    fake_twilio.set_failure_rate(0.5, statuses=(429, 500), seed=7)
+    transport = make()
+    failures: list[TransportError] = []
+
+    for n in range(40):
+        try:
+            transport.send(f"+155502000{n:02d}", "Hello")
+        except TransportError as error:
+            failures.append(error)
+
+    assert 5 < len(failures) < 35
+    assert {e.status for e in failures} == {429, 500}
+    assert not any(e.permanent for e in failures)
+    assert fake_twilio.count() + len(failures) == fake_twilio.attempts == 40
+
+
+def test_the_fake_stops_cleanly_under_an_idle_keep_alive_connection():
+    threads_before = threading.active_count()
+    with FakeTwilio() as fake:
+        transport = TwilioTransport(fake.account_sid, fake.auth_token, SENDER, api_url=fake.url)
+        transport.send(PARENT, "Hello")  # leaves the connection open in the client's pool
+
+    transport.close()
+    assert threading.active_count() == threads_before

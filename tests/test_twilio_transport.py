@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fake_twilio import FakeTwilio
@@ -27,11 +28,11 @@ def fake_twilio() -> Iterator[FakeTwilio]:
 
 
 @pytest.fixture
-def make(fake_twilio: FakeTwilio) -> Iterator:
+def make(fake_twilio: FakeTwilio) -> Iterator[Callable[..., TwilioTransport]]:
     """Builds transports pointed at the fake and closes them after the test."""
     made: list[TwilioTransport] = []
 
-    def build(sender: str = SENDER, **kwargs) -> TwilioTransport:
+    def build(sender: str = SENDER, **kwargs: Any) -> TwilioTransport:
         kwargs.setdefault("api_url", fake_twilio.url)
         transport = TwilioTransport(fake_twilio.account_sid, fake_twilio.auth_token, sender, **kwargs)
         made.append(transport)

@@ -341,4 +341,3 @@ class _Server(ThreadingHTTPServer):
         """Quiet about clients that hang up (timeouts, stop()); loud about anything else."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
-

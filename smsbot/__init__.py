@@ -1,0 +1,34 @@
+"""smsbot: safe SMS guidance for parents of young babies with arm or leg tremors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from smsbot.config import load_settings
+from smsbot.db import Database
+from smsbot.messaging.factory import make_transport
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the web app: settings from the environment, overridden by ``config`` (tests)."""
+    from smsbot import logs
+    from smsbot.web import errors, health, webhooks
+    from smsbot.web import metrics as metrics_web
+
+    settings = load_settings(config)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key or None,
+        MAX_CONTENT_LENGTH=256 * 1024,  # Twilio posts a few KB; anything huge is not Twilio
+    )
+    app.extensions["smsbot.settings"] = settings
+    Database(settings.database_url).init_app(app)
+    app.extensions["smsbot.transport"] = make_transport(settings)
+    logs.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(webhooks.bp)
+    metrics_web.init_app(app)
+    return app

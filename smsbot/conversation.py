@@ -1,0 +1,280 @@
+"""The inbound pipeline: store, then keywords → check-in answer → triage → reply and actions.
+
+Plain functions over the models; the webhook and ``smsbot chat`` are thin callers. The
+inbound row is committed before any processing, so nothing a parent sent is ever lost,
+and a provider retry with the same ``MessageSid`` gets the stored reply, not a second run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from smsbot import alerts, reminders
+from smsbot.config import Settings
+from smsbot.db import Database
+from smsbot.keywords import load_keywords
+from smsbot.messaging.segments import count_segments
+from smsbot.models import Enrollment, Event, Family, Message, utcnow
+from smsbot.phones import mask_phone
+from smsbot.replies import render_reply
+from smsbot.triage import Decision, assess, load_rules
+
+log = logging.getLogger(__name__)
+
+# How long a duplicate delivery waits for the first one's reply before giving up.
+DUPLICATE_WAIT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message as a provider hands it to us."""
+
+    sid: str
+    phone: str  # E.164
+    channel: str = "sms"
+    body: str = ""
+    num_media: int = 0
+
+
+@dataclass
+class Outcome:
+    """What we answer: ``reply`` None means an empty TwiML response (no message)."""
+
+    reply: str | None
+    level: str | None = None
+    flags: tuple[str, ...] = field(default_factory=tuple)
+    duplicate: bool = False
+
+
+def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | None = None) -> Outcome:
+    """Store ``inbound`` (once per SID), process it once, and return the reply to send."""
+    now = now or utcnow()
+    message_id, is_new = _store_inbound(db, inbound, now)
+    if not is_new and not _claim(db, message_id, retry=True):
+        return _previous_outcome(db, message_id)
+    if is_new:
+        _claim(db, message_id, retry=False)
+    try:
+        with db.session() as session:
+            message = session.get(Message, message_id)
+            outcome = process(session, settings, message, inbound.num_media, now)
+            message.status = "processed"
+            if outcome.reply is not None:
+                session.add(_reply_row(message, outcome))
+        return outcome
+    except Exception:
+        log.exception("processing inbound message %s failed", message_id)
+        with db.session() as session:
+            session.execute(update(Message).where(Message.id == message_id).values(status="failed"))
+        return Outcome(reply=_reply_text(settings, "error", "en"))
+
+
+def _store_inbound(db: Database, inbound: Inbound, now: datetime) -> tuple[int, bool]:
+    """Commit the inbound row before anything else; return (id, created)."""
+    for _attempt in range(3):
+        try:
+            with db.session() as session:
+                existing = session.scalar(select(Message.id).where(Message.provider_sid == inbound.sid))
+                if existing is not None:
+                    return existing, False
+                family = find_or_create_family(session, inbound.phone, inbound.channel, now)
+                message = Message(
+                    family_id=family.id,
+                    direction="in",
+                    kind="symptom",
+                    body=inbound.body,
+                    provider_sid=inbound.sid,
+                    status="received",
+                    num_media=inbound.num_media,
+                    segments=count_segments(inbound.body),
+                    created_at=now,
+                )
+                session.add(message)
+                session.flush()
+                return message.id, True
+        except IntegrityError:
+            continue  # a concurrent delivery of the same SID (or family) won the race
+    raise RuntimeError("could not store inbound message")
+
+
+def _claim(db: Database, message_id: int, *, retry: bool) -> bool:
+    """Mark the message as being processed; only one delivery wins."""
+    allowed = ("received", "failed") if retry else ("received",)
+    with db.session() as session:
+        result = session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status.in_(allowed))
+            .values(status="processing")
+        )
+        return result.rowcount == 1
+
+
+def _previous_outcome(db: Database, message_id: int) -> Outcome:
+    """The reply stored for an earlier delivery of the same message (waiting briefly if needed)."""
+    deadline = time.monotonic() + DUPLICATE_WAIT_SECONDS
+    while True:
+        with db.session() as session:
+            inbound = session.get(Message, message_id)
+            reply = session.scalar(select(Message).where(Message.reply_to_id == message_id))
+            if reply is not None or inbound.status == "processed":
+                return Outcome(
+                    reply=reply.body if reply else None,
+                    level=inbound.level,
+                    flags=tuple(inbound.flags or ()),
+                    duplicate=True,
+                )
+        if time.monotonic() > deadline:
+            return Outcome(reply=None, duplicate=True)
+        time.sleep(0.05)
+
+
+def _reply_row(inbound: Message, outcome: Outcome) -> Message:
+    return Message(
+        family_id=inbound.family_id,
+        direction="out",
+        kind="reply",
+        body=outcome.reply,
+        reply_to_id=inbound.id,
+        status="twiml",
+        level=outcome.level,
+        flags=list(outcome.flags),
+        lang=inbound.lang,
+        segments=count_segments(outcome.reply or ""),
+        created_at=inbound.created_at,
+    )
+
+
+def find_or_create_family(session: Session, phone: str, channel: str, now: datetime) -> Family:
+    family = session.scalar(select(Family).where(Family.phone == phone, Family.channel == channel))
+    if family is None:
+        family = Family(phone=phone, channel=channel, created_at=now)
+        session.add(family)
+        session.flush()
+    return family
+
+
+def process(session: Session, settings: Settings, message: Message, num_media: int, now: datetime) -> Outcome:
+    """Decide the reply and actions for one stored inbound message."""
+    family = message.family
+    family.last_contact_at = now
+    text = (message.body or "").strip()
+    keywords = load_keywords(settings.rules_path)
+
+    keyword = keywords.match(text)
+    if keyword is not None:
+        message.kind = "keyword"
+        message.lang = keyword.lang
+        return _handle_keyword(session, settings, family, keyword.action, keyword.lang, now)
+
+    if not text:
+        lang = family.language
+        name = "media" if num_media else "empty"
+        return Outcome(reply=None if family.opted_out else _reply_text(settings, name, lang), level="info")
+
+    decision = assess(text, baby_age_days=_baby_age_days(family, now), rules=load_rules(settings.rules_path))
+    message.level, message.flags, message.lang = decision.level, list(decision.flags), decision.lang
+    if decision.level != "info" or decision.lang != "en":
+        family.language = decision.lang
+    family.last_level = decision.level
+
+    answered = reminders.answer_open_checkin(session, family, text, decision.level, now=now)
+    if answered is not None:
+        message.kind, message.checkin_id = "answer", answered.checkin.id
+
+    level = decision.level
+    worse = answered is not None and answered.outcome == "worse"
+    if worse and _rank(level) < _rank("urgent"):
+        # "Worse" on a check-in means same-day care even when the words alone look mild.
+        level = "urgent"
+        decision = Decision(level=level, flags=(*decision.flags, "checkin-worse"), lang=decision.lang)
+        message.level, message.flags = level, list(decision.flags)
+
+    if level in ("emergency", "urgent"):
+        alerts.raise_alert(
+            session,
+            settings,
+            family,
+            level=level,
+            reason="worse" if worse else level,
+            message=message,
+            now=now,
+        )
+    if not family.opted_out:
+        reminders.schedule_after_decision(session, family, level, now=now, settings=settings)
+
+    if family.opted_out:
+        # They said STOP: we still triage and alert their clinic, but send nothing.
+        return Outcome(reply=None, level=level, flags=decision.flags)
+    reply = (
+        answered.reply
+        if answered is not None and answered.reply and level in ("info", "routine")
+        else render_reply(decision, emergency_number=settings.emergency_number, baby_name=family.baby_name)
+    )
+    return Outcome(reply=reply, level=level, flags=decision.flags)
+
+
+def _handle_keyword(
+    session: Session, settings: Settings, family: Family, action: str, lang: str, now: datetime
+) -> Outcome:
+    if action == "stop":
+        opt_out(session, family, now=now, source="keyword")
+    elif action == "start":
+        family.opted_out_at = None
+        _consent_pending_enrollments(session, family, now)
+        session.add(Event(family_id=family.id, kind="opted_in", detail={}, created_at=now))
+    family.language = lang
+    if settings.twilio_advanced_opt_out:
+        return Outcome(reply=None, level="info")  # Twilio has already answered the keyword
+    return Outcome(reply=_reply_text(settings, action, lang), level="info")
+
+
+def opt_out(session: Session, family: Family, *, now: datetime, source: str) -> None:
+    """STOP: no more messages of any kind, pending check-ins and enrollments end at once."""
+    family.opted_out_at = family.opted_out_at or now
+    cancelled = reminders.cancel_pending(session, family, reason="opted out")
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.family_id == family.id, Enrollment.status != "ended")
+        .values(status="ended", ended_at=now)
+    )
+    session.add(
+        Event(
+            family_id=family.id,
+            kind="opted_out",
+            detail={"source": source, "cancelled": cancelled},
+            created_at=now,
+        )
+    )
+    log.info("family %s opted out (%s), %d check-ins cancelled", mask_phone(family.phone), source, cancelled)
+
+
+def _consent_pending_enrollments(session: Session, family: Family, now: datetime) -> None:
+    """YES/START confirms enrollments waiting for consent and starts their programmes."""
+    pending = session.scalars(
+        select(Enrollment).where(Enrollment.family_id == family.id, Enrollment.status == "awaiting_consent")
+    ).all()
+    for enrollment in pending:
+        enrollment.status = "active"
+        enrollment.consented_at = now
+        reminders.start_enrollment(session, enrollment, now=now)
+
+
+def _reply_text(settings: Settings, name: str, lang: str) -> str:
+    return load_keywords(settings.rules_path).reply(name, lang, emergency_number=settings.emergency_number)
+
+
+def _baby_age_days(family: Family, now: datetime) -> int | None:
+    if family.baby_birth_date is None:
+        return None
+    return max((now.date() - family.baby_birth_date).days, 0)
+
+
+def _rank(level: str) -> int:
+    return ("info", "routine", "urgent", "emergency").index(level)

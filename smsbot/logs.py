@@ -1,0 +1,55 @@
+"""Structured JSON logs with a request id. Message bodies are never logged, and any phone
+number that slips into a log line is masked before it is written."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+
+from flask import Flask, g, has_request_context, request
+
+PHONE_PATTERN = re.compile(r"\+?\d[\d\s().-]{7,}\d")
+
+
+def _mask(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group())
+    return "•••" + digits[-4:]
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": PHONE_PATTERN.sub(_mask, record.getMessage()),
+        }
+        if has_request_context():
+            entry["request_id"] = g.get("request_id")
+            entry["path"] = request.path
+        if record.exc_info:
+            entry["exception"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr for the whole ``smsbot`` logger tree."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("smsbot")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _assign_request_id() -> None:
+        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+
+    @app.after_request
+    def _echo_request_id(response):  # type: ignore[no-untyped-def]
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response

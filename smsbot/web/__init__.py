@@ -1,0 +1,1 @@
+"""Flask blueprints: Twilio webhooks, health, clinic API and dashboard."""

@@ -1,0 +1,37 @@
+"""One JSON error shape for every HTTP error: ``{"error": {"code", "message", "field"}}``.
+
+No traceback ever reaches a client; a 500 rolls back the request's session first.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, jsonify
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> tuple[Response, int]:
+    return jsonify({"error": {"code": code, "message": message, "field": field}}), status
+
+
+def _http_error(error: HTTPException) -> tuple[Response, int]:
+    code = (error.name or "error").lower().replace(" ", "_")
+    return error_response(error.code or 500, code, error.description or error.name)
+
+
+def _server_error(error: Exception) -> tuple[Response, int]:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.rollback()
+        session.close()
+    if not isinstance(error, InternalServerError):
+        log.exception("unhandled error", exc_info=error)
+    return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _server_error)

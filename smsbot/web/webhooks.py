@@ -1,0 +1,77 @@
+"""Twilio webhooks: inbound messages (``/twilio/sms``) and delivery status (``/twilio/status``)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Blueprint, Response, abort, current_app, request
+from twilio.twiml.messaging_response import MessagingResponse
+
+from smsbot import conversation, delivery, metrics
+from smsbot.db import get_db
+from smsbot.phones import InvalidPhoneError, mask_phone, parse_address
+from smsbot.web.twilio_auth import twilio_signed
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__, url_prefix="/twilio")
+
+MAX_BODY_CHARS = 1600  # Twilio's own limit; anything longer was not sent by Twilio
+
+
+def twiml(text: str | None) -> Response:
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return Response(str(response), mimetype="text/xml")
+
+
+def _num_media() -> int:
+    raw = request.form.get("NumMedia", "0") or "0"
+    if not raw.isdigit() or int(raw) > 10:
+        abort(400, "NumMedia must be a number from 0 to 10")
+    return int(raw)
+
+
+@bp.post("/sms")
+@twilio_signed
+def inbound_sms() -> Response:
+    """A parent's SMS or WhatsApp message: store it, triage it, answer in TwiML."""
+    settings = current_app.extensions["smsbot.settings"]
+    try:
+        phone, channel = parse_address(request.form.get("From", ""), settings.default_region)
+    except InvalidPhoneError as error:
+        abort(400, f"From: {error}")
+    body = request.form.get("Body", "")
+    if len(body) > MAX_BODY_CHARS:
+        abort(400, f"Body is longer than {MAX_BODY_CHARS} characters")
+    sid = request.form.get("MessageSid") or request.form.get("SmsMessageSid") or f"LOCAL{uuid.uuid4().hex}"
+    inbound = conversation.Inbound(sid=sid, phone=phone, channel=channel, body=body, num_media=_num_media())
+    outcome = conversation.receive(get_db(), settings, inbound)
+    metrics.INBOUND.labels(outcome.level or "none").inc()
+    if outcome.reply is not None:
+        metrics.REPLIES.labels(outcome.level or "none").inc()
+    log.info(
+        "inbound from %s level=%s duplicate=%s replied=%s",
+        mask_phone(phone),
+        outcome.level,
+        outcome.duplicate,
+        outcome.reply is not None,
+    )
+    return twiml(outcome.reply)
+
+
+@bp.post("/status")
+@twilio_signed
+def status_callback() -> tuple[str, int]:
+    """Delivery status for one of our outbound messages (out of order is fine)."""
+    sid = request.form.get("MessageSid", "")
+    status = request.form.get("MessageStatus", "").lower()
+    if not sid or status not in delivery.STATUS_RANK:
+        abort(400, "MessageSid and a known MessageStatus are required")
+    error_code = request.form.get("ErrorCode") or None
+    if error_code is not None and not error_code.isdigit():
+        abort(400, "ErrorCode must be a number")
+    with get_db().session() as session:
+        delivery.record_status(session, sid, status, int(error_code) if error_code else None)
+    return "", 204

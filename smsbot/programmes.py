@@ -24,6 +24,8 @@ LANGUAGES = ("en", "es")
 DEFAULT_LANGUAGE = "en"
 OUTCOMES = ("better", "same", "worse")
 LEVELS = ("emergency", "urgent", "routine", "info")
+# What can start a programme: a triage level, or a clinic enrollment (its default programme).
+TRIGGERS = (*LEVELS, "enrollment")
 ANCHORS = ("event", "birth")
 PLACEHOLDERS = frozenset({"baby", "emergency_number"})
 SHARED_TEXTS = ("baby", "footer", "last_message")
@@ -69,10 +71,16 @@ class Programmes:
     """Everything ``checkins.yaml`` says, ready for the scheduler and the conversation."""
 
     programmes: dict[str, Programme]
-    triggers: dict[str, str]  # triage level → programme id
+    triggers: dict[str, str]  # triage level or "enrollment" → programme id
     answers: dict[str, str]  # normalised reply phrase → outcome
     texts: dict[str, Localized]  # baby, footer, last_message
     replies: dict[str, Localized]  # outcome → reply
+
+    def programme(self, programme_id: str) -> Programme:
+        try:
+            return self.programmes[programme_id]
+        except KeyError:
+            raise KeyError(f"no check-in programme {programme_id!r} in {FILENAME}") from None
 
     def render(self, text: Localized, language: str, *, baby_name: str | None, emergency_number: str) -> str:
         """Fill the placeholders in the family's language (English when it has no text)."""
@@ -205,8 +213,10 @@ def _localized_errors(text: Any) -> list[str]:
 
 def _trigger_errors(triggers: Any, ids: set[str]) -> list[str]:
     if not isinstance(triggers, dict):
-        return ["must map triage levels to programme ids"]
-    errors = [f"unknown level {level!r}" for level in triggers if level not in LEVELS]
+        return ["must map triage levels and enrollment to programme ids"]
+    errors = [f"unknown trigger {name!r}" for name in triggers if name not in TRIGGERS]
+    if "enrollment" not in triggers:
+        errors.append("needs the enrollment programme (enrollment: <programme id>)")
     unknown = [f"{level}: unknown programme {pid!r}" for level, pid in triggers.items() if pid not in ids]
     return errors + unknown
 

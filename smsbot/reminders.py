@@ -27,6 +27,7 @@ from smsbot.db import Database
 from smsbot.localtime import family_zone, next_allowed, quiet_window, to_local, wall_clock
 from smsbot.messaging import Transport, TransportError
 from smsbot.messaging.segments import count_segments
+from smsbot.metrics import CHECKINS, DISPATCH_LAG
 from smsbot.models import CheckIn, Enrollment, Event, Family, Message
 from smsbot.programmes import OUTCOMES, Programme, Programmes, load_programmes, normalise_answer
 
@@ -40,6 +41,8 @@ BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=1)
 UNANSWERED_LIMIT = 3  # check-ins in a row without an answer before we stop
 UNANSWERED_STATUSES = ("sent", "unanswered")
+# A free-text answer that triage puts at these levels is recorded as "worse".
+RED_FLAG_LEVELS = ("urgent", "emergency")
 # Twilio drops a check-in it could not deliver within an hour (error 30036) rather than
 # letting it arrive in the middle of the night.
 VALIDITY_PERIOD = 3600
@@ -87,7 +90,7 @@ def schedule_programme(
     while a later report with a different time gets fresh check-ins. Steps already in
     the past (e.g. a birth-date programme started late) are left out.
     """
-    programme = load_programmes(settings.rules_path).programmes[programme_id]
+    programme = load_programmes(settings.rules_path).programme(programme_id)
     now = now or start
     clinic = enrollment.clinic if enrollment else None
     zone = family_zone(family, clinic, settings)
@@ -155,6 +158,16 @@ def schedule_after_decision(
     return schedule_programme(session, family, programme_id, start=now, settings=settings, now=now)
 
 
+def start_enrollment(
+    session: Session, enrollment: Enrollment, *, now: datetime, settings: Settings
+) -> list[CheckIn]:
+    """Start a consented enrollment's programme (the clinic's choice, else the default one)."""
+    programme_id = enrollment.programme or load_programmes(settings.rules_path).triggers["enrollment"]
+    return schedule_programme(
+        session, enrollment.family, programme_id, start=now, enrollment=enrollment, settings=settings, now=now
+    )
+
+
 def cancel_pending(
     session: Session, family: Family, *, enrollment: Enrollment | None = None, reason: str
 ) -> int:
@@ -215,6 +228,38 @@ def record_answer(session: Session, checkin: CheckIn, outcome: str, *, now: date
     session.flush()
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A parent's reply recorded on a check-in; ``reply`` is ours (None: let triage answer)."""
+
+    checkin: CheckIn
+    outcome: str  # better | same | worse | text
+    reply: str | None
+
+
+def answer_open_checkin(
+    session: Session, family: Family, text: str, level: str, *, now: datetime, settings: Settings
+) -> Answer | None:
+    """Record ``text`` as the answer to the family's open check-in, if one is open.
+
+    ``level`` is the triage of the same text: free text with a red flag ("he turned
+    blue") is recorded as "worse", other free text as "text". The reply is the short
+    thanks for better/same, and the fallback urgent text for worse (triage's own
+    reply should win; the caller decides).
+    """
+    checkin = open_checkin(session, family, now)
+    if checkin is None:
+        return None
+    outcome = parse_answer(text, rules_dir=settings.rules_path) or (
+        "worse" if level in RED_FLAG_LEVELS else "text"
+    )
+    record_answer(session, checkin, outcome, now=now)
+    programmes = load_programmes(settings.rules_path)
+    reply = programmes.replies.get(outcome)
+    rendered = _render(programmes, reply, family, settings) if reply else None
+    return Answer(checkin=checkin, outcome=outcome, reply=rendered)
+
+
 def mark_undelivered(session: Session, provider_sid: str, error_code: int | None) -> CheckIn | None:
     """A status callback said ``undelivered``/``failed``: the check-in never reached the family.
 
@@ -259,6 +304,9 @@ def dispatch_due(
         while ids := _claim(db, now, batch_size):
             with db.session() as session:
                 _dispatch_batch(session, ids, transport, settings, programmes, now, pool, report)
+    for field in fields(report):
+        if count := getattr(report, field.name):
+            CHECKINS.labels(result=field.name).inc(count)
     if report:
         logger.info("dispatch %s at %s: %s", worker_id or "-", now.isoformat(), report)
     return report
@@ -342,11 +390,13 @@ def _dispatch_batch(
         elif streaks.get(checkin.family_id, 0) >= UNANSWERED_LIMIT:
             ending.add(checkin.family_id)
             outgoing.append(
-                (checkin, _render(programmes, programmes.texts["last_message"], checkin, settings))
+                (checkin, _render(programmes, programmes.texts["last_message"], checkin.family, settings))
             )
         else:
             step = programme.step(checkin.step)  # type: ignore[union-attr]  # route checked it
-            outgoing.append((checkin, _render(programmes, programmes.checkin_text(step), checkin, settings)))  # type: ignore[arg-type]
+            outgoing.append(
+                (checkin, _render(programmes, programmes.checkin_text(step), checkin.family, settings))
+            )  # type: ignore[arg-type]
 
     results = pool.map(lambda item: _send(transport, item[0].family.address, item[1]), outgoing)
     for (checkin, body), result in zip(outgoing, results, strict=True):
@@ -410,8 +460,7 @@ def _set(checkin: CheckIn, status: str, last_error: str | None) -> None:
     checkin.status, checkin.last_error = status, last_error
 
 
-def _render(programmes: Programmes, text: dict[str, str], checkin: CheckIn, settings: Settings) -> str:
-    family = checkin.family
+def _render(programmes: Programmes, text: dict[str, str], family: Family, settings: Settings) -> str:
     return programmes.render(
         text, family.language, baby_name=family.baby_name, emergency_number=settings.emergency_number
     )
@@ -439,6 +488,7 @@ def _record_sent(
     report: DispatchReport,
 ) -> None:
     family, enrollment = checkin.family, checkin.enrollment
+    DISPATCH_LAG.observe((now - checkin.due_at).total_seconds())
     checkin.status = "ended" if ended else "sent"
     checkin.attempts += 1
     checkin.sent_at, checkin.provider_sid, checkin.last_error = now, sid, None

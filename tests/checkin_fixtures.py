@@ -6,29 +6,29 @@ PostgreSQL test and the benchmark can build the same rows.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, make_url, select, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import insert, select
 
 from smsbot.config import Settings, load_settings
-from smsbot.db import Database, normalise_url, upgrade
+from smsbot.db import Database
 from smsbot.models import CheckIn, Clinic, Enrollment, Family
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 PARENT_PHONE = "+15550100001"
 
 
-def fresh_database(directory: Path) -> Database:
-    """A new SQLite file database, migrated to head."""
-    url = f"sqlite:///{directory / 'smsbot.db'}"
-    upgrade(url)
-    return Database(url)
+def checkin_database(database_url: str) -> Iterator[Database]:
+    """A ``Database`` on conftest's fresh per-test ``database_url``, without the Flask app.
+
+    Use as ``db = pytest.fixture(checkin_database, name="db")`` in a test module.
+    """
+    database = Database(database_url)
+    yield database
+    database.engine.dispose()
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -87,25 +87,3 @@ def insert_due_checkins(db: Database, count: int, *, due_at: datetime) -> None:
                 for family_id in family_ids
             ],
         )
-
-
-@contextmanager
-def scratch_postgres(server_url: str) -> Iterator[str]:
-    """A throwaway database on the server of ``server_url``, migrated, dropped afterwards.
-
-    Created through the ``postgres`` maintenance database so parallel test runs and other
-    suites using ``server_url`` never see each other's rows.
-    """
-    url = make_url(normalise_url(server_url))
-    name = f"smsbot_test_{secrets.token_hex(6)}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        scratch = url.set(database=name).render_as_string(hide_password=False)
-        upgrade(scratch)
-        yield scratch
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
@@ -14,14 +13,9 @@ from smsbot.cli_checkins import checkins
 from smsbot.messaging.console import MemoryTransport
 from smsbot.models import CheckIn, utcnow
 from smsbot.scheduler import build_scheduler
-from tests.checkin_fixtures import RULES_DIR, add_family, fresh_database, make_settings
+from tests.checkin_fixtures import RULES_DIR, add_family, checkin_database, make_settings
 
-
-@pytest.fixture
-def db(tmp_path: Path):
-    database = fresh_database(tmp_path)
-    yield database
-    database.engine.dispose()
+db = pytest.fixture(checkin_database, name="db")
 
 
 def add_checkin(session, family, *, due_in: timedelta, **fields) -> None:

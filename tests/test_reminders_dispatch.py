@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +10,6 @@ from sqlalchemy import select
 
 from smsbot.db import Database
 from smsbot.messaging import TransportError
-from smsbot.messaging.console import MemoryTransport
 from smsbot.models import CheckIn, Event, Family, Message
 from smsbot.reminders import (
     MAX_ATTEMPTS,
@@ -28,7 +26,7 @@ from tests.checkin_fixtures import (
     add_enrollment,
     add_family,
     all_checkins,
-    fresh_database,
+    checkin_database,
     make_settings,
 )
 
@@ -48,21 +46,12 @@ class FailingTransport:
         raise self.error
 
 
-@pytest.fixture
-def db(tmp_path: Path):
-    database = fresh_database(tmp_path)
-    yield database
-    database.engine.dispose()
+db = pytest.fixture(checkin_database, name="db")
 
 
 @pytest.fixture
 def settings():
     return make_settings()
-
-
-@pytest.fixture
-def outbox() -> MemoryTransport:
-    return MemoryTransport()
 
 
 def report_routine(db: Database, settings, **family_fields: Any) -> None:
@@ -105,7 +94,7 @@ def test_spanish_family_without_a_baby_name_gets_the_spanish_text(db, settings, 
     assert outbox.outbox[0].body.startswith("¿Cómo está su bebé?")
 
 
-def test_a_restart_sends_what_is_due_exactly_once(db, settings, outbox, tmp_path):
+def test_a_restart_sends_what_is_due_exactly_once(db, settings, outbox):
     report_routine(db, settings)
     dispatch_due(db, outbox, settings, DAY_1)
 

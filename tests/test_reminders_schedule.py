@@ -23,16 +23,11 @@ from tests.checkin_fixtures import (
     add_enrollment,
     add_family,
     all_checkins,
-    fresh_database,
+    checkin_database,
     make_settings,
 )
 
-
-@pytest.fixture
-def db(tmp_path: Path):
-    database = fresh_database(tmp_path)
-    yield database
-    database.engine.dispose()
+db = pytest.fixture(checkin_database, name="db")
 
 
 @pytest.fixture

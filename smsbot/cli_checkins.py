@@ -9,26 +9,19 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from smsbot.config import Settings, load_settings
+from smsbot.config import Settings
 from smsbot.db import Database
-from smsbot.messaging import Transport
-from smsbot.messaging.console import ConsoleTransport
+from smsbot.messaging.factory import make_transport
 from smsbot.models import CheckIn, utcnow
+from smsbot.phones import mask_phone
 from smsbot.scheduler import build_scheduler
 
 
-def make_worker_transport(settings: Settings) -> Transport:
-    """The configured transport; the console one until the transport factory is merged."""
-    try:
-        from smsbot.messaging.factory import make_transport
-    except ImportError:
-        return ConsoleTransport()
-    return make_transport(settings)
+def _settings() -> Settings:
+    """Settings from the environment; a bad value is one clear line, not a traceback."""
+    from smsbot.cli import _settings  # imported late: cli.py imports this module
 
-
-def mask_phone(phone: str) -> str:
-    """Only the last 4 digits: operator screens and logs must not expose parents' numbers."""
-    return "…" + phone[-4:]
+    return _settings()  # type: ignore[no-any-return]
 
 
 @click.command("worker")
@@ -38,9 +31,9 @@ def worker() -> None:
     Several workers may run at once; each check-in is still sent once. Run migrations
     first: this command does not change the schema.
     """
-    settings = load_settings()
+    settings = _settings()
     scheduler = build_scheduler(
-        Database(settings.database_url), make_worker_transport(settings), settings, background=False
+        Database(settings.database_url), make_transport(settings), settings, background=False
     )
     click.echo(
         f"smsbot worker: dispatching check-ins every {settings.dispatch_interval_seconds:g} s (Ctrl-C stops)"
@@ -61,7 +54,7 @@ def checkins() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Rows to show.")
 def list_checkins(due: bool, limit: int) -> None:
     """Show check-ins, latest due time first (oldest first with --due); times are UTC."""
-    settings = load_settings()
+    settings = _settings()
     db = Database(settings.database_url)
     query = select(CheckIn).options(joinedload(CheckIn.family)).limit(limit)
     if due:

@@ -55,7 +55,7 @@ def test_checkins_list_masks_phones_and_due_shows_only_what_is_due(db):
         "last_error",
     ]
     assert [line.split()[0] for line in lines[1:]] == ["2", "1"]
-    assert "+1555" not in everything.output and "…0001" in everything.output
+    assert "+1555" not in everything.output and "•••0001" in everything.output
     assert [line.split()[0] for line in due.output.splitlines()[1:]] == ["1"]
     assert due.output.splitlines()[1].split(maxsplit=8)[7:] == ["2", "Twilio 30001: queue overflow"]
 

@@ -11,12 +11,14 @@ import yaml
 from smsbot.models import CheckIn
 from smsbot.programmes import FILENAME, load_programmes, validate_checkins_file
 from smsbot.reminders import (
+    answer_open_checkin,
     cancel_pending,
     open_checkin,
     parse_answer,
     record_answer,
     schedule_after_decision,
     schedule_programme,
+    start_enrollment,
 )
 from tests.checkin_fixtures import (
     RULES_DIR,
@@ -268,3 +270,60 @@ def test_checkin_rows_start_pending_with_a_readable_dedupe_key(db, settings):
         0,
         "1:after_routine:0:20261128T1500:1",
     )
+
+
+def send_first_checkin(session, family, settings) -> CheckIn:
+    """Schedule the routine programme and mark its first check-in sent at its due time."""
+    first = schedule_after_decision(
+        session, family, "routine", now=datetime(2026, 11, 27, 15), settings=settings
+    )[0]
+    first.status, first.sent_at = "sent", first.due_at
+    return first
+
+
+@pytest.mark.parametrize(
+    ("text", "level", "outcome", "reply_start"),
+    [
+        ("2", "info", "same", "Thank you. Keep observing"),
+        ("Better!", "info", "better", "Thank you, glad to hear it. Keep watching Ana"),
+        ("3 worse", "info", "worse", "Please call your baby's doctor today"),
+        ("he turned blue this morning", "emergency", "worse", "Please call your baby's doctor today"),
+        ("she shakes a bit when crying", "routine", "text", None),
+    ],
+)
+def test_a_reply_to_an_open_checkin_is_recorded_with_its_outcome(
+    db, settings, text, level, outcome, reply_start
+):
+    with db.session() as session:
+        family = add_family(session)
+        first = send_first_checkin(session, family, settings)
+        answer = answer_open_checkin(
+            session, family, text, level, now=first.due_at + timedelta(hours=1), settings=settings
+        )
+
+    assert answer is not None and answer.checkin.id == first.id
+    assert (answer.outcome, first.status, first.outcome) == (outcome, "answered", outcome)
+    assert answer.reply == reply_start or answer.reply.startswith(reply_start)
+
+
+def test_a_message_without_an_open_checkin_is_not_an_answer(db, settings):
+    with db.session() as session:
+        family = add_family(session)
+        assert (
+            answer_open_checkin(
+                session, family, "2", "info", now=datetime(2026, 11, 27, 16), settings=settings
+            )
+            is None
+        )
+
+
+def test_a_consented_enrollment_starts_the_clinic_programme_from_consent(db, settings):
+    consented = datetime(2026, 11, 27, 15)
+    with db.session() as session:
+        enrollment = add_enrollment(session, add_family(session), status="active")
+        enrollment.programme = None  # no choice made by the clinic: the default from checkins.yaml
+        run = start_enrollment(session, enrollment, now=consented, settings=settings)
+
+    assert {c.programme for c in run} == {"clinic_followup"}
+    assert [(c.due_at - consented).days for c in run] == [1, 3, 7, 14, 28]
+    assert all(c.enrollment_id == enrollment.id for c in run)

@@ -58,12 +58,19 @@ class Engine:
         self.term_negatable = {tid: term.negatable for tid, term in ruleset.terms.items()}
         # Rules triggered by numbers are checked on every message; phrase rules only when matched.
         self.number_rules = [r for r in ruleset.rules if r.temperature_f or r.count]
-        self.hints = {lang: frozenset(ruleset.language.hints[lang]) for lang in LANGS}
+        # Hint words count double: they are everyday words; phrase words back them up in short texts.
+        self.lang_weights = {
+            lang: {
+                **dict.fromkeys(ruleset.lang_words.get(lang, ()), 1),
+                **dict.fromkeys(ruleset.language.hints[lang], 2),
+            }
+            for lang in LANGS
+        }
 
     def detect_lang(self, tokens: list[str]) -> str:
-        """Spanish when more Spanish than English hint words appear; English otherwise."""
-        es = sum(t in self.hints["es"] for t in tokens)
-        en = sum(t in self.hints["en"] for t in tokens)
+        """Spanish when Spanish words outweigh English ones; English otherwise."""
+        es = sum(self.lang_weights["es"].get(t, 0) for t in tokens)
+        en = sum(self.lang_weights["en"].get(t, 0) for t in tokens)
         return "es" if es > en else "en"
 
     def assess(self, text: str, baby_age_days: int | None, lang: str | None) -> Decision:

@@ -85,12 +85,16 @@ class Lexicon:
         vocabulary.update(language.numbers, language.age_units, language.non_temperature_units)
         vocabulary.update(language.celsius_units, language.fahrenheit_units, language.degree_units)
         vocabulary.update(language.temperature_context, language.not_age_cues)
+        all_stems: set[str] = set()
         for owner, phrase in [*phrases, *(("pseudo", p) for p in language.pseudo_negations)]:
             for pattern in expand(phrase, terms):
                 index = self.stems if pattern[0].endswith("*") else self.words
                 index[pattern[0].rstrip("*")].append((owner, pattern))
                 vocabulary.update(t for t in pattern if t != GAP and not t.endswith("*"))
+                all_stems.update(t[:-1] for t in pattern if t.endswith("*"))
         self.stem_lengths = sorted({len(s) for s in self.stems})
+        self.all_stems = frozenset(all_stems)
+        self.all_stem_lengths = sorted({len(s) for s in all_stems})
         self.vocabulary = frozenset(vocabulary)
         self.ignore = frozenset(settings.fuzzy_ignore)
         by_letter: dict[str, list[str]] = defaultdict(list)
@@ -102,6 +106,8 @@ class Lexicon:
 
     def _canonical(self, token: str) -> str:
         """The vocabulary word a texted token stands for: "stifff" → "stiff", "breathng" → "breathing"."""
+        # A word a stem already covers ("tiembla" ← "tiembl*") is left alone: fuzzy matching
+        # could only turn it into a different word.
         if token in self.vocabulary or not token.isalpha() or self._has_stem(token):
             return token
         doubles = _REPEATS.sub(r"\1\1", token)
@@ -118,7 +124,7 @@ class Lexicon:
         return best[0] if best else token
 
     def _has_stem(self, token: str) -> bool:
-        return any(token[:n] in self.stems for n in self.stem_lengths if n <= len(token))
+        return any(token[:n] in self.all_stems for n in self.all_stem_lengths if n <= len(token))
 
     def tokens(self, text: str) -> list[str]:
         return [self.canonical(t) for t in tokenise(text)]

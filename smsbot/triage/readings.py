@@ -32,8 +32,11 @@ def temperatures_f(tokens: Sequence[str], lang: Language) -> list[float]:
             continue
         unit = tokens[i + 1] if i + 1 < len(tokens) else ""
         if unit in lang.degree_units:
-            unit = tokens[i + 2] if i + 2 < len(tokens) and tokens[i + 2] in (
-                *lang.celsius_units, *lang.fahrenheit_units) else "deg"
+            unit = (
+                tokens[i + 2]
+                if i + 2 < len(tokens) and tokens[i + 2] in (*lang.celsius_units, *lang.fahrenheit_units)
+                else "deg"
+            )
         if unit in lang.non_temperature_units:
             continue
         if unit in lang.celsius_units:

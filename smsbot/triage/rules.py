@@ -138,6 +138,8 @@ class RuleSet:
     replies: Mapping[str, Mapping[str, str]]
     menu: Mapping[str, str]
     baby_fallback: Mapping[str, str]
+    # Words that appear only in one language's phrases: they tell the engine which language a text is in.
+    lang_words: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 class _Reader:
@@ -147,6 +149,7 @@ class _Reader:
         self.path = path
         self.problems: list[RuleFileError] = []
         self.lines = _item_lines(path)
+        self.words: dict[str, set[str]] = {lang: set() for lang in LANGS}
 
     def fail(self, reason: str, *, rule_id: str | None = None, fld: str | None = None, line=None) -> None:
         self.problems.append(RuleFileError(self.path, reason, rule_id=rule_id, field=fld, line=line))
@@ -178,6 +181,8 @@ class _Reader:
                     self.fail(f"{phrase!r}: {problem}", rule_id=rule_id, fld=f"{where}.{lang}", line=line)
                 else:
                     out.append(phrase)
+                    if lang in self.words:
+                        self.words[lang].update(t for t in phrase.split() if t.isalpha())
         return tuple(out)
 
     def per_lang(self, value: Any, where: str, rule_id: str | None, line: int | None) -> dict[str, str]:
@@ -234,8 +239,19 @@ def _item_lines(path: Path) -> dict[tuple[str, int], int]:
 
 
 _RULE_KEYS = {
-    "id", "level", "phrases", "negatable", "exclude", "with", "unless", "temperature_f",
-    "count", "age_days", "only_without_reading", "reason", "examples",
+    "id",
+    "level",
+    "phrases",
+    "negatable",
+    "exclude",
+    "with",
+    "unless",
+    "temperature_f",
+    "count",
+    "age_days",
+    "only_without_reading",
+    "reason",
+    "examples",
 }
 
 
@@ -327,8 +343,16 @@ def _parse_language(r: _Reader, raw: Any) -> Language | None:
     words = {
         name: r.strings(raw.get(name), f"language.{name}", None, None)
         for name in (
-            "negation_cues", "pseudo_negations", "scope_breaks", "contrasts", "continuers", "celsius_units",
-            "fahrenheit_units", "degree_units", "temperature_context", "non_temperature_units",
+            "negation_cues",
+            "pseudo_negations",
+            "scope_breaks",
+            "contrasts",
+            "continuers",
+            "celsius_units",
+            "fahrenheit_units",
+            "degree_units",
+            "temperature_context",
+            "non_temperature_units",
             "not_age_cues",
         )
     }
@@ -350,8 +374,13 @@ def _parse_language(r: _Reader, raw: Any) -> Language | None:
 
 
 def _parse_settings(r: _Reader, raw: Any) -> Settings | None:
-    defaults = {"assumed_age_days": 60, "fuzzy_min_length": 6, "fuzzy_min_ratio": 88.0,
-                "negation_window": 4, "gap_max": 4}
+    defaults = {
+        "assumed_age_days": 60,
+        "fuzzy_min_length": 6,
+        "fuzzy_min_ratio": 88.0,
+        "negation_window": 4,
+        "gap_max": 4,
+    }
     if not isinstance(raw, dict):
         r.fail("must be a mapping", fld="settings")
         return None
@@ -367,8 +396,9 @@ def _parse_settings(r: _Reader, raw: Any) -> Settings | None:
         r.fail("unknown setting", fld=f"settings.{key}")
     if values["fuzzy_min_length"] < 5:
         r.fail("fuzzy matching short words is unsafe; use 5 or more", fld="settings.fuzzy_min_length")
-    return Settings(**{k: (int(v) if k != "fuzzy_min_ratio" and isinstance(v, float) else v)
-                       for k, v in values.items()})
+    return Settings(
+        **{k: (int(v) if k != "fuzzy_min_ratio" and isinstance(v, float) else v) for k, v in values.items()}
+    )
 
 
 def _parse_replies(r: _Reader, raw: Any) -> dict[str, dict[str, str]]:
@@ -396,6 +426,7 @@ class _Parsed:
     terms: dict[str, Term] = field(default_factory=dict)
     topics: list[Topic] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
+    words: dict[str, set[str]] = field(default_factory=lambda: {lang: set() for lang in LANGS})
 
 
 _TRIAGE_KEYS = {"kind", "settings", "language", "terms", "rules", "replies", "baby_fallback"}
@@ -414,8 +445,12 @@ def _parse_file(path: Path, data: dict[str, Any], into: _Parsed) -> list[RuleFil
             r.fail("must be a list", fld="rules")
             rules = []
         into.rules.extend(rule for i, raw in enumerate(rules) if (rule := _parse_rule(r, raw, i)))
-        parsers = {"language": _parse_language, "settings": _parse_settings, "replies": _parse_replies,
-                   "baby_fallback": lambda rd, v: rd.per_lang(v, "baby_fallback", None, None)}
+        parsers = {
+            "language": _parse_language,
+            "settings": _parse_settings,
+            "replies": _parse_replies,
+            "baby_fallback": lambda rd, v: rd.per_lang(v, "baby_fallback", None, None),
+        }
         for key, parse in parsers.items():
             if key in data:
                 into.sections[key] = parse(r, data[key])
@@ -445,6 +480,8 @@ def _parse_file(path: Path, data: dict[str, Any], into: _Parsed) -> list[RuleFil
             into.topics.append(topic)
         if "menu" in data:
             into.sections["menu"] = r.per_lang(data["menu"], "menu", None, None)
+    for lang in LANGS:
+        into.words[lang] |= r.words[lang]
     return r.problems
 
 
@@ -486,8 +523,19 @@ def parse_dir(rules_dir: Path) -> tuple[RuleSet | None, list[RuleFileError]]:
     if problems:
         return None, problems
     s = parsed.sections
-    ruleset = RuleSet(tuple(parsed.rules), parsed.terms, tuple(parsed.topics), s["language"],
-                      s["settings"], s["replies"], s["menu"], s["baby_fallback"])
+    en, es = (parsed.words[lang] for lang in LANGS)
+    lang_words = {"en": frozenset(en - es), "es": frozenset(es - en)}
+    ruleset = RuleSet(
+        tuple(parsed.rules),
+        parsed.terms,
+        tuple(parsed.topics),
+        s["language"],
+        s["settings"],
+        s["replies"],
+        s["menu"],
+        s["baby_fallback"],
+        lang_words,
+    )
     return ruleset, []
 
 
@@ -511,11 +559,13 @@ def _validate_triage_file(path: Path, data: dict[str, Any]) -> list[str]:
     file_problems = _parse_file(path, data, _Parsed())
     if file_problems:
         return [str(p) for p in file_problems]
+    from smsbot.replies import budget_problems
+
     ruleset, problems = parse_dir(path.parent)
     if ruleset is None:
         mine = [p for p in problems if str(p.path) in (str(path), str(path.parent))]
         return [str(p) for p in mine]
-    out: list[str] = []
+    out = [f"{path}: {p}" for p in budget_problems(ruleset)] if data["kind"] == "triage" else []
     for item in [*ruleset.rules, *ruleset.topics]:
         if item.source != str(path):
             continue

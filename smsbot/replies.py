@@ -63,8 +63,8 @@ def budget_problems(ruleset: RuleSet) -> list[str]:
     problems = []
     for level, texts in ruleset.replies.items():
         for lang, template in texts.items():
-            answers = [ruleset.menu[lang], *(t.answer[lang] for t in ruleset.topics)] if level == "info" else [""]
-            for answer in answers:
+            answers = [ruleset.menu[lang], *(t.answer[lang] for t in ruleset.topics)]
+            for answer in answers if level == "info" else [""]:
                 baby = ruleset.baby_fallback[lang]
                 text = _fill(template, emergency_number=LONGEST_NUMBER, reason="", baby=baby, answer=answer)
                 if count_segments(text) > MAX_SEGMENTS:

@@ -27,13 +27,16 @@ _TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*|[a-z]+|[.;!?()\[\]\n]|,|[^\x00-\x7f]")
 _APOSTROPHE = re.compile(r"(?<=[a-z])['’`´](?=[a-z])")
 _REPEATS = re.compile(r"(.)\1{2,}")
 _DOUBLES = re.compile(r"(.)\1+")
+_COMBINING = re.compile(r"[\u0300-\u036f]")
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
 
 
 def normalise(text: str) -> str:
     """Lower-case, strip accents ("está" → "esta") and in-word apostrophes ("isn't" → "isnt")."""
-    text = text.lower().replace("°", " deg ").replace("º", " deg ")
-    text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    text = text.lower()
+    if not text.isascii():  # most texts are plain ASCII: skip the Unicode work for them
+        text = text.replace("°", " deg ").replace("º", " deg ")
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
     return _APOSTROPHE.sub("", text)
 
 
@@ -50,6 +53,8 @@ def tokenise(text: str) -> list[str]:
 
 def number(token: str) -> float | None:
     """A plain number token ("38,2" in Spanish style too), else None; times like 10:38 are not."""
+    if not token[:1].isdigit():
+        return None
     return float(token.replace(",", ".")) if _NUMBER.match(token) else None
 
 
@@ -63,8 +68,35 @@ class Match:
     negated: bool = False
 
 
+class _Node:
+    """A trie node: phrases sharing a beginning share the work of matching it."""
+
+    __slots__ = ("gap", "owners", "stem_lengths", "stems", "words")
+
+    def __init__(self) -> None:
+        self.words: dict[str, _Node] = {}
+        self.stems: dict[str, _Node] = {}
+        self.stem_lengths: tuple[int, ...] = ()
+        self.gap: _Node | None = None
+        self.owners: tuple[str, ...] = ()
+
+    def child(self, item: str) -> _Node:
+        if item == GAP:
+            self.gap = self.gap or _Node()
+            return self.gap
+        table = self.stems if item.endswith("*") else self.words
+        return table.setdefault(item.rstrip("*"), _Node())
+
+    def freeze(self) -> None:
+        """Fix lookup order once built: stems shortest first, owners without duplicates."""
+        self.stem_lengths = tuple(sorted({len(s) for s in self.stems}))
+        self.owners = tuple(dict.fromkeys(self.owners))
+        for node in (*self.words.values(), *self.stems.values(), *([self.gap] if self.gap else [])):
+            node.freeze()
+
+
 class Lexicon:
-    """All phrases of a rule set compiled into a first-token index, plus the language's cue words."""
+    """All phrases of a rule set compiled into one token trie, plus the language's cue words."""
 
     def __init__(
         self,
@@ -79,8 +111,7 @@ class Lexicon:
         # A gap may cross a comma ("it wont stop, even when i hold it") but not a "but".
         self.gap_stops = self.cues | frozenset(language.contrasts) | {HARD}
         self.continuers = frozenset(language.continuers)
-        self.words: dict[str, list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
-        self.stems: dict[str, list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
+        self.root = _Node()
         vocabulary: set[str] = set(self.cues | self.breaks | self.continuers)
         vocabulary.update(language.numbers, language.age_units, language.non_temperature_units)
         vocabulary.update(language.celsius_units, language.fahrenheit_units, language.degree_units)
@@ -88,11 +119,13 @@ class Lexicon:
         all_stems: set[str] = set()
         for owner, phrase in [*phrases, *(("pseudo", p) for p in language.pseudo_negations)]:
             for pattern in expand(phrase, terms):
-                index = self.stems if pattern[0].endswith("*") else self.words
-                index[pattern[0].rstrip("*")].append((owner, pattern))
+                node = self.root
+                for item in pattern:
+                    node = node.child(item)
+                node.owners += (owner,)
                 vocabulary.update(t for t in pattern if t != GAP and not t.endswith("*"))
                 all_stems.update(t[:-1] for t in pattern if t.endswith("*"))
-        self.stem_lengths = sorted({len(s) for s in self.stems})
+        self.root.freeze()
         self.all_stems = frozenset(all_stems)
         self.all_stem_lengths = sorted({len(s) for s in all_stems})
         self.vocabulary = frozenset(vocabulary)
@@ -103,6 +136,14 @@ class Lexicon:
                 by_letter[word[0]].append(word)
         self.fuzzy_targets = dict(by_letter)
         self.canonical = lru_cache(maxsize=65536)(self._canonical)
+        self.first_edges = lru_cache(maxsize=65536)(self._first_edges)
+
+    def _first_edges(self, token: str) -> tuple[_Node, ...]:
+        """Trie nodes a phrase starting with ``token`` leads to; cached, as texts reuse words."""
+        root = self.root
+        edges = [root.words[token]] if token in root.words else []
+        edges += [root.stems[token[:n]] for n in root.stem_lengths if token[:n] in root.stems]
+        return tuple(edges)
 
     def _canonical(self, token: str) -> str:
         """The vocabulary word a texted token stands for: "stifff" → "stiff", "breathng" → "breathing"."""
@@ -133,39 +174,35 @@ class Lexicon:
         """Every phrase occurrence, minus excluded look-alikes, with negation marked."""
         found: list[Match] = []
         for i, tok in enumerate(tokens):
-            candidates = list(self.words.get(tok, ()))
-            for length in self.stem_lengths:
-                if length > len(tok):
-                    break
-                candidates += self.stems.get(tok[:length], ())
-            for owner, pattern in candidates:
-                end = self._match(pattern, 1, tokens, i + 1)
-                if end >= 0:
-                    found.append(Match(owner, i, end))
+            for child in self.first_edges(tok):
+                self._walk(child, tokens, i + 1, i, found)
         found = _drop_excluded(found)
         self._mark_negations(tokens, found)
         return found
 
-    def _match(self, pattern: tuple[str, ...], k: int, tokens: Sequence[str], pos: int) -> int:
-        """End position of ``pattern[k:]`` matched from ``pos``, or -1; gaps take the fewest tokens."""
-        if k == len(pattern):
-            return pos
-        item = pattern[k]
-        if item == GAP:
-            for skip in range(self.settings.gap_max + 1):
-                end = self._match(pattern, k + 1, tokens, pos + skip)
-                if end >= 0:
-                    return end
-                # A gap never crosses a sentence end, a "but", or a negation: "threw up (not green)".
-                if pos + skip >= len(tokens) or tokens[pos + skip] in self.gap_stops:
-                    return -1
-            return -1
-        if pos >= len(tokens):
-            return -1
+    def _step(self, node: _Node, tokens: Sequence[str], pos: int, start: int, found: list[Match]) -> None:
+        """Follow the edges of ``node`` that tokens[pos] matches (the word itself, or a stem of it)."""
         tok = tokens[pos]
-        if item == tok or (item.endswith("*") and tok.startswith(item[:-1])):
-            return self._match(pattern, k + 1, tokens, pos + 1)
-        return -1
+        child = node.words.get(tok)
+        if child is not None:
+            self._walk(child, tokens, pos + 1, start, found)
+        for length in node.stem_lengths:
+            if length > len(tok):
+                break
+            child = node.stems.get(tok[:length])
+            if child is not None:
+                self._walk(child, tokens, pos + 1, start, found)
+
+    def _walk(self, node: _Node, tokens: Sequence[str], pos: int, start: int, found: list[Match]) -> None:
+        found.extend(Match(owner, start, pos) for owner in node.owners)
+        if node.gap is not None:
+            for p in range(pos, min(pos + self.settings.gap_max + 1, len(tokens))):
+                self._step(node.gap, tokens, p, start, found)
+                # A gap never crosses a sentence end, a "but", or a negation: "threw up (not green)".
+                if tokens[p] in self.gap_stops:
+                    break
+        if pos < len(tokens):
+            self._step(node, tokens, pos, start, found)
 
     def _mark_negations(self, tokens: Sequence[str], found: list[Match]) -> None:
         """A cue ("no", "isnt", "sin") negates phrases within a few words, up to a clause break.

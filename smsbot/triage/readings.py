@@ -24,7 +24,7 @@ def _to_f(celsius: float) -> float:
 
 def temperatures_f(tokens: Sequence[str], lang: Language) -> list[float]:
     """Every temperature reading in the text, converted to °F."""
-    about_temperature = any(t in lang.temperature_context for t in tokens)
+    about_temperature: bool | None = None  # only worked out when a bare whole number needs it
     out: list[float] = []
     for i, tok in enumerate(tokens):
         value = number(tok)
@@ -32,11 +32,8 @@ def temperatures_f(tokens: Sequence[str], lang: Language) -> list[float]:
             continue
         unit = tokens[i + 1] if i + 1 < len(tokens) else ""
         if unit in lang.degree_units:
-            unit = (
-                tokens[i + 2]
-                if i + 2 < len(tokens) and tokens[i + 2] in (*lang.celsius_units, *lang.fahrenheit_units)
-                else "deg"
-            )
+            after = tokens[i + 2] if i + 2 < len(tokens) else ""
+            unit = after if after in lang.celsius_units or after in lang.fahrenheit_units else "deg"
         if unit in lang.non_temperature_units:
             continue
         if unit in lang.celsius_units:
@@ -49,9 +46,12 @@ def temperatures_f(tokens: Sequence[str], lang: Language) -> list[float]:
             scale = "F"
         else:
             continue
-        explicit = unit in ("deg", *lang.celsius_units, *lang.fahrenheit_units)
-        if not (explicit or about_temperature or "." in tok or "," in tok):
-            continue
+        explicit = unit == "deg" or unit in lang.celsius_units or unit in lang.fahrenheit_units
+        if not (explicit or "." in tok or "," in tok):
+            if about_temperature is None:
+                about_temperature = not lang.temperature_context.isdisjoint(tokens)
+            if not about_temperature:
+                continue
         if scale == "C" and 30 <= value < 45:
             out.append(_to_f(value))
         elif scale == "F" and 86 <= value < 113:
@@ -63,9 +63,11 @@ def ages_days(tokens: Sequence[str], lang: Language) -> list[int]:
     """Baby ages written in the text ("7 weeks", "2mo", "de 2 meses"), not gestation or durations."""
     out: list[int] = []
     for i, tok in enumerate(tokens[:-1]):
-        value = number(tok) or lang.numbers.get(tok)
         days_per_unit = lang.age_units.get(tokens[i + 1])
-        if not value or not days_per_unit or value > 60:
+        if not days_per_unit:
+            continue
+        value = number(tok) or lang.numbers.get(tok)
+        if not value or value > 60:
             continue
         before = tokens[max(0, i - 2) : i]
         after = tokens[i + 2 : i + 3]

@@ -98,20 +98,20 @@ class Topic:
 class Language:
     """Words the matcher needs to read texts (not clinical content): negation, numbers, units."""
 
-    negation_cues: tuple[str, ...]
+    negation_cues: frozenset[str]
     pseudo_negations: tuple[str, ...]
-    scope_breaks: tuple[str, ...]
-    contrasts: tuple[str, ...]
-    continuers: tuple[str, ...]
+    scope_breaks: frozenset[str]
+    contrasts: frozenset[str]
+    continuers: frozenset[str]
     hints: Mapping[str, tuple[str, ...]]
     numbers: Mapping[str, int]
-    celsius_units: tuple[str, ...]
-    fahrenheit_units: tuple[str, ...]
-    degree_units: tuple[str, ...]
-    temperature_context: tuple[str, ...]
-    non_temperature_units: tuple[str, ...]
+    celsius_units: frozenset[str]
+    fahrenheit_units: frozenset[str]
+    degree_units: frozenset[str]
+    temperature_context: frozenset[str]
+    non_temperature_units: frozenset[str]
     age_units: Mapping[str, int]
-    not_age_cues: tuple[str, ...]
+    not_age_cues: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -340,8 +340,8 @@ def _parse_language(r: _Reader, raw: Any) -> Language | None:
     if not isinstance(raw, dict):
         r.fail("must be a mapping", fld="language")
         return None
-    words = {
-        name: r.strings(raw.get(name), f"language.{name}", None, None)
+    words: dict[str, Any] = {
+        name: frozenset(r.strings(raw.get(name), f"language.{name}", None, None))
         for name in (
             "negation_cues",
             "pseudo_negations",
@@ -365,6 +365,7 @@ def _parse_language(r: _Reader, raw: Any) -> Language | None:
     for name, table in (("numbers", numbers), ("age_units", ages)):
         if not isinstance(table, dict) or not all(isinstance(v, int) for v in table.values()):
             r.fail("must map words to whole numbers", fld=f"language.{name}")
+    words["pseudo_negations"] = tuple(sorted(words["pseudo_negations"]))
     return Language(
         hints={lang: r.strings(hints.get(lang), f"language.hints.{lang}", None, None) for lang in LANGS},
         numbers=dict(numbers) if isinstance(numbers, dict) else {},

@@ -28,7 +28,7 @@ def check(rules_dir: Path):
 def test_the_shipped_rules_pass(rules_dir: Path) -> None:
     result = check(rules_dir)
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("OK: 2 rule files")
+    assert result.output.startswith(f"OK: {len(list(rules_dir.glob('*.yaml')))} rule files")
 
 
 def test_malformed_yaml_is_one_line_naming_the_file(rules_dir: Path) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -214,6 +214,10 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     if family.opted_out:
         # They said STOP: we still triage and alert their clinic, but send nothing.
         return Outcome(reply=None, level=level, flags=decision.flags)
+    if level != "emergency" and _flooding(session, settings, family, now):
+        # Stored, triaged and alerted like any other text; only the reply is held back,
+        # and never for an emergency.
+        return Outcome(reply=None, level=level, flags=decision.flags)
     reply = (
         answered.reply
         if answered is not None and answered.reply and level in ("info", "routine")
@@ -266,6 +270,18 @@ def _consent_pending_enrollments(session: Session, settings: Settings, family: F
         enrollment.status = "active"
         enrollment.consented_at = now
         reminders.start_enrollment(session, enrollment, now=now, settings=settings)
+
+
+def _flooding(session: Session, settings: Settings, family: Family, now: datetime) -> bool:
+    """More texts from this family in the last minute than anyone writes by hand."""
+    recent = session.scalar(
+        select(func.count(Message.id)).where(
+            Message.family_id == family.id,
+            Message.direction == "in",
+            Message.created_at > now - timedelta(minutes=1),
+        )
+    )
+    return recent > settings.flood_messages_per_minute
 
 
 def _reply_text(settings: Settings, name: str, lang: str) -> str:

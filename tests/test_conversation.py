@@ -114,3 +114,22 @@ def test_chat_uses_the_same_pipeline(tmp_path, monkeypatch):
     first, second = result.output.strip().splitlines()
     assert first.startswith("bot [emergency]> Call 911")
     assert second.startswith("bot [info]>") and "START" in second
+
+
+def test_a_flooding_number_is_throttled_but_never_loses_an_emergency(make_app, db):
+    from tests.conftest import PUBLIC_URL, twilio_signature
+
+    client = make_app(flood_messages_per_minute=5).test_client()
+
+    def text(n: int, body: str):  # type: ignore[no-untyped-def]
+        form = {"MessageSid": f"SM{n:032d}", "From": PARENT, "Body": body}
+        signature = twilio_signature(PUBLIC_URL + "/twilio/sms", form)
+        return reply_text(client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature}))
+
+    replies = [text(n, "his legs shake when he cries") for n in range(10)]
+    assert replies[:5] == [replies[0]] * 5 and replies[0] is not None
+    assert replies[5:] == [None] * 5
+    assert text(99, "now his lips are blue").startswith("Call 911")
+    with db.session() as session:
+        assert session.scalar(select(func.count(Message.id)).where(Message.direction == "in")) == 11
+    assert [a.level for a in alerts(db)] == ["emergency"]

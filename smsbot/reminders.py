@@ -14,12 +14,13 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from smsbot.config import Settings, default_rules_dir
@@ -49,6 +50,9 @@ VALIDITY_PERIOD = 3600
 # Sends are network-bound: a few threads overlap their latency (Twilio allows ~100
 # concurrent requests per account before answering 429, which we back off from).
 SEND_THREADS = 8
+
+# Check-in bodies repeat (one text per step and language): count each once.
+_segments = lru_cache(maxsize=1024)(count_segments)
 
 
 @dataclass
@@ -399,13 +403,16 @@ def _dispatch_batch(
             )  # type: ignore[arg-type]
 
     results = pool.map(lambda item: _send(transport, item[0].family.address, item[1]), outgoing)
+    messages = []
     for (checkin, body), result in zip(outgoing, results, strict=True):
         if isinstance(result, TransportError):
             _record_failure(session, checkin, result, now, report)
         else:
-            _record_sent(
-                session, checkin, body, result, now, ended=checkin.family_id in ending, report=report
-            )
+            ended = checkin.family_id in ending
+            messages.append(_record_sent(session, checkin, body, result, now, ended=ended, report=report))
+    if messages:
+        # One executemany, not one ORM insert per row: the batch's biggest cost otherwise.
+        session.execute(insert(Message), messages)
 
 
 def _route(
@@ -486,27 +493,13 @@ def _record_sent(
     *,
     ended: bool,
     report: DispatchReport,
-) -> None:
+) -> dict[str, Any]:
+    """Mark the check-in sent (or ended); the outbound ``Message`` row to insert for it."""
     family, enrollment = checkin.family, checkin.enrollment
     DISPATCH_LAG.observe((now - checkin.due_at).total_seconds())
     checkin.status = "ended" if ended else "sent"
     checkin.attempts += 1
     checkin.sent_at, checkin.provider_sid, checkin.last_error = now, sid, None
-    session.add(
-        Message(
-            family_id=family.id,
-            clinic_id=enrollment.clinic_id if enrollment else None,
-            direction="out",
-            kind="checkin",
-            body=body,
-            provider_sid=sid,
-            checkin_id=checkin.id,
-            status="queued",
-            lang=family.language,
-            segments=count_segments(body),
-            created_at=now,
-        )
-    )
     if ended:
         reason = f"ended after {UNANSWERED_LIMIT} unanswered check-ins"
         cancelled = _cancel(session, reason, CheckIn.family_id == family.id, CheckIn.id != checkin.id)
@@ -514,6 +507,19 @@ def _record_sent(
         report.ended += 1
     else:
         report.sent += 1
+    return {
+        "family_id": family.id,
+        "clinic_id": enrollment.clinic_id if enrollment else None,
+        "direction": "out",
+        "kind": "checkin",
+        "body": body,
+        "provider_sid": sid,
+        "checkin_id": checkin.id,
+        "status": "queued",
+        "lang": family.language,
+        "segments": _segments(body),
+        "created_at": now,
+    }
 
 
 def _record_failure(

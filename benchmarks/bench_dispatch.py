@@ -29,9 +29,9 @@ from bench_fake_twilio import SENDER, SID, TOKEN, fake_in_process
 from sqlalchemy import func, select
 
 from smsbot.db import Database, upgrade
+from smsbot.dispatch import dispatch_due
 from smsbot.messaging.twilio import TwilioTransport
 from smsbot.models import CheckIn
-from smsbot.reminders import dispatch_due
 from tests.checkin_fixtures import insert_due_checkins, make_settings
 from tests.postgres import scratch_postgres_database
 

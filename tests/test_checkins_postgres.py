@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from smsbot.db import Database, upgrade
+from smsbot.dispatch import DispatchReport, dispatch_due
 from smsbot.messaging.twilio import TwilioTransport
 from smsbot.models import CheckIn, Message
-from smsbot.reminders import DispatchReport, dispatch_due
 from tests.checkin_fixtures import insert_due_checkins, make_settings
 from tests.fake_twilio import FakeTwilio
 from tests.postgres import scratch_postgres_database

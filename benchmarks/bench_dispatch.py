@@ -17,6 +17,7 @@ import multiprocessing
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -78,12 +79,15 @@ def run(url: str, api_url: str, checkins: int, workers: int, batch_size: int) ->
     return elapsed
 
 
-def sent_rows(url: str) -> int:
+def statuses(url: str) -> Counter[str]:
+    """Check-ins per status: ``sent``, or ``pending`` when a transient error queued a retry."""
     db = Database(url)
     with db.session() as session:
-        sent = session.scalar(select(func.count()).where(CheckIn.status == "sent"))
+        counts = Counter(
+            dict(session.execute(select(CheckIn.status, func.count()).group_by(CheckIn.status)).all())
+        )
     db.engine.dispose()
-    return sent or 0
+    return counts
 
 
 def main() -> None:
@@ -104,11 +108,13 @@ def main() -> None:
                 before = accepted()
                 with database() as url:
                     elapsed = run(url, api_url, args.checkins, workers, args.batch_size)
-                    sent = sent_rows(url)
-                duplicates, lost = accepted() - before - sent, args.checkins - sent
+                    counts = statuses(url)
+                sent, retrying = counts["sent"], counts["pending"]
+                duplicates, lost = accepted() - before - sent, args.checkins - sent - retrying
                 print(
                     f"{name:10} {workers} worker(s): {args.checkins} check-ins in {elapsed:5.1f} s"
-                    f" = {args.checkins / elapsed:6,.0f}/s; duplicates {duplicates}, lost {lost}",
+                    f" = {sent / elapsed:6,.0f} sent/s; retry queued {retrying}, duplicates {duplicates},"
+                    f" lost {lost}",
                     flush=True,
                 )
 

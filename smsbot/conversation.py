@@ -16,13 +16,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import alerts, reminders
+from smsbot import alerts, families, reminders
 from smsbot.config import Settings
 from smsbot.db import Database
 from smsbot.keywords import load_keywords
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message, utcnow
-from smsbot.phones import mask_phone
 from smsbot.replies import render_reply
 from smsbot.triage import Decision, assess, load_rules
 
@@ -84,7 +83,7 @@ def _store_inbound(db: Database, inbound: Inbound, now: datetime) -> tuple[int, 
                 existing = session.scalar(select(Message.id).where(Message.provider_sid == inbound.sid))
                 if existing is not None:
                     return existing, False
-                family = find_or_create_family(session, inbound.phone, inbound.channel, now)
+                family = families.find_or_create_family(session, inbound.phone, inbound.channel, now)
                 message = Message(
                     family_id=family.id,
                     direction="in",
@@ -149,15 +148,6 @@ def _reply_row(inbound: Message, outcome: Outcome) -> Message:
         segments=count_segments(outcome.reply or ""),
         created_at=inbound.created_at,
     )
-
-
-def find_or_create_family(session: Session, phone: str, channel: str, now: datetime) -> Family:
-    family = session.scalar(select(Family).where(Family.phone == phone, Family.channel == channel))
-    if family is None:
-        family = Family(phone=phone, channel=channel, created_at=now)
-        session.add(family)
-        session.flush()
-    return family
 
 
 def process(session: Session, settings: Settings, message: Message, num_media: int, now: datetime) -> Outcome:
@@ -230,7 +220,7 @@ def _handle_keyword(
     session: Session, settings: Settings, family: Family, action: str, lang: str, now: datetime
 ) -> Outcome:
     if action == "stop":
-        opt_out(session, family, now=now, source="keyword")
+        families.opt_out(session, family, now=now, source="keyword")
     elif action == "start":
         family.opted_out_at = None
         _consent_pending_enrollments(session, settings, family, now)
@@ -239,26 +229,6 @@ def _handle_keyword(
     if settings.twilio_advanced_opt_out:
         return Outcome(reply=None, level="info")  # Twilio has already answered the keyword
     return Outcome(reply=_reply_text(settings, action, lang), level="info")
-
-
-def opt_out(session: Session, family: Family, *, now: datetime, source: str) -> None:
-    """STOP: no more messages of any kind, pending check-ins and enrollments end at once."""
-    family.opted_out_at = family.opted_out_at or now
-    cancelled = reminders.cancel_pending(session, family, reason="opted out")
-    session.execute(
-        update(Enrollment)
-        .where(Enrollment.family_id == family.id, Enrollment.status != "ended")
-        .values(status="ended", ended_at=now)
-    )
-    session.add(
-        Event(
-            family_id=family.id,
-            kind="opted_out",
-            detail={"source": source, "cancelled": cancelled},
-            created_at=now,
-        )
-    )
-    log.info("family %s opted out (%s), %d check-ins cancelled", mask_phone(family.phone), source, cancelled)
 
 
 def _consent_pending_enrollments(session: Session, settings: Settings, family: Family, now: datetime) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from smsbot.config import Settings
 from smsbot.db import Database
+from smsbot.families import opt_out
 from smsbot.localtime import family_zone, next_allowed, quiet_window
 from smsbot.messaging import Transport, TransportError
 from smsbot.messaging.segments import count_segments
@@ -303,11 +304,8 @@ def _record_failure(
     checkin.last_error = str(error)[:255]
     if error.opted_out:
         # Twilio 21610: the parent texted STOP to the number; never message them again.
-        family = checkin.family
-        family.opted_out_at = family.opted_out_at or now
         checkin.status = "failed"
-        cancelled = cancel_where(session, "family opted out", CheckIn.family_id == family.id)
-        _event(session, family, "opted_out", now, source="provider", code=error.code, cancelled=cancelled)
+        opt_out(session, checkin.family, now=now, source="provider", code=error.code)
         report.failed += 1
     elif error.permanent or checkin.attempts >= MAX_ATTEMPTS:
         checkin.status = "failed"

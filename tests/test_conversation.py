@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from smsbot.cli import main
+from smsbot.dispatch import dispatch_due
 from smsbot.models import Alert, CheckIn, Message, utcnow
-from smsbot.reminders import dispatch_due
 from tests.conftest import PARENT
 from tests.test_webhook import reply_text
 

@@ -1,0 +1,468 @@
+"""Clinics, their staff and API tokens, and enrolling families for follow-up.
+
+The enrollment functions are the one path shared by the REST API, the CSV import and the
+dashboard, so validation, idempotency and the consent rule live in exactly one place:
+enrolling sends one consent text and nothing else goes out until the family answers YES.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import ColumnElement, Select, and_, or_, select, update
+from sqlalchemy.orm import Session
+from werkzeug.security import generate_password_hash
+
+from smsbot.clinic_texts import load_clinic_texts
+from smsbot.config import Settings
+from smsbot.conversation import find_or_create_family
+from smsbot.keywords import LANGS
+from smsbot.messaging import Transport, TransportError
+from smsbot.messaging.segments import count_segments
+from smsbot.models import ApiToken, CheckIn, Clinic, Enrollment, Event, Family, Message, Staff
+from smsbot.phones import InvalidPhoneError, normalise_phone
+
+TOKEN_PREFIX = "smsb_"
+CHANNELS = ("sms", "whatsapp")
+MIN_PASSWORD_LENGTH = 10
+# Check-ins are for young babies; an older birth date is almost always a typo (e.g. the
+# parent's own birth date in a CSV column).
+MAX_BABY_AGE = timedelta(days=2 * 366)
+# Family fields a clinic may set; phone and channel identify the family and are fixed.
+PROFILE_FIELDS = ("language", "baby_name", "baby_birth_date", "timezone")
+TEXT_LIMITS = {"baby_name": 100, "external_ref": 100}
+CLEARABLE_FIELDS = ("baby_name", "baby_birth_date", "timezone", "external_ref")
+FAMILY_FIELDS = ("phone", "channel", "programme", "language", *CLEARABLE_FIELDS)
+# Until the check-ins loader is in this branch (TODO(clinics): drop after merging main).
+FALLBACK_PROGRAMMES = frozenset({"after_routine", "after_urgent", "after_emergency", "clinic_followup"})
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid input field, in the terms the API error shape and the CSV report use."""
+
+    field: str
+    code: str
+    message: str
+
+
+class InvalidFieldsError(ValueError):
+    """Input failed validation; ``errors`` lists every problem, not just the first."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+class ConflictError(ValueError):
+    """The request is valid but clashes with the current state (duplicate slug, other programme)."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+# --- clinics and staff -------------------------------------------------------------------
+
+
+def parse_quiet_hours(raw: str) -> tuple[str, str]:
+    """``"20:00-09:00"`` → ("20:00", "09:00"); the window in which scheduled texts wait."""
+    match = re.fullmatch(r"\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*", raw)
+    if match is None:
+        raise ValueError("quiet hours must look like 20:00-09:00")
+    for part in match.groups():
+        time.fromisoformat(part)  # rejects 25:00
+    return match.group(1), match.group(2)
+
+
+def create_clinic(
+    session: Session,
+    settings: Settings,
+    *,
+    slug: str,
+    name: str,
+    timezone: str,
+    oncall_phone: str | None = None,
+    webhook_url: str | None = None,
+    quiet_hours: str | None = None,
+) -> Clinic:
+    """Create a clinic with a fresh webhook secret (used to sign its alert webhooks)."""
+    errors = []
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,63}", slug):
+        errors.append(FieldError("slug", "invalid_slug", "use 2-64 lower-case letters, digits and '-'"))
+    if not name.strip():
+        errors.append(FieldError("name", "missing_field", "a clinic needs a name"))
+    if not _is_timezone(timezone):
+        errors.append(FieldError("timezone", "invalid_timezone", f"{timezone!r} is not a time zone"))
+    if webhook_url and not re.match(r"^https?://[^/\s]+", webhook_url):
+        errors.append(FieldError("webhook_url", "invalid_url", "must be an http(s) URL"))
+    start = end = None
+    if quiet_hours:
+        try:
+            start, end = parse_quiet_hours(quiet_hours)
+        except ValueError as error:
+            errors.append(FieldError("quiet_hours", "invalid_quiet_hours", str(error)))
+    if oncall_phone:
+        try:
+            oncall_phone = normalise_phone(oncall_phone, settings.default_region)
+        except InvalidPhoneError as error:
+            errors.append(FieldError("oncall_phone", "invalid_phone", str(error)))
+    if errors:
+        raise InvalidFieldsError(errors)
+    if session.scalar(select(Clinic.id).where(Clinic.slug == slug)) is not None:
+        raise ConflictError("slug_taken", f"a clinic with slug {slug!r} already exists", "slug")
+    clinic = Clinic(
+        slug=slug,
+        name=name.strip(),
+        timezone=timezone,
+        quiet_hours_start=start,
+        quiet_hours_end=end,
+        oncall_phone=oncall_phone or None,
+        webhook_url=webhook_url or None,
+        webhook_secret=secrets.token_hex(32),
+    )
+    session.add(clinic)
+    session.flush()
+    return clinic
+
+
+def get_clinic(session: Session, slug: str) -> Clinic | None:
+    return session.scalar(select(Clinic).where(Clinic.slug == slug))
+
+
+def add_staff(session: Session, clinic: Clinic, *, email: str, password: str, name: str = "") -> Staff:
+    """Add a staff account; the password is stored as a scrypt hash (werkzeug's default KDF)."""
+    email = email.strip().lower()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        raise InvalidFieldsError([FieldError("email", "invalid_email", "not an email address")])
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidFieldsError(
+            [FieldError("password", "weak_password", f"use at least {MIN_PASSWORD_LENGTH} characters")]
+        )
+    if session.scalar(select(Staff.id).where(Staff.email == email)) is not None:
+        raise ConflictError("email_taken", "a staff account with this email already exists", "email")
+    staff = Staff(clinic_id=clinic.id, email=email, name=name, password_hash=generate_password_hash(password))
+    session.add(staff)
+    session.flush()
+    return staff
+
+
+# --- API tokens --------------------------------------------------------------------------
+
+
+def _token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def create_token(session: Session, clinic: Clinic, name: str = "") -> str:
+    """Create an API token and return it; only its SHA-256 is stored, so show it once."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(clinic_id=clinic.id, name=name, token_hash=_token_hash(raw), prefix=raw[:13]))
+    session.flush()
+    return raw
+
+
+def revoke_token(session: Session, clinic: Clinic, prefix_or_id: str, *, now: datetime) -> ApiToken:
+    """Revoke one of ``clinic``'s tokens by its shown prefix or numeric id (LookupError if none)."""
+    query = select(ApiToken).where(ApiToken.clinic_id == clinic.id)
+    if prefix_or_id.isdigit():
+        query = query.where(ApiToken.id == int(prefix_or_id))
+    else:
+        query = query.where(ApiToken.prefix == prefix_or_id)
+    tokens = session.scalars(query).all()
+    if len(tokens) != 1:
+        raise LookupError(f"no single token of {clinic.slug} matches {prefix_or_id!r}")
+    tokens[0].revoked_at = tokens[0].revoked_at or now
+    return tokens[0]
+
+
+def authenticate_token(session: Session, raw: str) -> ApiToken | None:
+    """The live token for ``raw``, or None.
+
+    Looking the token up by its hash means no secret is ever compared byte by byte, so
+    response timing reveals nothing about valid tokens.
+    """
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    return session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _token_hash(raw), ApiToken.revoked_at.is_(None))
+    )
+
+
+# --- enrollment --------------------------------------------------------------------------
+
+
+def programme_ids(settings: Settings) -> frozenset[str]:
+    """Programme ids a clinic may enroll a family in, from ``rules/checkins.yaml``."""
+    try:
+        from smsbot.programmes import load_programmes
+    except ImportError:
+        return FALLBACK_PROGRAMMES
+    return frozenset(load_programmes(settings.rules_path).programmes)
+
+
+def _is_timezone(name: Any) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return False
+    return True
+
+
+def clean_family_fields(
+    raw: Mapping[str, Any], settings: Settings, *, today: date, required: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Validate and normalise family input from the API, a CSV row or the dashboard.
+
+    Only the keys present are returned, so callers can update just what was given; a
+    ``None`` optional field means "clear it". Raises InvalidFieldsError listing every problem.
+    """
+    errors: list[FieldError] = []
+    values: dict[str, Any] = {}
+
+    def fail(field: str, code: str, message: str) -> None:
+        errors.append(FieldError(field, code, message))
+
+    for field in required:
+        if raw.get(field) in (None, ""):
+            fail(field, "missing_field", f"{field} is required")
+    for field, value in raw.items():
+        if field not in FAMILY_FIELDS:
+            fail(field, "unknown_field", f"unknown field {field!r}")
+            continue
+        if field in required and value in (None, ""):
+            continue  # reported above
+        if value is None:
+            if field in CLEARABLE_FIELDS:
+                values[field] = None
+            else:
+                fail(field, "invalid_value", f"{field} cannot be null")
+            continue
+        if field == "baby_birth_date" and isinstance(value, date):
+            value = value.isoformat()
+        if not isinstance(value, str):
+            fail(field, "invalid_type", f"{field} must be a string")
+            continue
+        value = value.strip()
+        if field == "phone":
+            try:
+                values[field] = normalise_phone(value, settings.default_region)
+            except InvalidPhoneError as error:
+                fail(field, "invalid_phone", str(error))
+        elif field == "channel":
+            values[field] = value.lower()
+            if values[field] not in CHANNELS:
+                fail(field, "invalid_channel", f"channel must be one of {', '.join(CHANNELS)}")
+        elif field == "language":
+            values[field] = value.lower()
+            if values[field] not in LANGS:
+                fail(field, "unknown_language", f"language must be one of {', '.join(LANGS)}")
+        elif field == "programme":
+            values[field] = value
+            if value not in programme_ids(settings):
+                fail(field, "unknown_programme", f"no check-in programme {value!r}")
+        elif field == "baby_birth_date":
+            try:
+                born = date.fromisoformat(value)
+            except ValueError:
+                fail(field, "invalid_date", "use a YYYY-MM-DD date")
+                continue
+            if born > today or born < today - MAX_BABY_AGE:
+                fail(field, "invalid_date", "must be a young baby's birth date, not in the future")
+            values[field] = born
+        elif field == "timezone":
+            values[field] = value
+            if not _is_timezone(value):
+                fail(field, "invalid_timezone", f"{value!r} is not a time zone")
+        else:
+            values[field] = value or None
+            if len(value) > TEXT_LIMITS[field]:
+                fail(field, "too_long", f"{field} is longer than {TEXT_LIMITS[field]} characters")
+    if errors:
+        raise InvalidFieldsError(errors)
+    return values
+
+
+def enroll_family(
+    session: Session,
+    clinic: Clinic,
+    *,
+    phone: str,
+    programme: str,
+    language: str | None = None,
+    baby_name: str | None = None,
+    baby_birth_date: date | str | None = None,
+    timezone: str | None = None,
+    external_ref: str | None = None,
+    channel: str = "sms",
+    now: datetime,
+    settings: Settings,
+    transport: Transport,
+) -> tuple[Enrollment, bool]:
+    """Enroll a family at ``clinic``; return (enrollment, created).
+
+    Idempotent: enrolling the same number at the same clinic updates the given fields and
+    sends nothing new; another clinic gets its own Enrollment. A new (or re-opened, after
+    unenroll) enrollment waits for consent and gets one consent text, unless the family
+    has opted out: then it stays ``awaiting_consent`` silently until they text START.
+    Optional fields left as None keep their current value. Raises InvalidFieldsError or
+    ConflictError (already following the family in another programme).
+    """
+    given = {
+        "phone": phone,
+        "channel": channel,
+        "programme": programme,
+        "language": language,
+        "baby_name": baby_name,
+        "baby_birth_date": baby_birth_date,
+        "timezone": timezone,
+        "external_ref": external_ref,
+    }
+    values = clean_family_fields(
+        {k: v for k, v in given.items() if v is not None},
+        settings,
+        today=now.date(),
+        required=("phone", "programme"),
+    )
+    family = find_or_create_family(session, values["phone"], values.get("channel", "sms"), now)
+    enrollment = session.scalar(
+        select(Enrollment).where(Enrollment.clinic_id == clinic.id, Enrollment.family_id == family.id)
+    )
+    active = enrollment is not None and enrollment.status == "active"
+    if active and enrollment.programme != values["programme"]:
+        raise ConflictError(
+            "enrolled_in_other_programme",
+            f"already following this family in {enrollment.programme!r}; unenroll first",
+            "programme",
+        )
+    _apply_profile(family, values)
+    created = enrollment is None
+    if created:
+        enrollment = Enrollment(clinic_id=clinic.id, family_id=family.id, enrolled_at=now)
+        session.add(enrollment)
+    reopened = not created and enrollment.status == "ended"
+    if created or reopened:
+        enrollment.status, enrollment.consented_at, enrollment.ended_at = "awaiting_consent", None, None
+    enrollment.programme = values["programme"]
+    if "external_ref" in values:
+        enrollment.external_ref = values["external_ref"]
+    session.flush()
+    if created or reopened:
+        session.add(
+            Event(
+                family_id=family.id,
+                kind="enrolled",
+                detail={"clinic": clinic.slug, "programme": enrollment.programme},
+                created_at=now,
+            )
+        )
+        if not family.opted_out:
+            _send_consent(session, clinic, family, transport=transport, settings=settings, now=now)
+    return enrollment, created
+
+
+def update_family(enrollment: Enrollment, values: Mapping[str, Any]) -> None:
+    """Apply cleaned profile fields (see ``clean_family_fields``) to an enrolled family."""
+    _apply_profile(enrollment.family, values)
+    if "external_ref" in values:
+        enrollment.external_ref = values["external_ref"]
+
+
+def _apply_profile(family: Family, values: Mapping[str, Any]) -> None:
+    for field in PROFILE_FIELDS:
+        if field in values:
+            setattr(family, field, values[field])
+
+
+def _send_consent(
+    session: Session,
+    clinic: Clinic,
+    family: Family,
+    *,
+    transport: Transport,
+    settings: Settings,
+    now: datetime,
+) -> Message:
+    """Send the one consent request and record it (a failed send is a stored row too)."""
+    texts = load_clinic_texts(settings.rules_path)
+    lang = family.language
+    body = texts.render("consent", lang, clinic=clinic.name, baby=texts.baby(family.baby_name, lang))
+    message = Message(
+        family_id=family.id,
+        clinic_id=clinic.id,
+        direction="out",
+        kind="consent",
+        body=body,
+        lang=lang,
+        segments=count_segments(body),
+        created_at=now,
+    )
+    try:
+        message.provider_sid = transport.send(family.address, body)
+        message.status = "queued"
+    except TransportError as error:
+        message.status, message.error_code = "failed", error.code
+    session.add(message)
+    session.flush()
+    return message
+
+
+def unenroll(session: Session, enrollment: Enrollment, *, now: datetime) -> bool:
+    """End an enrollment and cancel its pending check-ins; False when it had already ended."""
+    if enrollment.status == "ended":
+        return False
+    enrollment.status, enrollment.ended_at = "ended", now
+    session.execute(
+        update(CheckIn)
+        .where(CheckIn.enrollment_id == enrollment.id, CheckIn.status == "pending")
+        .values(status="cancelled", last_error="unenrolled by clinic")
+    )
+    session.add(
+        Event(
+            family_id=enrollment.family_id,
+            kind="unenrolled",
+            detail={"clinic_id": enrollment.clinic_id},
+            created_at=now,
+        )
+    )
+    return True
+
+
+def enrollment_window(enrollment: Enrollment, created_at: Any) -> list[ColumnElement[bool]]:
+    """Criteria limiting ``created_at`` to while the clinic followed the family.
+
+    Families are shared between clinics: a clinic sees only what happened since it
+    enrolled the family (and until it unenrolled them).
+    """
+    criteria = [created_at >= enrollment.enrolled_at]
+    if enrollment.ended_at is not None:
+        criteria.append(created_at <= enrollment.ended_at)
+    return criteria
+
+
+def family_messages(enrollment: Enrollment) -> Select[tuple[Message]]:
+    """Messages a clinic may read for one enrollment: never one tagged with another clinic."""
+    return select(Message).where(
+        Message.family_id == enrollment.family_id,
+        or_(Message.clinic_id.is_(None), Message.clinic_id == enrollment.clinic_id),
+        *enrollment_window(enrollment, Message.created_at),
+    )
+
+
+def family_checkins(enrollment: Enrollment) -> Select[tuple[CheckIn]]:
+    """Check-ins of this enrollment, plus the family's own triage check-ins while enrolled."""
+    return select(CheckIn).where(
+        CheckIn.family_id == enrollment.family_id,
+        or_(
+            CheckIn.enrollment_id == enrollment.id,
+            and_(CheckIn.enrollment_id.is_(None), *enrollment_window(enrollment, CheckIn.created_at)),
+        ),
+    )

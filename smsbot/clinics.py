@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -212,9 +213,14 @@ def programme_ids(settings: Settings) -> frozenset[str]:
 def _is_timezone(name: Any) -> bool:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         return False
     return True
+
+
+def is_storable_text(value: str) -> bool:
+    """PostgreSQL refuses NUL in text and a lone surrogate cannot be encoded: refuse both early."""
+    return "\x00" not in value and not any(unicodedata.category(ch) == "Cs" for ch in value)
 
 
 def clean_family_fields(
@@ -251,6 +257,9 @@ def clean_family_fields(
         if not isinstance(value, str):
             fail(field, "invalid_type", f"{field} must be a string")
             continue
+        if not is_storable_text(value):
+            fail(field, "invalid_value", f"{field} contains a NUL or unpaired surrogate character")
+            continue
         value = value.strip()
         if field == "phone":
             try:
@@ -280,7 +289,7 @@ def clean_family_fields(
             values[field] = born
         elif field == "timezone":
             values[field] = value
-            if not _is_timezone(value):
+            if len(value) > 64 or not _is_timezone(value):
                 fail(field, "invalid_timezone", f"{value!r} is not a time zone")
         else:
             values[field] = value or None

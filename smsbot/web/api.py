@@ -29,6 +29,13 @@ MAX_NOTE_CHARS = 2000
 READ_ONLY_FIELDS = ("phone", "channel", "programme")
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at: useful to staff, not worth a write per call
 PUBLIC_ENDPOINTS = ("api.openapi",)
+PAGE_PARAMETERS = {"limit", "cursor"}
+QUERY_PARAMETERS = {
+    "api.list_families": {*PAGE_PARAMETERS, "status"},
+    "api.list_alerts": {*PAGE_PARAMETERS, "status"},
+    "api.list_messages": PAGE_PARAMETERS,
+    "api.list_checkins": PAGE_PARAMETERS,
+}
 
 
 class ApiError(Exception):
@@ -86,6 +93,10 @@ def _require_token() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     token = _token()
+    # A typo such as ?stauts=open must not silently return every alert.
+    unknown = sorted(set(request.args) - QUERY_PARAMETERS.get(request.endpoint or "", set()))
+    if unknown:
+        raise ApiError(422, "unknown_parameter", f"unknown query parameter {unknown[0]!r}", unknown[0])
     now = utcnow()
     if token.last_used_at is None or token.last_used_at < now - TOKEN_TOUCH_INTERVAL:
         token.last_used_at = now

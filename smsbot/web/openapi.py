@@ -32,7 +32,8 @@ def _body(schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
 
 def _responses(ok: dict[str, dict[str, Any]], *errors: str) -> dict[str, Any]:
     """Success responses plus the errors every authenticated call can return."""
-    return {**ok, **{code: {"$ref": f"#/components/responses/{code}"} for code in ("401", "429", *errors)}}
+    common = ("401", "422", "429")  # 422 also for an unknown query parameter
+    return {**ok, **{code: {"$ref": f"#/components/responses/{code}"} for code in (*common, *errors)}}
 
 
 def _all_required(schema: dict[str, Any]) -> dict[str, Any]:
@@ -208,7 +209,7 @@ SCHEMAS: dict[str, Any] = {
     ),
     "Acknowledge": {
         "type": "object",
-        "properties": {"note": {"type": "string", "maxLength": 2000}},
+        "properties": {"note": {"type": ["string", "null"], "maxLength": 2000}},
         "additionalProperties": False,
     },
     "FamilyPage": _page_of("Family"),
@@ -222,7 +223,7 @@ RESPONSES = {
     "401": _error("Missing, unknown or revoked API token."),
     "404": _error("No such resource at this clinic."),
     "409": _error("Conflicts with the current state."),
-    "422": _error("A field is missing or invalid; `field` names it."),
+    "422": _error("A field or query parameter is missing, unknown or invalid; `field` names it."),
     "429": _error("Too many requests for this token; retry after the Retry-After header."),
 }
 

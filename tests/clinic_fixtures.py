@@ -64,7 +64,9 @@ def world(app: Flask, db: Database) -> ClinicWorld:
 def api(client: FlaskClient, world: ClinicWorld) -> Callable[..., TestResponse]:
     """Call the API as Riverside (or ``token=...``); ``json=`` sends a JSON body."""
 
-    def call(method: str, path: str, *, token: str | None = world.riverside_token, **kwargs: Any) -> TestResponse:
+    def call(
+        method: str, path: str, *, token: str | None = world.riverside_token, **kwargs: Any
+    ) -> TestResponse:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return client.open("/api/v1" + path, method=method, headers=headers, **kwargs)
 

@@ -6,8 +6,10 @@ Import into a test module with ``from tests.clinic_fixtures import *``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,7 +21,16 @@ from smsbot import clinics
 from smsbot.db import Database
 from smsbot.models import utcnow
 
-__all__ = ["ONCALL", "PROGRAMME", "ClinicWorld", "api", "enroll_parent", "world"]
+__all__ = [
+    "ONCALL",
+    "PROGRAMME",
+    "ClinicWorld",
+    "WebhookReceiver",
+    "api",
+    "enroll_parent",
+    "receiver",
+    "world",
+]
 
 ONCALL = "+15550109999"
 PROGRAMME = "clinic_followup"
@@ -83,3 +94,37 @@ def enroll_parent(api: Callable[..., TestResponse]) -> Callable[..., dict[str, A
         return response.get_json()
 
     return enroll
+
+
+@dataclass
+class WebhookReceiver:
+    """A clinic's webhook endpoint on 127.0.0.1: records every POST, answers ``statuses`` in turn."""
+
+    url: str
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)  # then 204 forever
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    state = WebhookReceiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            state.requests.append((dict(self.headers.items()), body))
+            self.send_response(state.statuses.pop(0) if state.statuses else 204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_port}/smsbot-alerts"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join()

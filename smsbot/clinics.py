@@ -17,10 +17,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
+from smsbot import reminders
 from smsbot.clinic_texts import load_clinic_texts
 from smsbot.config import Settings
 from smsbot.conversation import find_or_create_family
@@ -29,6 +30,7 @@ from smsbot.messaging import Transport, TransportError
 from smsbot.messaging.segments import count_segments
 from smsbot.models import ApiToken, CheckIn, Clinic, Enrollment, Event, Family, Message, Staff
 from smsbot.phones import InvalidPhoneError, normalise_phone
+from smsbot.programmes import load_programmes
 
 TOKEN_PREFIX = "smsb_"
 CHANNELS = ("sms", "whatsapp")
@@ -41,8 +43,6 @@ PROFILE_FIELDS = ("language", "baby_name", "baby_birth_date", "timezone")
 TEXT_LIMITS = {"baby_name": 100, "external_ref": 100}
 CLEARABLE_FIELDS = ("baby_name", "baby_birth_date", "timezone", "external_ref")
 FAMILY_FIELDS = ("phone", "channel", "programme", "language", *CLEARABLE_FIELDS)
-# Until the check-ins loader is in this branch (TODO(clinics): drop after merging main).
-FALLBACK_PROGRAMMES = frozenset({"after_routine", "after_urgent", "after_emergency", "clinic_followup"})
 
 
 @dataclass(frozen=True)
@@ -203,10 +203,6 @@ def authenticate_token(session: Session, raw: str) -> ApiToken | None:
 
 def programme_ids(settings: Settings) -> frozenset[str]:
     """Programme ids a clinic may enroll a family in, from ``rules/checkins.yaml``."""
-    try:
-        from smsbot.programmes import load_programmes
-    except ImportError:
-        return FALLBACK_PROGRAMMES
     return frozenset(load_programmes(settings.rules_path).programmes)
 
 
@@ -429,11 +425,7 @@ def unenroll(session: Session, enrollment: Enrollment, *, now: datetime) -> bool
     if enrollment.status == "ended":
         return False
     enrollment.status, enrollment.ended_at = "ended", now
-    session.execute(
-        update(CheckIn)
-        .where(CheckIn.enrollment_id == enrollment.id, CheckIn.status == "pending")
-        .values(status="cancelled", last_error="unenrolled by clinic")
-    )
+    reminders.cancel_pending(session, enrollment.family, enrollment=enrollment, reason="unenrolled by clinic")
     session.add(
         Event(
             family_id=enrollment.family_id,

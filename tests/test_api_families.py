@@ -152,6 +152,8 @@ def test_family_list_filters_by_status_and_never_shows_another_clinics(api, enro
         ("limit=0", "limit"),
         ("limit=abc", "limit"),
         ("cursor=x", "cursor"),
+        ("cursor=%C2%B2", "cursor"),  # "²" is a digit to str.isdigit, not to int()
+        ("limit=" + "9" * 5000, "limit"),
         ("status=maybe", "status"),
         ("stauts=x", "stauts"),
     ],

@@ -130,7 +130,7 @@ def create_token(session: Session, clinic: Clinic, name: str = "") -> str:
 def revoke_token(session: Session, clinic: Clinic, prefix_or_id: str, *, now: datetime) -> ApiToken:
     """Revoke one of ``clinic``'s tokens by its shown prefix or numeric id (LookupError if none)."""
     query = select(ApiToken).where(ApiToken.clinic_id == clinic.id)
-    if prefix_or_id.isdigit():
+    if prefix_or_id.isascii() and prefix_or_id.isdigit() and len(prefix_or_id) < 10:
         query = query.where(ApiToken.id == int(prefix_or_id))
     else:
         query = query.where(ApiToken.prefix == prefix_or_id)

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from smsbot import clinics
@@ -58,6 +59,13 @@ def _api_error(error: ApiError) -> tuple[Response, int]:
 def _invalid_fields(error: clinics.InvalidFieldsError) -> tuple[Response, int]:
     first = error.errors[0]  # the shape has one field; the message lists the rest
     return error_response(422, first.code, str(error), first.field)
+
+
+@bp.errorhandler(IntegrityError)
+def _concurrent_write(_error: IntegrityError) -> tuple[Response, int]:
+    # Two requests enrolling the same new phone at once: one wins, the other may retry.
+    request_session().rollback()
+    return error_response(409, "concurrent_update", "the family was changed at the same time; retry")
 
 
 @bp.errorhandler(clinics.ConflictError)
@@ -134,16 +142,29 @@ def _day(value: date | None) -> str | None:
 # --- pagination --------------------------------------------------------------------------
 
 
+def _whole_number(raw: str, maximum: int) -> int | None:
+    """``raw`` as 1..maximum, else None.
+
+    ``str.isdigit`` alone would let "²" or a 5,000-digit string through to ``int()``, which
+    raises on both (a 500).
+    """
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(maximum)):
+        return None
+    value = int(raw)
+    return value if 1 <= value <= maximum else None
+
+
 def _page_args() -> tuple[int, int | None]:
-    raw_limit = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    limit = _whole_number(request.args.get("limit", str(DEFAULT_LIMIT)), MAX_LIMIT)
+    if limit is None:
         raise ApiError(422, "invalid_limit", f"limit must be a number from 1 to {MAX_LIMIT}", "limit")
     raw_cursor = request.args.get("cursor")
-    if raw_cursor is not None and (not raw_cursor.isdigit() or not 1 <= int(raw_cursor) <= MAX_ID):
+    cursor = None if raw_cursor is None else _whole_number(raw_cursor, MAX_ID)
+    if raw_cursor is not None and cursor is None:
         raise ApiError(
             422, "invalid_cursor", "cursor must be a next_cursor value from a previous page", "cursor"
         )
-    return int(raw_limit), None if raw_cursor is None else int(raw_cursor)
+    return limit, cursor
 
 
 def _page(
@@ -213,7 +234,7 @@ def _enroll(session: Session, fields: dict[str, Any]) -> tuple[Enrollment, bool]
     enrollment, created = clinics.enroll_family(
         session,
         clinic,
-        **fields,
+        **{"phone": None, "programme": None, **fields},  # absent ones are reported as missing
         now=utcnow(),
         settings=current_app.extensions["smsbot.settings"],
         transport=current_app.extensions["smsbot.transport"],
@@ -245,11 +266,7 @@ def list_families() -> Response:
 @bp.post("/families")
 def create_family() -> tuple[Response, int]:
     """Enroll a family (idempotent per phone at this clinic); sends the consent text once."""
-    body = _json_body()
-    for field in ("phone", "programme"):
-        if body.get(field) in (None, ""):
-            raise ApiError(422, "missing_field", f"{field} is required", field)
-    enrollment, created = _enroll(request_session(), body)
+    enrollment, created = _enroll(request_session(), _json_body())
     return jsonify(family_json(enrollment)), 201 if created else 200
 
 
@@ -278,8 +295,6 @@ def enroll(family_id: int) -> Response:
     session = request_session()
     family = _enrollment_or_404(session, family_id).family
     body = _json_body()
-    if body.get("programme") in (None, ""):
-        raise ApiError(422, "missing_field", "programme is required", "programme")
     _reject_unknown(body, ("programme",))
     enrollment, _ = _enroll(session, {"phone": family.phone, "channel": family.channel, **body})
     return jsonify(family_json(enrollment))

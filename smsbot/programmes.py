@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from smsbot.messaging.segments import count_segments
+from smsbot.rulefiles import register
 
 FILENAME = "checkins.yaml"
 LANGUAGES = ("en", "es")
@@ -91,7 +92,8 @@ class Programmes:
     def checkin_text(self, step: Step) -> Localized:
         """A step's question followed by the footer (how to answer, emergency number)."""
         footer = self.texts["footer"]
-        return {lang: f"{text} {footer.get(lang, footer['en'])}" for lang, text in step.text.items()}
+        default = footer[DEFAULT_LANGUAGE]
+        return {lang: f"{text} {footer.get(lang, default)}" for lang, text in step.text.items()}
 
 
 def normalise_answer(text: str) -> str:
@@ -110,6 +112,7 @@ def load_programmes(rules_dir: Path | str) -> Programmes:
     return _build(data)
 
 
+@register("checkins")
 def validate_checkins_file(path: Path, data: dict[str, Any]) -> list[str]:
     """Every problem in a ``kind: checkins`` file as ``"<file>: <programme-id>: <reason>"``."""
     if not isinstance(data, dict):

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from smsbot.keywords import LANGS
+from smsbot.rulefiles import register
 
 FILENAME = "clinic.yaml"
 REPLY_NAMES = ("consent", "oncall_alert")
@@ -39,6 +40,7 @@ class ClinicTexts:
         return name or fallback.get(lang, fallback["en"])
 
 
+@register("clinic")
 def validate_clinic_file(path: Path, data: Any) -> list[str]:
     """Schema errors for a ``kind: clinic`` file, each naming the file and field."""
     if not isinstance(data, dict):

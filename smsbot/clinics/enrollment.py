@@ -18,7 +18,7 @@ from smsbot.clinic_texts import load_clinic_texts
 from smsbot.clinics.accounts import is_timezone
 from smsbot.clinics.errors import ConflictError, FieldError, InvalidFieldsError
 from smsbot.config import Settings
-from smsbot.conversation import find_or_create_family
+from smsbot.families import find_or_create_family
 from smsbot.keywords import LANGS
 from smsbot.messaging import Transport, TransportError
 from smsbot.messaging.segments import count_segments

@@ -128,8 +128,8 @@ def enroll_family(
     session: Session,
     clinic: Clinic,
     *,
-    phone: str,
-    programme: str,
+    phone: str | None,
+    programme: str | None,
     language: str | None = None,
     baby_name: str | None = None,
     baby_birth_date: date | str | None = None,
@@ -146,7 +146,8 @@ def enroll_family(
     sends nothing new; another clinic gets its own Enrollment. A new (or re-opened, after
     unenroll) enrollment waits for consent and gets one consent text, unless the family
     has opted out: then it stays ``awaiting_consent`` silently until they text START.
-    Optional fields left as None keep their current value. Raises InvalidFieldsError or
+    Optional fields left as None keep their current value (a None phone or programme is
+    reported as missing, so API callers can pass the body through). Raises InvalidFieldsError or
     ConflictError (already following the family in another programme).
     """
     given = {

@@ -34,6 +34,7 @@ def init_app(app: Flask) -> Limiter:
         key_prefix="smsbot",
     )
     limiter.init_app(app)
-    limiter.limit(settings.api_rate_limit)(api.bp)
+    # One budget for the whole API, not one per endpoint.
+    limiter.shared_limit(settings.api_rate_limit, scope="api")(api.bp)
     app.extensions["smsbot.limiter"] = limiter
     return limiter

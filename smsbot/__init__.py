@@ -14,7 +14,7 @@ from smsbot.messaging.factory import make_transport
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the web app: settings from the environment, overridden by ``config`` (tests)."""
     from smsbot import logs
-    from smsbot.web import errors, health, webhooks
+    from smsbot.web import api, errors, health, limits, webhooks
     from smsbot.web import metrics as metrics_web
 
     settings = load_settings(config)
@@ -30,5 +30,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(api.bp)
+    limits.init_app(app)
     metrics_web.init_app(app)
     return app

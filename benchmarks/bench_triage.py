@@ -57,7 +57,9 @@ def multiplied(ruleset: RuleSet, factor: int, share_first_word: bool) -> RuleSet
                 words = phrase.split()
                 head = words[0] if share_first_word else f"zq{n}{words[0].lstrip('@')}"
                 phrases.append(" ".join([head, *(f"zq{n}{w.strip('@*.')}" for w in words[1:])]))
-            extra.append(replace(rule, id=f"{rule.id}-x{n}", phrases=tuple(phrases) or ("zqnever",)))
+            # Copies trigger on phrases only: a copied temperature rule would simply fire 10 times.
+            copy = replace(rule, id=f"{rule.id}-x{n}", temperature_f=None, count=None)
+            extra.append(replace(copy, phrases=tuple(phrases) or (f"zq{n}never",)))
     return replace(ruleset, rules=ruleset.rules + tuple(extra))
 
 

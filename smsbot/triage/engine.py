@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from smsbot.triage.matcher import Lexicon, Match
+from smsbot.triage.model import LANGS, LEVELS, Rule, RuleSet
 from smsbot.triage.readings import ages_days, number_before, temperatures_f
-from smsbot.triage.rules import LANGS, LEVELS, Rule, RuleSet, load_rules
+from smsbot.triage.rules import load_rules
 
 
 def severity(level: str) -> int:

@@ -18,7 +18,7 @@ from itertools import product
 
 from rapidfuzz import fuzz, process
 
-from smsbot.triage.rules import Language, Settings
+from smsbot.triage.model import Language, Settings
 
 GAP = "..."
 HARD = "."  # sentence end: gaps and negation stop here

@@ -28,7 +28,7 @@ def check(rules_dir: Path):
 def test_the_shipped_rules_pass(rules_dir: Path) -> None:
     result = check(rules_dir)
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("OK: 2 rule files")
+    assert result.output.startswith("OK: 3 rule files")
 
 
 def test_malformed_yaml_is_one_line_naming_the_file(rules_dir: Path) -> None:
@@ -39,6 +39,13 @@ def test_malformed_yaml_is_one_line_naming_the_file(rules_dir: Path) -> None:
     assert len(lines) == 1
     assert "broken.yaml" in lines[0] and "invalid YAML" in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_a_duplicate_key_is_an_error_not_silently_dropped(rules_dir: Path) -> None:
+    (rules_dir / "extra.yaml").write_text("kind: info\ntopics: []\ntopics: []\n", encoding="utf-8")
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert "extra.yaml:3: invalid YAML: duplicate key 'topics'" in result.output
 
 
 def test_a_failing_example_names_the_file_and_the_rule(rules_dir: Path) -> None:

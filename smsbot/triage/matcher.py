@@ -117,21 +117,27 @@ class Lexicon:
         vocabulary.update(language.celsius_units, language.fahrenheit_units, language.degree_units)
         vocabulary.update(language.temperature_context, language.not_age_cues)
         all_stems: set[str] = set()
+        phrase_words: set[str] = set()
         for owner, phrase in [*phrases, *(("pseudo", p) for p in language.pseudo_negations)]:
             for pattern in expand(phrase, terms):
                 node = self.root
                 for item in pattern:
                     node = node.child(item)
                 node.owners += (owner,)
-                vocabulary.update(t for t in pattern if t != GAP and not t.endswith("*"))
+                words = [t for t in pattern if t != GAP and not t.endswith("*")]
+                vocabulary.update(words)
+                if owner != "pseudo":
+                    phrase_words.update(words)
                 all_stems.update(t[:-1] for t in pattern if t.endswith("*"))
         self.root.freeze()
         self.all_stems = frozenset(all_stems)
         self.all_stem_lengths = sorted({len(s) for s in all_stems})
         self.vocabulary = frozenset(vocabulary)
         self.ignore = frozenset(settings.fuzzy_ignore)
+        # Misspellings are corrected only towards rule words, never towards cue words: a typo
+        # must not turn into "though" or "nothing" and bend a negation.
         by_letter: dict[str, list[str]] = defaultdict(list)
-        for word in sorted(vocabulary):
+        for word in sorted(phrase_words - self.cues - self.breaks - self.continuers):
             if len(word) >= settings.fuzzy_min_length and word.isalpha():
                 by_letter[word[0]].append(word)
         self.fuzzy_targets = dict(by_letter)
@@ -149,10 +155,12 @@ class Lexicon:
         """The vocabulary word a texted token stands for: "stifff" → "stiff", "breathng" → "breathing"."""
         # A word a stem already covers ("tiembla" ← "tiembl*") is left alone: fuzzy matching
         # could only turn it into a different word.
-        if token in self.vocabulary or not token.isalpha() or self._has_stem(token):
+        if token in self.vocabulary or token in self.ignore or not token.isalpha() or self._has_stem(token):
             return token
         doubles = _REPEATS.sub(r"\1\1", token)
-        for variant in (doubles, _REPEATS.sub(r"\1", token), _DOUBLES.sub(r"\1", token)):
+        # Squeezing every double ("bluee" → "blue") only for longer words: "soon" is not "son".
+        squeezed = _DOUBLES.sub(r"\1", token) if len(token) >= 5 else token
+        for variant in (doubles, _REPEATS.sub(r"\1", token), squeezed):
             if variant in self.vocabulary:
                 return variant
         token = doubles

@@ -59,6 +59,7 @@ class Rule:
     age_days: Range | None = None
     only_without_reading: bool = False
     reason: Mapping[str, str] = field(default_factory=dict)
+    note: Mapping[str, str] = field(default_factory=dict)  # added to any reply when it fits
     fires: tuple[str, ...] = ()
     does_not_fire: tuple[str, ...] = ()
     source: str = ""

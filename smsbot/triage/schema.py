@@ -131,6 +131,7 @@ _RULE_KEYS = {
     "age_days",
     "only_without_reading",
     "reason",
+    "note",
     "examples",
 }
 
@@ -180,6 +181,7 @@ def _parse_rule(r: _Reader, raw: Any, index: int) -> Rule | None:
         age_days=r.range(raw.get("age_days"), "age_days", rid, line),
         only_without_reading=only_without is True,
         reason=r.per_lang(raw.get("reason"), "reason", rid, line),
+        note=r.per_lang(raw.get("note"), "note", rid, line),
         fires=r.strings(examples.get("fires"), "examples.fires", rid, line),
         does_not_fire=r.strings(examples.get("does_not_fire"), "examples.does_not_fire", rid, line),
         source=str(r.path),

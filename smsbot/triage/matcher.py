@@ -1,9 +1,10 @@
 """Read a parent's text the way people really text: normalise, find phrases, negation, numbers.
 
 Speed matters (every inbound message and every ``rules check`` example passes here), so all
-phrases are compiled once into an index keyed by their first word (or stem): a message is
-tokenised once and each token only looks at the few phrases that can start with it. Cost
-grows with message length, not with the number of rules.
+phrases are compiled once into a trie of words (and stems): a message is tokenised once, and
+from each token only the branches that token opens are followed, with the first step cached
+per word. Cost grows with message length and with what actually matches, not with the
+number of rules.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class Lexicon:
         vocabulary: set[str] = set(self.cues | self.breaks | self.continuers)
         vocabulary.update(language.numbers, language.age_units, language.non_temperature_units)
         vocabulary.update(language.celsius_units, language.fahrenheit_units, language.degree_units)
-        vocabulary.update(language.temperature_context, language.not_age_cues)
+        vocabulary.update(language.temperature_context, language.not_age_cues, *language.hints.values())
         all_stems: set[str] = set()
         phrase_words: set[str] = set()
         for owner, phrase in [*phrases, *(("pseudo", p) for p in language.pseudo_negations)]:

@@ -72,16 +72,17 @@ def _validate_triage_file(path: Path, data: dict[str, Any]) -> list[str]:
     if ruleset is None:
         mine = [p for p in problems if str(p.path) in (str(path), str(path.parent))]
         return [str(p) for p in mine]
-    out = [f"{path}: {p}" for p in budget_problems(ruleset)] if data["kind"] == "triage" else []
+    out = [f"{path}: {p}" for p in budget_problems(ruleset)] if "replies" in data else []
     for item in [*ruleset.rules, *ruleset.topics]:
         if item.source != str(path):
             continue
+        where = f"{path}:{item.line}" if item.line else str(path)
         for text in item.fires:
             if item.id not in assess(text, rules=ruleset).flags:
-                out.append(f"{path}: {item.id}: example should fire but did not: {text!r}")
+                out.append(f"{where}: {item.id}: example should fire but did not: {text!r}")
         for text in item.does_not_fire:
             if item.id in assess(text, rules=ruleset).flags:
-                out.append(f"{path}: {item.id}: example should not fire but did: {text!r}")
+                out.append(f"{where}: {item.id}: example should not fire but did: {text!r}")
     return out
 
 

@@ -176,6 +176,13 @@ def test_counts_before_wet_diapers() -> None:
     assert fired("7-8 wet diapers, shaky when crying").level == "routine"
 
 
+def test_durations_count_only_when_they_are_how_long_it_lasted() -> None:
+    assert fired("she has been crying for 3 hours, legs shake").level == "urgent"
+    assert fired("eats every 3 hours, legs shake when crying").level == "routine"
+    assert fired("legs shook for 6 minutes").level == "urgent"
+    assert fired("fed him 10 minutes ago, legs shake when crying").level == "routine"
+
+
 def test_highest_level_wins_and_flags_are_sorted_by_severity() -> None:
     decision = fired("only 2 wet diapers, legs shaking, lips blue")
     assert decision.level == "emergency"

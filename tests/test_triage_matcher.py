@@ -94,6 +94,21 @@ def test_look_alikes_do_not_fire(text: str) -> None:
     assert fired(text).level == "routine"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no breathing problems, legs shake when crying",
+        "hes not breathing fast or anything, just shakes when crying",
+        "it happens but not right after feeds, shakes when crying",
+        "she doesnt stop eating lol, shakes when crying",
+        "she had a fit of hiccups and her legs shook a bit",
+        "he grunts and goes a bit stiff when pooping, legs shake",
+    ],
+)
+def test_phrases_that_contain_a_red_flag_word_do_not_fire(text: str) -> None:
+    assert fired(text).level == "routine"
+
+
 def test_shaking_the_bottle_alone_is_not_a_symptom() -> None:
     assert fired("i was shaking the bottle").level == "info"
 

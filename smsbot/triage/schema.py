@@ -64,7 +64,7 @@ class _Reader:
                 else:
                     out.append(phrase)
                     if lang in self.words:
-                        self.words[lang].update(t for t in phrase.split() if t.isalpha())
+                        self.words[lang].update(t for t in normalise(phrase).split() if t.isalpha())
         return tuple(out)
 
     def per_lang(self, value: Any, where: str, rule_id: str | None, line: int | None) -> dict[str, str]:

@@ -26,6 +26,7 @@ from smsbot.clinic_texts import load_clinic_texts
 from smsbot.config import Settings
 from smsbot.db import Database
 from smsbot.messaging import Transport, TransportError
+from smsbot.metrics import ALERT_DELIVERIES
 from smsbot.models import Alert, AlertDelivery, CheckIn, Clinic, Enrollment, Event, Family, Message, utcnow
 
 log = logging.getLogger(__name__)
@@ -205,10 +206,12 @@ def deliver_pending_alerts(
         try:
             _send(job, transport)
         except DeliveryError as error:
-            counts[_record_failure(db, job.delivery_id, error, now)] += 1
+            result = _record_failure(db, job.delivery_id, error, now)
         else:
             _record_success(db, job.delivery_id)
-            counts["sent"] += 1
+            result = "sent"
+        counts[result] += 1
+        ALERT_DELIVERIES.labels(job.channel, result).inc()
     return counts
 
 

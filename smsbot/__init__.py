@@ -14,7 +14,7 @@ from smsbot.messaging.factory import make_transport
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the web app: settings from the environment, overridden by ``config`` (tests)."""
     from smsbot import logs
-    from smsbot.web import errors, health, webhooks
+    from smsbot.web import dashboard, errors, health, webhooks
 
     settings = load_settings(config)
     app = Flask(__name__)
@@ -29,4 +29,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
+    dashboard.init_app(app)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -251,6 +252,7 @@ def family(family_id: int) -> str:
         past=past,
         chart=chart,
         answers=answers,
+        tally=Counter(answer.outcome for answer in answers),
         languages=LANGUAGES,
     )
 

@@ -67,7 +67,7 @@ def parse_enroll_form(form: Mapping[str, str], *, region: str, today: date) -> E
             raise EnrollError("baby_birth_date", "The birth date must be within the last year.")
     programme = form.get("programme", "").strip() or None
     if programme is not None and not PROGRAMME_PATTERN.fullmatch(programme):
-        raise EnrollError("programme", "Use the programme's id: lowercase letters, digits, - or _.")
+        raise EnrollError("programme", "Use the programme id: lowercase letters, digits, - or _.")
     return EnrollRequest(phone, language, baby_name, birth_date, programme)
 
 

@@ -15,6 +15,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the web app: settings from the environment, overridden by ``config`` (tests)."""
     from smsbot import logs
     from smsbot.web import dashboard, errors, health, webhooks
+    from smsbot.web import metrics as metrics_web
 
     settings = load_settings(config)
     app = Flask(__name__)
@@ -29,5 +30,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
+    metrics_web.init_app(app)
     dashboard.init_app(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 
@@ -40,8 +41,18 @@ def db_upgrade() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--no-scheduler", is_flag=True, help="Do not run check-ins in this process.")
-def serve(host: str, port: int, no_scheduler: bool) -> None:
+@click.option(
+    "--prod",
+    is_flag=True,
+    help="Run under gunicorn (smsbot/gunicorn_conf.py): web workers only, run `smsbot worker` beside it.",
+)
+def serve(host: str, port: int, no_scheduler: bool, prod: bool) -> None:
     """Run the web app and the check-in scheduler (SQLite + console transport by default)."""
+    if prod:
+        os.execvp(
+            "gunicorn",
+            ["gunicorn", "-c", "python:smsbot.gunicorn_conf", "-b", f"{host}:{port}", "smsbot:create_app()"],
+        )
     from smsbot import create_app
     from smsbot.logs import configure_logging
     from smsbot.scheduler import build_scheduler
@@ -99,3 +110,55 @@ def chat(phone: str, whatsapp: bool) -> None:
         )
         outcome = receive(database, settings, inbound)
         click.echo(f"bot [{outcome.level or '-'}]> {outcome.reply or '(no reply)'}")
+
+
+@main.group()
+def family() -> None:
+    """A family's data: export it or erase it (privacy requests)."""
+
+
+def _families_for(phone: str):  # type: ignore[no-untyped-def]
+    from smsbot.phones import InvalidPhoneError, normalise_phone
+
+    settings = _settings()
+    try:
+        phone = normalise_phone(phone, settings.default_region)
+    except InvalidPhoneError as error:
+        raise click.BadParameter(str(error), param_hint="PHONE") from None
+    return Database(settings.database_url), phone
+
+
+@family.command("export")
+@click.argument("phone")
+def family_export(phone: str) -> None:
+    """Print everything held about PHONE as JSON."""
+    import json
+
+    from smsbot.privacy import export_family, find_family
+
+    database, phone = _families_for(phone)
+    with database.session() as session:
+        found = [export_family(session, contact) for contact in find_family(session, phone)]
+    if not found:
+        raise click.ClickException("no family with that phone number")
+    click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+
+
+@family.command("erase")
+@click.argument("phone")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def family_erase(phone: str, yes: bool) -> None:
+    """Delete PHONE's family, messages, check-ins and alerts for good."""
+    from smsbot.models import utcnow
+    from smsbot.privacy import erase_family, find_family
+
+    database, phone = _families_for(phone)
+    if not yes:
+        click.confirm("Erase this family's data for good?", abort=True)
+    with database.session() as session:
+        contacts = find_family(session, phone)
+        if not contacts:
+            raise click.ClickException("no family with that phone number")
+        for contact in contacts:
+            counts = erase_family(session, contact, now=utcnow())
+            click.echo("erased: " + ", ".join(f"{n} {table}" for table, n in counts.items()))

@@ -18,6 +18,7 @@ from twilio.request_validator import RequestValidator
 from smsbot import create_app
 from smsbot.db import Database, upgrade
 from smsbot.messaging.console import MemoryTransport
+from tests.postgres import scratch_postgres_database, truncate_all
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://smsbot.example.org"
@@ -33,10 +34,37 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def postgres_backend() -> str | None:
+    """With ``SMSBOT_TEST_BACKEND=postgres`` the whole suite runs on PostgreSQL."""
+    if os.environ.get("SMSBOT_TEST_BACKEND", "sqlite") != "postgres":
+        return None
+    url = os.environ.get("SMSBOT_TEST_DATABASE_URL")
+    if not url:
+        pytest.exit("SMSBOT_TEST_BACKEND=postgres needs SMSBOT_TEST_DATABASE_URL", returncode=2)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_suite_url() -> Iterator[str | None]:
+    """A database of its own for this run, migrated once, dropped at the end."""
+    server_url = postgres_backend()
+    if server_url is None:
+        yield None
+        return
+    with scratch_postgres_database(server_url) as url:
+        upgrade(url)
+        yield url
+
+
 @pytest.fixture
-def database_url(tmp_path: Path, migrated_template: Path) -> str:
+def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh, migrated database for each test: a copied SQLite file, or emptied PostgreSQL."""
+    suite_url = request.getfixturevalue("postgres_suite_url")
+    if suite_url is not None:
+        truncate_all(suite_url)
+        return suite_url
     path = tmp_path / "smsbot.db"
-    shutil.copy(migrated_template, path)
+    shutil.copy(request.getfixturevalue("migrated_template"), path)
     return f"sqlite:///{path}"
 
 

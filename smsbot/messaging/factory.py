@@ -1,4 +1,4 @@
-"""Pick the transport the settings ask for."""
+"""Build the configured transport from settings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from smsbot.messaging.console import ConsoleTransport
 
 
 def make_transport(settings: Settings) -> Transport:
+    """``ConsoleTransport`` by default; ``TwilioTransport`` reporting status to our webhook."""
     if settings.transport == "twilio":
+        # Imported here so the console default never loads the Twilio client.
         from smsbot.messaging.twilio import TwilioTransport
 
         return TwilioTransport(

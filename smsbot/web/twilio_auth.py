@@ -21,7 +21,7 @@ def signed_url(settings: Settings) -> str:
     return settings.public_url.rstrip("/") + path
 
 
-def _from_loopback() -> bool:
+def from_loopback() -> bool:
     try:
         return ipaddress.ip_address(request.remote_addr or "").is_loopback
     except ValueError:
@@ -32,7 +32,7 @@ def request_is_trusted(settings: Settings) -> bool:
     signature = request.headers.get("X-Twilio-Signature")
     if signature is None:
         # Local trying-out only: the console transport never talks to Twilio.
-        return settings.transport == "console" and _from_loopback()
+        return settings.transport == "console" and from_loopback()
     if not settings.twilio_auth_token:
         return False
     validator = RequestValidator(settings.twilio_auth_token)

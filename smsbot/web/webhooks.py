@@ -8,7 +8,7 @@ import uuid
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from smsbot import conversation, delivery
+from smsbot import conversation, delivery, metrics
 from smsbot.db import get_db
 from smsbot.phones import InvalidPhoneError, mask_phone, parse_address
 from smsbot.web.twilio_auth import twilio_signed
@@ -48,6 +48,9 @@ def inbound_sms() -> Response:
     sid = request.form.get("MessageSid") or request.form.get("SmsMessageSid") or f"LOCAL{uuid.uuid4().hex}"
     inbound = conversation.Inbound(sid=sid, phone=phone, channel=channel, body=body, num_media=_num_media())
     outcome = conversation.receive(get_db(), settings, inbound)
+    metrics.INBOUND.labels(outcome.level or "none").inc()
+    if outcome.reply is not None:
+        metrics.REPLIES.labels(outcome.level or "none").inc()
     log.info(
         "inbound from %s level=%s duplicate=%s replied=%s",
         mask_phone(phone),

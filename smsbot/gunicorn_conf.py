@@ -1,0 +1,32 @@
+"""Gunicorn settings for production: ``smsbot serve --prod`` or
+``gunicorn -c python:smsbot.gunicorn_conf 'smsbot:create_app()'``.
+
+Web workers only answer HTTP; check-ins run in separate ``smsbot worker`` processes.
+Every value can be overridden with gunicorn's own ``GUNICORN_CMD_ARGS``.
+"""
+
+from __future__ import annotations
+
+import os
+
+bind = os.environ.get("SMSBOT_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("SMSBOT_WEB_WORKERS", "2"))
+threads = int(os.environ.get("SMSBOT_WEB_THREADS", "4"))
+worker_class = "gthread"
+# Twilio gives a webhook 15 s in all; never let a request hang longer than that.
+timeout = 15
+graceful_timeout = 10
+keepalive = 5
+# Load the app once in the master so a bad setting fails before any worker forks.
+preload_app = True
+accesslog = None  # the app logs each webhook itself, without bodies or full numbers
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("SMSBOT_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def child_exit(_server, worker) -> None:  # type: ignore[no-untyped-def]
+    """Drop a dead worker's metric files so /metrics does not count it forever."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

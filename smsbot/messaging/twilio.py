@@ -1,0 +1,181 @@
+"""Sending through Twilio's REST API with the official client.
+
+Twilio's error codes are mapped to domain meaning in one table (``TWILIO_ERRORS``): Twilio
+warns that codes change, so the mapping stays data, not ``if``s spread through callers.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from smsbot.messaging import TransportError
+
+DEFAULT_API_URL = "https://api.twilio.com"
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """What a Twilio error means for us: retry it, give up, or mark the family opted out."""
+
+    permanent: bool
+    opted_out: bool
+    description: str
+
+
+TWILIO_ERRORS: dict[int, ErrorKind] = {
+    21610: ErrorKind(True, True, "recipient replied STOP"),
+    21211: ErrorKind(True, False, "invalid 'To' number"),
+    21614: ErrorKind(True, False, "'To' is not a mobile number"),
+    30004: ErrorKind(True, False, "message blocked"),
+    30005: ErrorKind(True, False, "unknown destination number"),
+    30006: ErrorKind(True, False, "landline or unreachable carrier"),
+    30007: ErrorKind(True, False, "message filtered by the carrier"),
+    # Only reported by status callbacks; a stale check-in is not worth resending.
+    30036: ErrorKind(True, False, "validity period expired"),
+    20429: ErrorKind(False, False, "too many concurrent requests"),
+    21611: ErrorKind(False, False, "sender queue over 10 hours"),
+    30001: ErrorKind(False, False, "queue overflow"),
+    30003: ErrorKind(False, False, "unreachable handset"),
+    30008: ErrorKind(False, False, "unknown delivery error"),
+    # A deployment fault, not the family's: keep retrying so check-ins survive the fix.
+    20003: ErrorKind(False, False, "authentication failed: check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"),
+}
+
+
+def classify(code: int | None, status: int | None) -> ErrorKind:
+    """Meaning of a Twilio error code, falling back on the HTTP status (None: no answer)."""
+    if code in TWILIO_ERRORS:
+        return TWILIO_ERRORS[code]
+    if status is None:
+        return ErrorKind(False, False, "network error")
+    if status == 429 or status >= 500:
+        return ErrorKind(False, False, f"Twilio unavailable (HTTP {status})")
+    # Any other 4xx is a request Twilio will refuse again unchanged.
+    more = f", see https://www.twilio.com/docs/errors/{code}" if code is not None else ""
+    return ErrorKind(True, False, f"request rejected{more}")
+
+
+def transport_error(code: int | None, status: int | None, *, cause: str = "") -> TransportError:
+    """A ``TransportError`` for a Twilio answer, e.g. "Twilio 21211: invalid 'To' number (HTTP 400)".
+
+    Twilio's own message is left out on purpose: it quotes the phone number, and this
+    message ends up in logs and on the dashboard.
+    """
+    kind = classify(code, status)
+    where = cause or f"HTTP {status}"
+    label = f"Twilio {code}" if code is not None else "Twilio"
+    return TransportError(
+        f"{label}: {kind.description} ({where})",
+        code=code,
+        status=status,
+        permanent=kind.permanent,
+        opted_out=kind.opted_out,
+    )
+
+
+class ApiUrlHttpClient(TwilioHttpClient):
+    """Sends each request to ``api_url`` instead of api.twilio.com.
+
+    The Twilio client has no base-URL setting; swapping scheme and host here is the
+    supported hook, and lets tests and benchmarks point the real client at a local fake.
+    """
+
+    def __init__(self, api_url: str, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.base = urlsplit(api_url)
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        parts = urlsplit(url)
+        path = self.base.path.rstrip("/") + parts.path
+        url = urlunsplit((self.base.scheme, self.base.netloc, path, parts.query, parts.fragment))
+        return super().request(method, url, *args, **kwargs)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
+class TwilioTransport:
+    """Sends SMS and WhatsApp messages through Twilio.
+
+    ``sender`` is a phone number or a Messaging Service SID (``MG…``). Each thread gets its
+    own client: a requests Session is not documented as thread-safe, and a per-thread
+    one still keeps its connection alive between sends, which is most of the throughput.
+    """
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        sender: str,
+        *,
+        api_url: str = DEFAULT_API_URL,
+        status_callback: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.sender = sender
+        self.api_url = api_url
+        self.status_callback = status_callback
+        self.timeout = timeout
+        self._local = threading.local()
+        self._http_clients: list[ApiUrlHttpClient] = []
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Client:
+        """This thread's Twilio client (created on first use)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            http_client = ApiUrlHttpClient(self.api_url, timeout=self.timeout)
+            with self._lock:
+                self._http_clients.append(http_client)
+            client = Client(self.account_sid, self.auth_token, http_client=http_client)
+            self._local.client = client
+        return client
+
+    def message_fields(self, to: str, body: str, **opts: Any) -> dict[str, Any]:
+        """Keyword arguments for ``client.messages.create``."""
+        fields: dict[str, Any] = {"to": to, "body": body}
+        if self.sender.startswith("MG"):
+            fields["messaging_service_sid"] = self.sender
+        elif to.startswith("whatsapp:") and not self.sender.startswith("whatsapp:"):
+            # Twilio refuses a WhatsApp 'To' with a plain SMS 'From' (error 21910).
+            fields["from_"] = f"whatsapp:{self.sender}"
+        else:
+            fields["from_"] = self.sender
+        if self.status_callback:
+            fields["status_callback"] = self.status_callback
+        if opts.get("validity_period") is not None:
+            fields["validity_period"] = int(opts["validity_period"])
+        return fields
+
+    def send(self, to: str, body: str, **opts: Any) -> str:
+        """Send one message; returns its ``SM…`` SID. Option: ``validity_period`` (seconds)."""
+        try:
+            message = self.client.messages.create(**self.message_fields(to, body, **opts))
+        except (TwilioRestException, TwilioServiceException) as exc:
+            # Without an error JSON body (e.g. a proxy's 502) the client uses the status as code.
+            code = None if exc.code == exc.status else exc.code
+            raise transport_error(code, exc.status) from exc
+        except requests.RequestException as exc:
+            raise transport_error(None, None, cause=type(exc).__name__) from exc
+        return str(message.sid)
+
+    def close(self) -> None:
+        """Close every thread's connections (keeps tests free of unclosed-socket warnings)."""
+        with self._lock:
+            clients, self._http_clients = self._http_clients, []
+        for http_client in clients:
+            http_client.close()
+        self._local = threading.local()

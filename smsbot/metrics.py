@@ -1,0 +1,40 @@
+"""Prometheus metrics. Counters live in the process that observes them; under gunicorn set
+``PROMETHEUS_MULTIPROC_DIR`` so ``/metrics`` aggregates every web worker."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+INBOUND = Counter("smsbot_inbound_messages_total", "Inbound messages by triage level", ["level"])
+REPLIES = Counter("smsbot_replies_total", "Replies returned to Twilio by level", ["level"])
+CHECKINS = Counter("smsbot_checkins_total", "Check-in dispatch results", ["result"])
+ALERT_DELIVERIES = Counter("smsbot_alert_deliveries_total", "Clinic alert deliveries", ["channel", "result"])
+WEBHOOK_LATENCY = Histogram(
+    "smsbot_webhook_seconds",
+    "Time to answer a Twilio webhook",
+    ["endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+DISPATCH_LAG = Histogram(
+    "smsbot_dispatch_lag_seconds",
+    "How late a check-in went out after it was due",
+    buckets=(1, 5, 15, 30, 60, 300, 900, 3600, 4 * 3600, 12 * 3600),
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text for this process, or for all workers in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

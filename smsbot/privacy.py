@@ -1,0 +1,82 @@
+"""A family's right to see and erase its data, and the retention purge of message bodies."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from smsbot.models import Alert, CheckIn, Enrollment, Event, Family, Message
+
+EXPORTED = {
+    "family": (
+        "phone",
+        "channel",
+        "language",
+        "timezone",
+        "baby_name",
+        "baby_birth_date",
+        "opted_out_at",
+        "created_at",
+        "last_contact_at",
+        "last_level",
+    ),
+    "enrollments": ("id", "clinic_id", "programme", "status", "enrolled_at", "consented_at", "ended_at"),
+    "messages": ("id", "direction", "kind", "body", "status", "level", "flags", "lang", "created_at"),
+    "checkins": ("id", "programme", "step", "status", "due_at", "sent_at", "answered_at", "outcome"),
+    "alerts": ("id", "clinic_id", "level", "reason", "created_at", "acknowledged_at"),
+}
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+def _row(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: _plain(getattr(obj, name)) for name in names}
+
+
+def find_family(session: Session, phone: str) -> list[Family]:
+    """Every contact (SMS and WhatsApp) with this E.164 number."""
+    return list(session.scalars(select(Family).where(Family.phone == phone).order_by(Family.id)))
+
+
+def export_family(session: Session, family: Family) -> dict[str, Any]:
+    """Everything smsbot holds about one contact, as plain JSON-ready data."""
+
+    def rows(model: Any, key: str) -> list[dict[str, Any]]:
+        found = session.scalars(select(model).where(model.family_id == family.id).order_by(model.id))
+        return [_row(obj, EXPORTED[key]) for obj in found]
+
+    return {
+        "family": _row(family, EXPORTED["family"]),
+        "enrollments": rows(Enrollment, "enrollments"),
+        "messages": rows(Message, "messages"),
+        "checkins": rows(CheckIn, "checkins"),
+        "alerts": rows(Alert, "alerts"),
+    }
+
+
+def erase_family(session: Session, family: Family, *, now: datetime) -> dict[str, int]:
+    """Delete the contact and everything linked to it; keep only an anonymous audit event."""
+    counts = {}
+    for model in (Alert, CheckIn, Message, Enrollment, Event):
+        counts[model.__tablename__] = session.execute(
+            delete(model).where(model.family_id == family.id)
+        ).rowcount
+    session.delete(family)
+    session.add(Event(family_id=None, kind="family_erased", detail=counts, created_at=now))
+    session.flush()
+    return counts
+
+
+def purge_old_bodies(session: Session, *, retention_days: int, now: datetime) -> int:
+    """Blank message bodies older than the retention period; levels and counts stay."""
+    if retention_days <= 0:
+        return 0
+    cutoff = now - timedelta(days=retention_days)
+    return session.execute(
+        update(Message).where(Message.created_at < cutoff, Message.body.is_not(None)).values(body=None)
+    ).rowcount

@@ -1,0 +1,89 @@
+"""``smsbot serve`` as a real subprocess on a free loopback port, driven over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+TOKEN = "e2e-auth-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "SMSBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
+        "SMSBOT_TRANSPORT": "console",
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "SMSBOT_PUBLIC_URL": base,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smsbot", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(process.stderr.read().decode()) from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stderr.close()
+
+
+def post(url: str, form: dict[str, str], signature: str | None) -> tuple[int, str]:
+    headers = {"X-Twilio-Signature": signature} if signature else {}
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read().decode()
+
+
+def test_signed_emergency_text_over_real_http(server: str):
+    form = {"MessageSid": "SM" + "e" * 32, "From": "+15550100001", "Body": "she turned blue and went limp"}
+    url = server + "/twilio/sms"
+    status, body = post(url, form, RequestValidator(TOKEN).compute_signature(url, form))
+    assert status == 200
+    reply = ET.fromstring(body).find("Message").text
+    assert "911" in reply.split(".")[0]
+    again = post(url, form, RequestValidator(TOKEN).compute_signature(url, form))
+    assert again == (200, body)
+
+
+def test_bad_signature_over_real_http_is_403(server: str):
+    form = {"MessageSid": "SM" + "f" * 32, "From": "+15550100001", "Body": "hi"}
+    assert post(server + "/twilio/sms", form, "d3Jvbmc=")[0] == 403

@@ -22,9 +22,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from smsbot.db import Database
-from smsbot.models import Alert, CheckIn, Enrollment, Family, Staff, utcnow
+from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Staff, utcnow
 from smsbot.web import charts, clinic_queries
-from smsbot.web.demo import add_checkin, add_enrollment, add_message
+from smsbot.web.demo import add_alert, add_checkin, add_enrollment, add_message
 from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate
 
 
@@ -170,27 +170,15 @@ def test_nurse_cannot_reach_another_clinics_family_or_alert(
 def test_queue_shows_most_severe_then_oldest_first(db: Database, world: World) -> None:
     now = utcnow()
     with db.session() as session:
-        clinic = session.get(Enrollment, 1).clinic  # type: ignore[union-attr]
+        clinic = session.get(Clinic, world.riverside_id)
         family = session.get(Family, world.ana_id)
-        assert family is not None
-        for hours, level in [(5, "urgent"), (9, "urgent"), (1, "emergency")]:
-            text = add_message(session, family, "in", f"{level} {hours}h", at=now - timedelta(hours=hours))
-            text.level = level
-            session.add(
-                Alert(
-                    clinic_id=clinic.id,
-                    family_id=family.id,
-                    level=level,
-                    reason=level,
-                    message_id=text.id,
-                    dedupe_key=f"t{hours}",
-                    created_at=text.created_at,
-                )
-            )
-        session.flush()
+        assert clinic is not None and family is not None
+        for hours, level in [(5, "urgent"), (9, "urgent"), (2, "emergency")]:
+            at = now - timedelta(hours=hours)
+            add_alert(session, clinic, add_message(session, family, "in", level, at=at, level=level), at=at)
         queue = clinic_queries.open_alerts(session, world.riverside_id)
         order = [(alert.level, round((now - alert.created_at).total_seconds() / 3600)) for alert in queue]
-    assert order == [("emergency", 1), ("emergency", 1), ("urgent", 9), ("urgent", 5)]
+    assert order == [("emergency", 2), ("emergency", 1), ("urgent", 9), ("urgent", 5)]
 
 
 def test_acknowledged_alert_leaves_the_queue_and_enters_the_history(
@@ -245,7 +233,8 @@ def test_families_are_searchable_by_last_digits_or_baby_name(
 
 def test_families_are_paginated(db: Database, world: World) -> None:
     with db.session() as session:
-        clinic = session.get(Enrollment, 1).clinic  # type: ignore[union-attr]
+        clinic = session.get(Clinic, world.riverside_id)
+        assert clinic is not None
         for n in range(30):
             add_enrollment(session, clinic, f"+1555020{n:04d}", baby_name=f"Baby {n}", at=utcnow())
         session.flush()

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from smsbot.db import Database
 from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Staff, utcnow
 from smsbot.web import charts, clinic_queries
-from smsbot.web.demo import add_alert, add_checkin, add_enrollment, add_message
+from smsbot.web.demo import add_alert, add_answers, add_checkin, add_enrollment, add_message
 from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate
 
 
@@ -342,15 +342,7 @@ def test_family_page_shows_the_timeline_checkins_and_answers_chart(
             level="emergency",
             status="undelivered",
         )
-        for step, outcome in enumerate(["better", "worse"], start=1):
-            add_checkin(
-                session,
-                enrollment,
-                step,
-                due=now - timedelta(days=3 - step),
-                status="answered",
-                outcome=outcome,
-            )
+        add_answers(session, enrollment, ["better", "worse"], now=now)
         add_checkin(session, enrollment, 3, due=now + timedelta(days=1))
     html = _text(nurse.get(f"/dashboard/families/{world.ana_id}"))
     assert html.index("her lips look blue") < html.index("Call 911 now.")

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from smsbot.db import Database
 from smsbot.models import Clinic, Enrollment, Family, utcnow
-from smsbot.web.demo import add_checkin, add_enrollment
+from smsbot.web.demo import add_answers, add_enrollment
 from smsbot.web.screenshots import CHROMIUM, chromium, serve, sign_in
 
 pytestmark = [
@@ -61,15 +61,7 @@ def _enroll_parent_with_answers(db: Database, world: World) -> int:
         clinic = session.get(Clinic, world.riverside_id)
         assert clinic is not None
         enrollment = add_enrollment(session, clinic, PARENT, baby_name="Leo", at=now - timedelta(days=3))
-        for step, outcome in enumerate(["same", "better"], start=1):
-            add_checkin(
-                session,
-                enrollment,
-                step,
-                due=now - timedelta(days=3 - step),
-                status="answered",
-                outcome=outcome,
-            )
+        add_answers(session, enrollment, ["same", "better"], now=now)
         return enrollment.family_id
 
 

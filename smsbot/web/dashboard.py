@@ -11,6 +11,7 @@ import logging
 import secrets
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import (
@@ -42,6 +43,7 @@ bp = Blueprint(
     "dashboard", __name__, url_prefix="/dashboard", template_folder="templates", static_folder="static"
 )
 csrf = CSRFProtect()
+T = TypeVar("T")
 
 PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.static"}
 MAX_NOTE = 2000
@@ -133,6 +135,13 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo(current_app.extensions["smsbot.settings"].default_timezone)
 
 
+def _found(row: T | None) -> T:
+    """404 for what is not the signed-in clinic's: another clinic's ids look like missing ones."""
+    if row is None:
+        abort(404)
+    return row
+
+
 def _safe_next(target: str | None) -> str:
     """Only follow ``next`` within the dashboard: never an open redirect to another site."""
     if target and target.startswith("/dashboard") and "//" not in target and "\\" not in target:
@@ -192,9 +201,7 @@ def alert_history() -> str:
 def acknowledge(alert_id: int) -> Response:
     """Acknowledge with a note saying what was done: the history is the clinic's record."""
     db = request_session()
-    alert = clinic_queries.find_alert(db, g.staff.clinic_id, alert_id)
-    if alert is None:
-        abort(404)
+    alert = _found(clinic_queries.find_alert(db, g.staff.clinic_id, alert_id))
     note = request.form.get("note", "").strip()
     if not note or len(note) > MAX_NOTE:
         flash(f"Write what was done (up to {MAX_NOTE} characters) to acknowledge the alert.", "error")
@@ -238,9 +245,7 @@ def enroll_family() -> Response | tuple[str, int]:
 def family(family_id: int) -> str:
     """One family: the conversation, check-ins and how the answers have moved."""
     db = request_session()
-    row = clinic_queries.find_family(db, g.staff.clinic_id, family_id)
-    if row is None:
-        abort(404)
+    row = _found(clinic_queries.find_family(db, g.staff.clinic_id, family_id))
     upcoming, past = clinic_queries.family_checkins(db, row.enrollment)
     answers = clinic_queries.answers(past)
     chart = charts.answers_chart(answers, label=f"Check-in answers for {mask_phone(row.family.phone)}")
@@ -261,9 +266,7 @@ def family(family_id: int) -> str:
 def unenroll(family_id: int) -> Response:
     """End the clinic's follow-up; the family can still text the bot for guidance."""
     db = request_session()
-    row = clinic_queries.find_family(db, g.staff.clinic_id, family_id)
-    if row is None:
-        abort(404)
+    row = _found(clinic_queries.find_family(db, g.staff.clinic_id, family_id))
     if row.enrollment.status != "ended":
         clinic_queries.end_enrollment(db, row.enrollment, now=utcnow())
         flash(f"{mask_phone(row.family.phone)} is unenrolled; pending check-ins are cancelled.", "success")

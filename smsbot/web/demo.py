@@ -7,6 +7,7 @@ the pages can be shown and tested before, and independently of, the rest of the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -140,6 +141,13 @@ def add_checkin(
     return checkin
 
 
+def add_answers(session: Session, enrollment: Enrollment, outcomes: Sequence[str], *, now: datetime) -> None:
+    """Answered check-ins, one a day up to yesterday, with these outcomes in order."""
+    for step, outcome in enumerate(outcomes, start=1):
+        due = now - timedelta(days=len(outcomes) - step + 1)
+        add_checkin(session, enrollment, step, due=due, status="answered", outcome=outcome)
+
+
 def seed_demo(session: Session, now: datetime) -> Clinic:
     """Riverside Pediatrics with a week of activity; sign in as DEMO_EMAIL / DEMO_PASSWORD."""
     clinic = add_clinic(session, "Riverside Pediatrics", "riverside")
@@ -177,8 +185,7 @@ def seed_demo(session: Session, now: datetime) -> Clinic:
     ]
     add_alert(session, clinic, messages[-2], at=now - timedelta(minutes=41))
     add_alert(session, clinic, messages[3], at=now - day + timedelta(hours=-5))
-    for step, (ago, outcome) in enumerate([(5, "better"), (4, "same"), (3, "same"), (2, "worse")], start=1):
-        add_checkin(session, ana, step, due=now - ago * day, status="answered", outcome=outcome)
+    add_answers(session, ana, ["better", "same", "same", "worse"], now=now)
     add_checkin(session, ana, 5, due=now + day)
 
     families = [

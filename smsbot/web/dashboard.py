@@ -209,6 +209,7 @@ def acknowledge(alert_id: int) -> Response:
     if clinic_queries.acknowledge_alert(db, alert, by=g.staff.email, note=note, now=utcnow()):
         flash(f"Alert for {mask_phone(alert.family.phone)} acknowledged.", "success")
     else:
+        db.refresh(alert)  # acknowledged by someone else meanwhile: say who
         flash(f"That alert was already acknowledged by {alert.acknowledged_by}.", "info")
     return redirect(url_for(".alerts"))
 
@@ -226,19 +227,21 @@ def families() -> str:
 
 
 @bp.route("/families/new", methods=["GET", "POST"])
-def enroll_family() -> Response | tuple[str, int]:
+def new_family() -> Response | str | tuple[str, int]:
     """Enroll a family: the parent gets a text asking them to reply YES."""
-    form = request.form if request.method == "POST" else {}
-    if request.method == "POST":
-        settings = current_app.extensions["smsbot.settings"]
-        try:
-            enroll_request = parse_enroll_form(form, region=settings.default_region, today=utcnow().date())
-            enrollment = enroll(request_session(), g.staff.clinic_id, enroll_request, now=utcnow())
-        except EnrollError as error:
-            return render_template("dashboard/enroll.html", form=form, error=error, languages=LANGUAGES), 400
-        flash(f"Enrolled {mask_phone(enroll_request.phone)}: waiting for the parent to reply YES.", "success")
-        return redirect(url_for(".family", family_id=enrollment.family_id))
-    return render_template("dashboard/enroll.html", form=form, error=None, languages=LANGUAGES), 200
+    if request.method == "GET":
+        return render_template("dashboard/enroll.html", form={}, error=None, languages=LANGUAGES)
+    settings = current_app.extensions["smsbot.settings"]
+    try:
+        enroll_request = parse_enroll_form(
+            request.form, region=settings.default_region, today=utcnow().date()
+        )
+        enrollment = enroll(request_session(), g.staff.clinic_id, enroll_request, now=utcnow())
+    except EnrollError as error:
+        page = render_template("dashboard/enroll.html", form=request.form, error=error, languages=LANGUAGES)
+        return page, 400
+    flash(f"Enrolled {mask_phone(enroll_request.phone)}: waiting for the parent to reply YES.", "success")
+    return redirect(url_for(".family", family_id=enrollment.family_id))
 
 
 @bp.get("/families/<int:family_id>")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from flask.testing import FlaskClient
+from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
 from smsbot.db import Database
@@ -33,12 +35,18 @@ class World:
     bo_alert_id: int
 
 
+@cache
+def password_hash() -> str:
+    """PASSWORD hashed once per run: scrypt is slow on purpose, and every test adds two nurses."""
+    return generate_password_hash(PASSWORD)
+
+
 def build_world(db: Database, now: datetime) -> World:
     with db.session() as session:
         riverside = add_clinic(session, "Riverside Pediatrics", "riverside")
         lakeside = add_clinic(session, "Lakeside Clinic", "lakeside", timezone="America/Chicago")
-        add_staff(session, riverside, NURSE, PASSWORD)
-        add_staff(session, lakeside, OTHER_NURSE, PASSWORD)
+        add_staff(session, riverside, NURSE, password_hash())
+        add_staff(session, lakeside, OTHER_NURSE, password_hash())
         ana = add_enrollment(session, riverside, ANA_PHONE, baby_name="Ana", at=now - timedelta(days=3))
         bo = add_enrollment(session, lakeside, BO_PHONE, baby_name="Bo", at=now - timedelta(days=3))
         ana_text = add_message(

@@ -27,13 +27,9 @@ def add_clinic(session: Session, name: str, slug: str, timezone: str = "America/
     return clinic
 
 
-def add_staff(session: Session, clinic: Clinic, email: str, password: str) -> Staff:
-    staff = Staff(
-        clinic_id=clinic.id,
-        email=email,
-        name=email.split("@")[0],
-        password_hash=generate_password_hash(password),
-    )
+def add_staff(session: Session, clinic: Clinic, email: str, password_hash: str) -> Staff:
+    """A staff member; the hash comes from ``generate_password_hash`` (scrypt), as in production."""
+    staff = Staff(clinic_id=clinic.id, email=email, name=email.split("@")[0], password_hash=password_hash)
     session.add(staff)
     session.flush()
     return staff
@@ -151,7 +147,7 @@ def add_answers(session: Session, enrollment: Enrollment, outcomes: Sequence[str
 def seed_demo(session: Session, now: datetime) -> Clinic:
     """Riverside Pediatrics with a week of activity; sign in as DEMO_EMAIL / DEMO_PASSWORD."""
     clinic = add_clinic(session, "Riverside Pediatrics", "riverside")
-    add_staff(session, clinic, DEMO_EMAIL, DEMO_PASSWORD)
+    add_staff(session, clinic, DEMO_EMAIL, generate_password_hash(DEMO_PASSWORD))
     day = timedelta(days=1)
 
     ana = add_enrollment(session, clinic, "+15550100001", baby_name="Ana", at=now - 6 * day)

@@ -162,3 +162,14 @@ def family_erase(phone: str, yes: bool) -> None:
         for contact in contacts:
             counts = erase_family(session, contact, now=utcnow())
             click.echo("erased: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+
+
+def _attach_subcommands() -> None:
+    """Commands that live beside their concern, attached to the one ``smsbot`` group."""
+    from smsbot.cli_checkins import checkins, worker
+
+    main.add_command(worker)
+    main.add_command(checkins)
+
+
+_attach_subcommands()

@@ -171,7 +171,8 @@ class CheckIn(Base):
     )
     programme: Mapped[str] = mapped_column(String(64))
     step: Mapped[int] = mapped_column(Integer)
-    # pending → sending → sent → answered | unanswered | undelivered; or cancelled | failed | missed
+    # pending → sending → sent → answered | unanswered | undelivered; or cancelled | failed | missed;
+    # ended: the gentle last message went out in its place (three unanswered in a row)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     due_at: Mapped[datetime] = mapped_column(DateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -185,6 +186,7 @@ class CheckIn(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     family: Mapped[Family] = relationship()
+    enrollment: Mapped[Enrollment | None] = relationship()
 
 
 class Alert(Base):

@@ -1,0 +1,82 @@
+"""``smsbot worker`` and ``smsbot checkins …``: operator commands for scheduled check-ins.
+
+Attached to the main ``smsbot`` group in ``cli.py``.
+"""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from smsbot.config import Settings
+from smsbot.db import Database
+from smsbot.messaging.factory import make_transport
+from smsbot.models import CheckIn, utcnow
+from smsbot.phones import mask_phone
+from smsbot.scheduler import build_scheduler
+
+
+def _settings() -> Settings:
+    """Settings from the environment; a bad value is one clear line, not a traceback."""
+    from smsbot.cli import _settings  # imported late: cli.py imports this module
+
+    return _settings()  # type: ignore[no-any-return]
+
+
+@click.command("worker")
+def worker() -> None:
+    """Run the scheduler alone (production): dispatch due check-ins beside the web workers.
+
+    Several workers may run at once; each check-in is still sent once. Run migrations
+    first: this command does not change the schema.
+    """
+    settings = _settings()
+    scheduler = build_scheduler(
+        Database(settings.database_url), make_transport(settings), settings, background=False
+    )
+    click.echo(
+        f"smsbot worker: dispatching check-ins every {settings.dispatch_interval_seconds:g} s (Ctrl-C stops)"
+    )
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        click.echo("smsbot worker: stopped")
+
+
+@click.group("checkins")
+def checkins() -> None:
+    """Inspect scheduled check-ins."""
+
+
+@checkins.command("list")
+@click.option("--due", is_flag=True, help="Only pending check-ins whose time has come.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Rows to show.")
+def list_checkins(due: bool, limit: int) -> None:
+    """Show check-ins, latest due time first (oldest first with --due); times are UTC."""
+    settings = _settings()
+    db = Database(settings.database_url)
+    query = select(CheckIn).options(joinedload(CheckIn.family)).limit(limit)
+    if due:
+        query = query.where(CheckIn.status == "pending", CheckIn.due_at <= utcnow()).order_by(CheckIn.due_at)
+    else:
+        query = query.order_by(CheckIn.due_at.desc())
+    with db.session() as session:
+        rows = [
+            (
+                str(c.id),
+                mask_phone(c.family.phone),
+                c.programme,
+                str(c.step),
+                c.status,
+                c.due_at.strftime("%Y-%m-%d %H:%M"),
+                str(c.attempts),
+                c.last_error or "",
+            )
+            for c in session.scalars(query)
+        ]
+    db.engine.dispose()
+    header = ("id", "phone", "programme", "step", "status", "due_at (UTC)", "attempts", "last_error")
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -274,7 +274,7 @@ def test_family_status_says_what_a_nurse_needs(
         ("baby_name", "x" * 101, "under 100 characters"),
         ("baby_birth_date", "31/12/2025", "YYYY-MM-DD"),
         ("baby_birth_date", "2001-01-01", "within the last year"),
-        ("programme", "Tremor Follow Up!", "programme id"),
+        ("programme", "tremor-forever", "Choose one of the check-in programmes"),
     ],
 )
 def test_enroll_form_names_the_field_at_fault(
@@ -290,7 +290,7 @@ def test_enroll_form_names_the_field_at_fault(
 
 
 def test_enroll_form_enrolls_a_family_awaiting_yes(nurse: FlaskClient, world: World, db: Database) -> None:
-    form = {"phone": "(555) 010-0042", "language": "es", "baby_name": "Zoe", "programme": "tremor-2m"}
+    form = {"phone": "(555) 010-0042", "language": "es", "baby_name": "Zoe", "programme": "clinic_by_age"}
     response = post_form(nurse, "/dashboard/families/new", "/dashboard/families/new", form)
     assert response.status_code == 302
     with db.session() as session:

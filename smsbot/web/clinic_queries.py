@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
+from smsbot import reminders
 from smsbot.models import Alert, CheckIn, Enrollment, Family, Message
 from smsbot.web.charts import Answer
 
@@ -195,11 +196,7 @@ def end_enrollment(session: Session, enrollment: Enrollment, *, now: datetime) -
     """Unenroll: end the enrollment and cancel its check-ins still waiting to go out."""
     enrollment.status = "ended"
     enrollment.ended_at = now
-    session.execute(
-        update(CheckIn)
-        .where(CheckIn.enrollment_id == enrollment.id, CheckIn.status == "pending")
-        .values(status="cancelled", last_error="unenrolled by clinic")
-    )
+    reminders.cancel_pending(session, enrollment.family, enrollment=enrollment, reason="unenrolled by clinic")
     session.commit()
 
 

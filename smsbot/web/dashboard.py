@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +35,7 @@ from werkzeug.wrappers import Response
 from smsbot.db import request_session
 from smsbot.models import Staff, utcnow
 from smsbot.phones import mask_phone
+from smsbot.programmes import load_programmes
 from smsbot.web import charts, clinic_queries
 from smsbot.web.enroll_form import LANGUAGES, EnrollError, enroll, parse_enroll_form
 from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate
@@ -229,19 +231,25 @@ def families() -> str:
 @bp.route("/families/new", methods=["GET", "POST"])
 def new_family() -> Response | str | tuple[str, int]:
     """Enroll a family: the parent gets a text asking them to reply YES."""
-    if request.method == "GET":
-        return render_template("dashboard/enroll.html", form={}, error=None, languages=LANGUAGES)
     settings = current_app.extensions["smsbot.settings"]
+    programmes = sorted(load_programmes(settings.rules_path).programmes)
+    if request.method == "GET":
+        return _enroll_page({}, None, programmes)
     try:
         enroll_request = parse_enroll_form(
-            request.form, region=settings.default_region, today=utcnow().date()
+            request.form, region=settings.default_region, today=utcnow().date(), programmes=programmes
         )
         enrollment = enroll(request_session(), g.staff.clinic_id, enroll_request, now=utcnow())
     except EnrollError as error:
-        page = render_template("dashboard/enroll.html", form=request.form, error=error, languages=LANGUAGES)
-        return page, 400
+        return _enroll_page(request.form, error, programmes), 400
     flash(f"Enrolled {mask_phone(enroll_request.phone)}: waiting for the parent to reply YES.", "success")
     return redirect(url_for(".family", family_id=enrollment.family_id))
+
+
+def _enroll_page(form: Mapping[str, str], error: EnrollError | None, programmes: list[str]) -> str:
+    return render_template(
+        "dashboard/enroll.html", form=form, error=error, languages=LANGUAGES, programmes=programmes
+    )
 
 
 @bp.get("/families/<int:family_id>")

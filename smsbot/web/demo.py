@@ -44,7 +44,7 @@ def add_enrollment(
     at: datetime,
     language: str = "en",
     status: str = "active",
-    programme: str | None = "tremor-2m",
+    programme: str | None = "clinic_followup",
 ) -> Enrollment:
     """Enroll the family with this phone (created if new) at ``clinic``."""
     family = session.scalar(select(Family).where(Family.phone == phone))
@@ -123,7 +123,7 @@ def add_checkin(
     checkin = CheckIn(
         family_id=enrollment.family_id,
         enrollment_id=enrollment.id,
-        programme=enrollment.programme or "tremor-2m",
+        programme=enrollment.programme or "clinic_followup",
         step=step,
         status=status,
         due_at=due,

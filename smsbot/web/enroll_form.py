@@ -10,8 +10,7 @@ and ``enroll`` is deleted.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -24,7 +23,6 @@ from smsbot.phones import InvalidPhoneError, normalise_phone
 LANGUAGES = {"en": "English", "es": "Español"}
 MAX_BABY_NAME = 100
 MAX_BABY_AGE = timedelta(days=366)  # the service is for young babies; older is a typo
-PROGRAMME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -45,8 +43,14 @@ class EnrollError(ValueError):
         self.message = message
 
 
-def parse_enroll_form(form: Mapping[str, str], *, region: str, today: date) -> EnrollRequest:
-    """Validate the form; raise EnrollError for the first bad field, in form order."""
+def parse_enroll_form(
+    form: Mapping[str, str], *, region: str, today: date, programmes: Collection[str]
+) -> EnrollRequest:
+    """Validate the form; raise EnrollError for the first bad field, in form order.
+
+    ``programmes`` are the check-in programme ids in ``rules/checkins.yaml``; none chosen
+    means the rules' default for enrollments.
+    """
     try:
         phone = normalise_phone(form.get("phone", ""), region)
     except InvalidPhoneError as error:
@@ -66,8 +70,8 @@ def parse_enroll_form(form: Mapping[str, str], *, region: str, today: date) -> E
         if birth_date > today or today - birth_date > MAX_BABY_AGE:
             raise EnrollError("baby_birth_date", "The birth date must be within the last year.")
     programme = form.get("programme", "").strip() or None
-    if programme is not None and not PROGRAMME_PATTERN.fullmatch(programme):
-        raise EnrollError("programme", "Use the programme id: lowercase letters, digits, - or _.")
+    if programme is not None and programme not in programmes:
+        raise EnrollError("programme", "Choose one of the check-in programmes listed.")
     return EnrollRequest(phone, language, baby_name, birth_date, programme)
 
 

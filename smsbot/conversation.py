@@ -184,7 +184,9 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
         family.language = decision.lang
     family.last_level = decision.level
 
-    answered = reminders.answer_open_checkin(session, family, text, decision.level, now=now)
+    answered = reminders.answer_open_checkin(
+        session, family, text, decision.level, now=now, settings=settings
+    )
     if answered is not None:
         message.kind, message.checkin_id = "answer", answered.checkin.id
 
@@ -227,7 +229,7 @@ def _handle_keyword(
         opt_out(session, family, now=now, source="keyword")
     elif action == "start":
         family.opted_out_at = None
-        _consent_pending_enrollments(session, family, now)
+        _consent_pending_enrollments(session, settings, family, now)
         session.add(Event(family_id=family.id, kind="opted_in", detail={}, created_at=now))
     family.language = lang
     if settings.twilio_advanced_opt_out:
@@ -255,7 +257,7 @@ def opt_out(session: Session, family: Family, *, now: datetime, source: str) -> 
     log.info("family %s opted out (%s), %d check-ins cancelled", mask_phone(family.phone), source, cancelled)
 
 
-def _consent_pending_enrollments(session: Session, family: Family, now: datetime) -> None:
+def _consent_pending_enrollments(session: Session, settings: Settings, family: Family, now: datetime) -> None:
     """YES/START confirms enrollments waiting for consent and starts their programmes."""
     pending = session.scalars(
         select(Enrollment).where(Enrollment.family_id == family.id, Enrollment.status == "awaiting_consent")
@@ -263,7 +265,7 @@ def _consent_pending_enrollments(session: Session, family: Family, now: datetime
     for enrollment in pending:
         enrollment.status = "active"
         enrollment.consented_at = now
-        reminders.start_enrollment(session, enrollment, now=now)
+        reminders.start_enrollment(session, enrollment, now=now, settings=settings)
 
 
 def _reply_text(settings: Settings, name: str, lang: str) -> str:

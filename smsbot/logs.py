@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import traceback
 import uuid
 
 from flask import Flask, g, has_request_context, request
@@ -29,8 +30,10 @@ class JsonFormatter(logging.Formatter):
         if has_request_context():
             entry["request_id"] = g.get("request_id")
             entry["path"] = request.path
-        if record.exc_info:
-            entry["exception"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+        if record.exc_info and record.exc_info[0] is not None:
+            # The stack and the type, never the exception's message: it may quote a body.
+            entry["exception"] = record.exc_info[0].__name__
+            entry["stack"] = "".join(traceback.format_tb(record.exc_info[2]))
         return json.dumps(entry, ensure_ascii=False)
 
 

@@ -312,6 +312,9 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = False
     block_on_close = True
+    # The default backlog of 5 refuses connections when several dispatchers open their
+    # keep-alive connections at once; real Twilio never does that.
+    request_queue_size = 256
 
     def __init__(self, fake: FakeTwilio) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

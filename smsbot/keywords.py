@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from smsbot.rulefiles import register
+
 ACTIONS = ("stop", "start", "help")
 REPLY_NAMES = (*ACTIONS, "media", "empty", "error")
 LANGS = ("en", "es")
@@ -45,6 +47,7 @@ class Keywords:
         return texts.get(lang, texts["en"]).format(**values)
 
 
+@register("keywords")
 def validate_keywords_file(path: Path, data: dict[str, Any]) -> list[str]:
     """Schema errors for a ``kind: keywords`` file, each naming the file and field."""
     errors = []

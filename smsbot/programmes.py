@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from smsbot.messaging.segments import count_segments
+from smsbot.rulefiles import register
 
 FILENAME = "checkins.yaml"
 LANGUAGES = ("en", "es")
@@ -110,6 +111,7 @@ def load_programmes(rules_dir: Path | str) -> Programmes:
     return _build(data)
 
 
+@register("checkins")
 def validate_checkins_file(path: Path, data: dict[str, Any]) -> list[str]:
     """Every problem in a ``kind: checkins`` file as ``"<file>: <programme-id>: <reason>"``."""
     if not isinstance(data, dict):

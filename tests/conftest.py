@@ -86,12 +86,25 @@ def outbox() -> MemoryTransport:
 
 
 @pytest.fixture
-def app(settings_overrides: dict[str, Any], outbox: MemoryTransport) -> Iterator[Flask]:
-    app = create_app(settings_overrides)
-    app.extensions["smsbot.transport"] = outbox
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["smsbot.db"].engine.dispose()
+def make_app(settings_overrides: dict[str, Any], outbox: MemoryTransport) -> Iterator[Callable[..., Flask]]:
+    """Build apps with extra settings; their connection pools are closed after the test."""
+    apps: list[Flask] = []
+
+    def make(**overrides: Any) -> Flask:
+        app = create_app({**settings_overrides, **overrides})
+        app.extensions["smsbot.transport"] = outbox
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["smsbot.db"].engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
 
 
 @pytest.fixture

@@ -73,17 +73,8 @@ def test_unsigned_request_from_loopback_is_accepted_with_console_transport(clien
     assert reply_text(response)
 
 
-def test_unsigned_loopback_request_is_refused_with_twilio_transport(settings_overrides, db):
-    from smsbot import create_app
-
-    app = create_app(
-        {
-            **settings_overrides,
-            "transport": "twilio",
-            "twilio_account_sid": "AC" + "0" * 32,
-            "sender": "+15005550006",
-        }
-    )
+def test_unsigned_loopback_request_is_refused_with_twilio_transport(make_app):
+    app = make_app(transport="twilio", twilio_account_sid="AC" + "0" * 32, sender="+15005550006")
     response = app.test_client().post("/twilio/sms", data={"From": PARENT, "Body": "hi"})
     assert response.status_code == 403
 
@@ -142,14 +133,13 @@ def test_help_explains_the_service_and_how_to_stop(text_bot):
         assert expected in reply
 
 
-def test_advanced_opt_out_setting_leaves_the_keyword_reply_to_twilio(settings_overrides, outbox):
-    from smsbot import create_app
-    from tests.conftest import twilio_signature as sign
-
-    app = create_app({**settings_overrides, "twilio_advanced_opt_out": "true"})
+def test_advanced_opt_out_setting_leaves_the_keyword_reply_to_twilio(make_app):
+    app = make_app(twilio_advanced_opt_out="true")
     form = {"MessageSid": "SM" + "6" * 32, "From": PARENT, "Body": "STOP"}
     response = app.test_client().post(
-        "/twilio/sms", data=form, headers={"X-Twilio-Signature": sign(PUBLIC_URL + "/twilio/sms", form)}
+        "/twilio/sms",
+        data=form,
+        headers={"X-Twilio-Signature": twilio_signature(PUBLIC_URL + "/twilio/sms", form)},
     )
     assert reply_text(response) is None
 

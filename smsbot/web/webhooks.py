@@ -19,6 +19,15 @@ bp = Blueprint("webhooks", __name__, url_prefix="/twilio")
 MAX_BODY_CHARS = 1600  # Twilio's own limit; anything longer was not sent by Twilio
 
 
+# C0 controls other than tab and newlines carry no meaning in a text, and PostgreSQL
+# refuses NUL outright; lone surrogates (broken UTF-8) cannot be stored either.
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
+
+
+def clean_text(raw: str) -> str:
+    return raw.translate(_CONTROL).encode("utf-8", "replace").decode("utf-8")
+
+
 def twiml(text: str | None) -> Response:
     response = MessagingResponse()
     if text:
@@ -42,10 +51,11 @@ def inbound_sms() -> Response:
         phone, channel = parse_address(request.form.get("From", ""), settings.default_region)
     except InvalidPhoneError as error:
         abort(400, f"From: {error}")
-    body = request.form.get("Body", "")
+    body = clean_text(request.form.get("Body", ""))
     if len(body) > MAX_BODY_CHARS:
         abort(400, f"Body is longer than {MAX_BODY_CHARS} characters")
-    sid = request.form.get("MessageSid") or request.form.get("SmsMessageSid") or f"LOCAL{uuid.uuid4().hex}"
+    sid = clean_text(request.form.get("MessageSid") or request.form.get("SmsMessageSid") or "")[:64]
+    sid = sid or f"LOCAL{uuid.uuid4().hex}"
     inbound = conversation.Inbound(sid=sid, phone=phone, channel=channel, body=body, num_media=_num_media())
     outcome = conversation.receive(get_db(), settings, inbound)
     metrics.INBOUND.labels(outcome.level or "none").inc()

@@ -1,0 +1,99 @@
+"""Throughput of ``assess()`` on a few thousand realistic parent texts, single process.
+
+Run: ``python benchmarks/bench_triage.py``. Also times the same messages against the rule
+set multiplied ×10 with synthetic rules, to show the cost grows far slower than the number
+of rules: phrases sit in an index keyed by their first word, so a message only looks at
+phrases that can start at its words.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from smsbot.triage import RuleSet, assess, load_rules
+from smsbot.triage.engine import engine_for
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+PREFIXES = ["", "", "hi ", "update: ", "ok so ", "sorry to bother, ", "hola, ", "grandma here. "]
+SUFFIXES = ["", "", " thx", " 😭", " pls help", " is that normal?", " gracias", "!!"]
+
+
+def messages(count: int, seed: int = 7) -> list[str]:
+    """Dev and extra cases with texting variations (case, greetings, emoji, typos)."""
+    base = [
+        c["text"]
+        for name in ("dev_cases.yaml", "extra_cases.yaml")
+        for c in yaml.safe_load((DATA / name).read_text(encoding="utf-8"))
+    ]
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        text = rng.choice(PREFIXES) + rng.choice(base) + rng.choice(SUFFIXES)
+        if rng.random() < 0.2:
+            text = text.upper()
+        if rng.random() < 0.3:  # a doubled letter, as thumbs do
+            i = rng.randrange(len(text))
+            text = text[:i] + text[i] + text[i:]
+        out.append(text)
+    return out
+
+
+def multiplied(ruleset: RuleSet, factor: int, share_first_word: bool) -> RuleSet:
+    """The rule set plus (factor - 1) synthetic copies of every rule with made-up words.
+
+    With ``share_first_word`` each synthetic phrase starts with the real phrase's first word,
+    the worst case for a first-word index (more candidates per matching word).
+    """
+    extra = []
+    for n in range(1, factor):
+        for rule in ruleset.rules:
+            phrases = []
+            for phrase in rule.phrases:
+                words = phrase.split()
+                head = words[0] if share_first_word else f"zq{n}{words[0].lstrip('@')}"
+                phrases.append(" ".join([head, *(f"zq{n}{w.strip('@*.')}" for w in words[1:])]))
+            extra.append(replace(rule, id=f"{rule.id}-x{n}", phrases=tuple(phrases) or ("zqnever",)))
+    return replace(ruleset, rules=ruleset.rules + tuple(extra))
+
+
+def rate(texts: list[str], ruleset: RuleSet, passes: int = 3) -> tuple[float, float]:
+    """(messages/s on the first pass with cold caches, best messages/s of the warm passes).
+
+    Timed in CPU seconds of this process, so a busy shared machine does not skew the figure.
+    """
+    engine_for(ruleset)  # compile outside the timing: it happens once per process
+    start = time.process_time()
+    for text in texts:
+        assess(text, rules=ruleset)
+    cold = len(texts) / (time.process_time() - start)
+    best = 0.0
+    for _ in range(passes):
+        start = time.process_time()
+        for text in texts:
+            assess(text, rules=ruleset)
+        best = max(best, len(texts) / (time.process_time() - start))
+    return cold, best
+
+
+def main() -> None:
+    texts = messages(5000)
+    ruleset = load_rules()
+    print(f"{len(texts)} messages, {len(ruleset.rules)} rules")
+    cold, warm = rate(texts, ruleset)
+    print(f"  rules x1: {warm:>9,.0f} msg/s (first pass, cold caches: {cold:,.0f})")
+    for share, label in ((False, "new words"), (True, "same first words")):
+        big = multiplied(ruleset, 10, share)
+        cold10, warm10 = rate(texts, big)
+        print(
+            f"  rules x10 ({label}, {len(big.rules)} rules): {warm10:>9,.0f} msg/s "
+            f"(cold {cold10:,.0f}); cost x{warm / warm10:.2f} for x10 rules"
+        )
+
+
+if __name__ == "__main__":
+    main()

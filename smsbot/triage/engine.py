@@ -1,0 +1,158 @@
+"""``assess()``: decide how urgent a parent's text is from the rule set.
+
+Every rule is checked against the whole message (red flags hide after long context) and the
+highest level wins; nothing a milder rule says can lower it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from smsbot.triage.matcher import Lexicon, Match
+from smsbot.triage.readings import ages_days, number_before, temperatures_f
+from smsbot.triage.rules import LANGS, LEVELS, Rule, RuleSet, load_rules
+
+
+def severity(level: str) -> int:
+    """Position of ``level`` in LEVELS (info=0 … emergency=3), for comparing levels."""
+    return LEVELS.index(level)
+
+
+def highest(levels: list[str]) -> str:
+    """The most severe of ``levels`` ("info" when empty)."""
+    return max(levels, key=severity, default="info")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How urgent a message is, which rules said so, and in which language to answer."""
+
+    level: str
+    flags: tuple[str, ...]
+    lang: str
+    temperature_f: float | None = None
+    age_days: int | None = None
+
+
+class Engine:
+    """A rule set compiled for matching; built once per RuleSet."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        terms = {tid: term.phrases for tid, term in ruleset.terms.items()}
+        phrases: list[tuple[str, str]] = []
+        for tid, term in ruleset.terms.items():
+            phrases += [(f"term:{tid}", p) for p in term.phrases]
+            phrases += [(f"x:term:{tid}", p) for p in term.exclude]
+        for rule in ruleset.rules:
+            phrases += [(f"rule:{rule.id}", p) for p in rule.phrases]
+            phrases += [(f"x:rule:{rule.id}", p) for p in rule.exclude]
+            # A rule that reuses a term ("@shaking") also inherits its look-alikes ("shaking the bottle").
+            for tid in {p[1:] for p in rule.phrases if p.startswith("@") and " " not in p}:
+                phrases += [(f"x:rule:{rule.id}", p) for p in ruleset.terms[tid].exclude]
+        for topic in ruleset.topics:
+            phrases += [(f"topic:{topic.id}", p) for p in topic.phrases]
+        self.lexicon = Lexicon(phrases, terms, ruleset.language, ruleset.settings)
+        self.rules = {rule.id: rule for rule in ruleset.rules}
+        self.term_negatable = {tid: term.negatable for tid, term in ruleset.terms.items()}
+        # Rules triggered by numbers are checked on every message; phrase rules only when matched.
+        self.number_rules = [r for r in ruleset.rules if r.temperature_f or r.count]
+        # Hint words count double: they are everyday words; phrase words back them up in short texts.
+        self.lang_weights = {
+            lang: {
+                **dict.fromkeys(ruleset.lang_words.get(lang, ()), 1),
+                **dict.fromkeys(ruleset.language.hints[lang], 2),
+            }
+            for lang in LANGS
+        }
+
+    def detect_lang(self, tokens: list[str]) -> str:
+        """Spanish when Spanish words outweigh English ones; English otherwise."""
+        es = sum(self.lang_weights["es"].get(t, 0) for t in tokens)
+        en = sum(self.lang_weights["en"].get(t, 0) for t in tokens)
+        return "es" if es > en else "en"
+
+    def assess(self, text: str, baby_age_days: int | None, lang: str | None) -> Decision:
+        lexicon, language = self.lexicon, self.ruleset.language
+        tokens = lexicon.tokens(text)
+        matches = lexicon.scan(tokens)
+        present: set[str] = set()  # "term:x" / "rule:x" / "topic:x" found and not negated
+        term_spans: dict[str, list[Match]] = {}
+        for m in matches:
+            kind, _, oid = m.owner.partition(":")
+            if kind == "term":
+                term_spans.setdefault(oid, []).append(m)
+                if not (m.negated and self.term_negatable[oid]):
+                    present.add(m.owner)
+            elif kind == "rule":
+                if not (m.negated and self.rules[oid].negatable):
+                    present.add(m.owner)
+            elif kind == "topic":
+                present.add(m.owner)
+        readings = temperatures_f(tokens, language)
+        ages = ages_days(tokens, language) + ([baby_age_days] if baby_age_days is not None else [])
+        age = min(ages) if ages else self.ruleset.settings.assumed_age_days
+
+        candidates = {o[5:]: self.rules[o[5:]] for o in present if o.startswith("rule:")}
+        candidates.update((r.id, r) for r in self.number_rules)
+        fired = [
+            rule
+            for rule in candidates.values()
+            if self._triggered(rule, present, readings, tokens, term_spans)
+            and all(f"term:{t}" in present for t in rule.with_terms)
+            and not any(f"term:{t}" in present for t in rule.unless_terms)
+            and (rule.age_days is None or age in rule.age_days)
+            and not (rule.only_without_reading and readings)
+        ]
+        level = highest([r.level for r in fired])
+        flags = sorted((r.id for r in fired), key=lambda rid: (-severity(self.rules[rid].level), rid))
+        if level == "info":
+            flags += [t.id for t in self.ruleset.topics if f"topic:{t.id}" in present]
+        return Decision(
+            level=level,
+            flags=tuple(flags),
+            lang=lang if lang in LANGS else self.detect_lang(tokens),
+            temperature_f=max(readings) if readings else None,
+            age_days=age if ages else None,
+        )
+
+    def _triggered(
+        self,
+        rule: Rule,
+        present: set[str],
+        readings: list[float],
+        tokens: list[str],
+        term_spans: dict[str, list[Match]],
+    ) -> bool:
+        if f"rule:{rule.id}" in present:
+            return True
+        if rule.temperature_f and any(r in rule.temperature_f for r in readings):
+            return True
+        if rule.count:
+            for m in term_spans.get(rule.count.term, ()):
+                value = number_before(tokens, m.start, self.ruleset.language)
+                if value is not None and value in rule.count.range:
+                    return True
+        return False
+
+
+@lru_cache(maxsize=16)
+def engine_for(ruleset: RuleSet) -> Engine:
+    """The compiled engine of a rule set (RuleSet hashes by identity, so reloads recompile)."""
+    return Engine(ruleset)
+
+
+def assess(
+    text: str,
+    baby_age_days: int | None = None,
+    lang: str | None = None,
+    *,
+    rules: RuleSet | None = None,
+) -> Decision:
+    """Triage one parent message. ``lang`` forces the reply language; otherwise it is detected.
+
+    Age comes from the text or ``baby_age_days`` (the younger wins, to stay safe); when
+    unknown, the rule set's assumed age (about 2 months) applies.
+    """
+    return engine_for(rules or load_rules()).assess(text, baby_age_days, lang)

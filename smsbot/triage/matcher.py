@@ -1,0 +1,267 @@
+"""Read a parent's text the way people really text: normalise, find phrases, negation, numbers.
+
+Speed matters (every inbound message and every ``rules check`` example passes here), so all
+phrases are compiled once into an index keyed by their first word (or stem): a message is
+tokenised once and each token only looks at the few phrases that can start with it. Cost
+grows with message length, not with the number of rules.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import product
+
+from rapidfuzz import fuzz, process
+
+from smsbot.triage.rules import Language, Settings
+
+GAP = "..."
+HARD = "."  # sentence end: gaps and negation stop here
+SOFT = ","  # clause break: negation stops here, a gap may cross it
+_TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*|[a-z]+|[.;!?()\[\]\n]|,|[^\x00-\x7f]")
+_APOSTROPHE = re.compile(r"(?<=[a-z])['’`´](?=[a-z])")
+_REPEATS = re.compile(r"(.)\1{2,}")
+_DOUBLES = re.compile(r"(.)\1+")
+_COMBINING = re.compile(r"[\u0300-\u036f]")
+_NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
+
+
+def normalise(text: str) -> str:
+    """Lower-case, strip accents ("está" → "esta") and in-word apostrophes ("isn't" → "isnt")."""
+    text = text.lower()
+    if not text.isascii():  # most texts are plain ASCII: skip the Unicode work for them
+        text = text.replace("°", " deg ").replace("º", " deg ")
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+    return _APOSTROPHE.sub("", text)
+
+
+def tokenise(text: str) -> list[str]:
+    """Words, numbers and boundary marks; emoji and brackets end a clause like a full stop."""
+    out = []
+    for tok in _TOKEN.findall(normalise(text)):
+        if tok == SOFT or (tok[0].isalnum() and tok.isascii()):
+            out.append(tok)
+        else:
+            out.append(HARD)
+    return out
+
+
+def number(token: str) -> float | None:
+    """A plain number token ("38,2" in Spanish style too), else None; times like 10:38 are not."""
+    if not token[:1].isdigit():
+        return None
+    return float(token.replace(",", ".")) if _NUMBER.match(token) else None
+
+
+@dataclass
+class Match:
+    """One phrase of one owner found at tokens[start:end]."""
+
+    owner: str  # "rule:<id>", "term:<id>", "topic:<id>", "pseudo"
+    start: int
+    end: int
+    negated: bool = False
+
+
+class _Node:
+    """A trie node: phrases sharing a beginning share the work of matching it."""
+
+    __slots__ = ("gap", "owners", "stem_lengths", "stems", "words")
+
+    def __init__(self) -> None:
+        self.words: dict[str, _Node] = {}
+        self.stems: dict[str, _Node] = {}
+        self.stem_lengths: tuple[int, ...] = ()
+        self.gap: _Node | None = None
+        self.owners: tuple[str, ...] = ()
+
+    def child(self, item: str) -> _Node:
+        if item == GAP:
+            self.gap = self.gap or _Node()
+            return self.gap
+        table = self.stems if item.endswith("*") else self.words
+        return table.setdefault(item.rstrip("*"), _Node())
+
+    def freeze(self) -> None:
+        """Fix lookup order once built: stems shortest first, owners without duplicates."""
+        self.stem_lengths = tuple(sorted({len(s) for s in self.stems}))
+        self.owners = tuple(dict.fromkeys(self.owners))
+        for node in (*self.words.values(), *self.stems.values(), *([self.gap] if self.gap else [])):
+            node.freeze()
+
+
+class Lexicon:
+    """All phrases of a rule set compiled into one token trie, plus the language's cue words."""
+
+    def __init__(
+        self,
+        phrases: Iterable[tuple[str, str]],
+        terms: dict[str, Sequence[str]],
+        language: Language,
+        settings: Settings,
+    ) -> None:
+        self.settings = settings
+        self.cues = frozenset(language.negation_cues)
+        self.breaks = frozenset(language.scope_breaks) | frozenset(language.contrasts) | {HARD, SOFT}
+        # A gap may cross a comma ("it wont stop, even when i hold it") but not a "but".
+        self.gap_stops = self.cues | frozenset(language.contrasts) | {HARD}
+        self.continuers = frozenset(language.continuers)
+        self.root = _Node()
+        vocabulary: set[str] = set(self.cues | self.breaks | self.continuers)
+        vocabulary.update(language.numbers, language.age_units, language.non_temperature_units)
+        vocabulary.update(language.celsius_units, language.fahrenheit_units, language.degree_units)
+        vocabulary.update(language.temperature_context, language.not_age_cues)
+        all_stems: set[str] = set()
+        for owner, phrase in [*phrases, *(("pseudo", p) for p in language.pseudo_negations)]:
+            for pattern in expand(phrase, terms):
+                node = self.root
+                for item in pattern:
+                    node = node.child(item)
+                node.owners += (owner,)
+                vocabulary.update(t for t in pattern if t != GAP and not t.endswith("*"))
+                all_stems.update(t[:-1] for t in pattern if t.endswith("*"))
+        self.root.freeze()
+        self.all_stems = frozenset(all_stems)
+        self.all_stem_lengths = sorted({len(s) for s in all_stems})
+        self.vocabulary = frozenset(vocabulary)
+        self.ignore = frozenset(settings.fuzzy_ignore)
+        by_letter: dict[str, list[str]] = defaultdict(list)
+        for word in sorted(vocabulary):
+            if len(word) >= settings.fuzzy_min_length and word.isalpha():
+                by_letter[word[0]].append(word)
+        self.fuzzy_targets = dict(by_letter)
+        self.canonical = lru_cache(maxsize=65536)(self._canonical)
+        self.first_edges = lru_cache(maxsize=65536)(self._first_edges)
+
+    def _first_edges(self, token: str) -> tuple[_Node, ...]:
+        """Trie nodes a phrase starting with ``token`` leads to; cached, as texts reuse words."""
+        root = self.root
+        edges = [root.words[token]] if token in root.words else []
+        edges += [root.stems[token[:n]] for n in root.stem_lengths if token[:n] in root.stems]
+        return tuple(edges)
+
+    def _canonical(self, token: str) -> str:
+        """The vocabulary word a texted token stands for: "stifff" → "stiff", "breathng" → "breathing"."""
+        # A word a stem already covers ("tiembla" ← "tiembl*") is left alone: fuzzy matching
+        # could only turn it into a different word.
+        if token in self.vocabulary or not token.isalpha() or self._has_stem(token):
+            return token
+        doubles = _REPEATS.sub(r"\1\1", token)
+        for variant in (doubles, _REPEATS.sub(r"\1", token), _DOUBLES.sub(r"\1", token)):
+            if variant in self.vocabulary:
+                return variant
+        token = doubles
+        # Fuzzy only for long words: short ones ("shots"/"shakes", "fits"/"fist") collide too easily.
+        if len(token) < self.settings.fuzzy_min_length or token in self.ignore:
+            return token
+        targets = [w for w in self.fuzzy_targets.get(token[0], ()) if abs(len(w) - len(token)) <= 2]
+        cutoff = self.settings.fuzzy_min_ratio
+        best = process.extractOne(token, targets, scorer=fuzz.ratio, score_cutoff=cutoff)
+        return best[0] if best else token
+
+    def _has_stem(self, token: str) -> bool:
+        return any(token[:n] in self.all_stems for n in self.all_stem_lengths if n <= len(token))
+
+    def tokens(self, text: str) -> list[str]:
+        return [self.canonical(t) for t in tokenise(text)]
+
+    def scan(self, tokens: Sequence[str]) -> list[Match]:
+        """Every phrase occurrence, minus excluded look-alikes, with negation marked."""
+        found: list[Match] = []
+        for i, tok in enumerate(tokens):
+            for child in self.first_edges(tok):
+                self._walk(child, tokens, i + 1, i, found)
+        found = _drop_excluded(found)
+        self._mark_negations(tokens, found)
+        return found
+
+    def _step(self, node: _Node, tokens: Sequence[str], pos: int, start: int, found: list[Match]) -> None:
+        """Follow the edges of ``node`` that tokens[pos] matches (the word itself, or a stem of it)."""
+        tok = tokens[pos]
+        child = node.words.get(tok)
+        if child is not None:
+            self._walk(child, tokens, pos + 1, start, found)
+        for length in node.stem_lengths:
+            if length > len(tok):
+                break
+            child = node.stems.get(tok[:length])
+            if child is not None:
+                self._walk(child, tokens, pos + 1, start, found)
+
+    def _walk(self, node: _Node, tokens: Sequence[str], pos: int, start: int, found: list[Match]) -> None:
+        found.extend(Match(owner, start, pos) for owner in node.owners)
+        if node.gap is not None:
+            for p in range(pos, min(pos + self.settings.gap_max + 1, len(tokens))):
+                self._step(node.gap, tokens, p, start, found)
+                # A gap never crosses a sentence end, a "but", or a negation: "threw up (not green)".
+                if tokens[p] in self.gap_stops:
+                    break
+        if pos < len(tokens):
+            self._step(node, tokens, pos, start, found)
+
+    def _mark_negations(self, tokens: Sequence[str], found: list[Match]) -> None:
+        """A cue ("no", "isnt", "sin") negates phrases within a few words, up to a clause break.
+
+        After a negated phrase the scope goes on only through "or"/"ni" ("no fever or
+        vomiting"), so "no fever hes limp" still counts the limpness. A cue inside a phrase
+        ("not responding") or a pseudo-negation ("not sure if") negates nothing.
+        """
+        covered = {p for m in found for p in range(m.start, m.end)}
+        starts: dict[int, list[Match]] = defaultdict(list)
+        for m in found:
+            starts[m.start].append(m)
+        active, budget, hold_until = False, 0, -1
+        for i, tok in enumerate(tokens):
+            if i == hold_until:
+                hold_until = -1
+                if tok in self.continuers:
+                    budget = self.settings.negation_window
+                    continue
+                active = False
+            if i in starts:
+                for m in starts[i]:
+                    m.negated = active and m.owner != "pseudo"
+                if active:
+                    hold_until = max(hold_until, *(m.end for m in starts[i]))
+                continue
+            if hold_until > i:
+                continue
+            if tok in self.breaks:
+                active = False
+            elif tok in self.cues and i not in covered:
+                active, budget = True, self.settings.negation_window
+            elif active:
+                budget -= 1
+                active = budget >= 0
+
+
+def expand(phrase: str, terms: dict[str, Sequence[str]], depth: int = 0) -> list[tuple[str, ...]]:
+    """Token patterns of a phrase, with each ``@term`` replaced by every phrase of that term."""
+    slots: list[list[tuple[str, ...]]] = []
+    for tok in normalise(phrase).split():
+        if tok.startswith("@") and depth < 3:
+            slots.append([p for sub in terms.get(tok[1:], ()) for p in expand(sub, terms, depth + 1)])
+        else:
+            slots.append([(tok,)])
+    return [tuple(t for part in combo for t in part) for combo in product(*slots)]
+
+
+def _drop_excluded(found: list[Match]) -> list[Match]:
+    """Drop matches overlapped by their owner's exclusion ("blue blanket", "shaking the bottle")."""
+    excluded: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for m in found:
+        if m.owner.startswith("x:"):
+            excluded[m.owner[2:]].append((m.start, m.end))
+    if not excluded:
+        return found
+    return [
+        m
+        for m in found
+        if not m.owner.startswith("x:")
+        and not any(s < m.end and m.start < e for s, e in excluded.get(m.owner, ()))
+    ]

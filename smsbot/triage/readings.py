@@ -1,0 +1,88 @@
+"""Numbers in a parent's text: temperatures, the baby's age, and counts ("2 wet diapers").
+
+Parents rarely write units, so a bare number is read by its range (35.0–42.9 is °C, 93–108
+is °F), while a following unit that is clearly something else ("4oz", "3 hrs", "34 weeks")
+rules it out. Bare whole numbers count as temperatures only when the text is about
+temperature, so "hes 100 percent fine" or "100 ml" is not a fever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from smsbot.triage.matcher import number
+from smsbot.triage.rules import Language
+
+CELSIUS = (35.0, 43.0)
+FAHRENHEIT = (93.0, 109.0)
+
+
+def _to_f(celsius: float) -> float:
+    # Rounded so 38.0 °C compares equal to the 100.4 °F threshold, not 100.39999.
+    return round(celsius * 9 / 5 + 32, 2)
+
+
+def temperatures_f(tokens: Sequence[str], lang: Language) -> list[float]:
+    """Every temperature reading in the text, converted to °F."""
+    about_temperature: bool | None = None  # only worked out when a bare whole number needs it
+    out: list[float] = []
+    for i, tok in enumerate(tokens):
+        value = number(tok)
+        if value is None:
+            continue
+        unit = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if unit in lang.degree_units:
+            after = tokens[i + 2] if i + 2 < len(tokens) else ""
+            unit = after if after in lang.celsius_units or after in lang.fahrenheit_units else "deg"
+        if unit in lang.non_temperature_units:
+            continue
+        if unit in lang.celsius_units:
+            scale = "C"
+        elif unit in lang.fahrenheit_units:
+            scale = "F"
+        elif CELSIUS[0] <= value < CELSIUS[1]:
+            scale = "C"
+        elif FAHRENHEIT[0] <= value < FAHRENHEIT[1]:
+            scale = "F"
+        else:
+            continue
+        explicit = unit == "deg" or unit in lang.celsius_units or unit in lang.fahrenheit_units
+        if not (explicit or "." in tok or "," in tok):
+            if about_temperature is None:
+                about_temperature = not lang.temperature_context.isdisjoint(tokens)
+            if not about_temperature:
+                continue
+        if scale == "C" and 30 <= value < 45:
+            out.append(_to_f(value))
+        elif scale == "F" and 86 <= value < 113:
+            out.append(value)
+    return out
+
+
+def ages_days(tokens: Sequence[str], lang: Language) -> list[int]:
+    """Baby ages written in the text ("7 weeks", "2mo", "de 2 meses"), not gestation or durations."""
+    out: list[int] = []
+    for i, tok in enumerate(tokens[:-1]):
+        days_per_unit = lang.age_units.get(tokens[i + 1])
+        if not days_per_unit:
+            continue
+        value = number(tok) or lang.numbers.get(tok)
+        if not value or value > 60:
+            continue
+        before = tokens[max(0, i - 2) : i]
+        after = tokens[i + 2 : i + 3]
+        if any(t in lang.not_age_cues for t in (*before, *after)):
+            continue
+        out.append(int(value * days_per_unit))
+    return out
+
+
+def number_before(tokens: Sequence[str], start: int, lang: Language) -> float | None:
+    """The number written just before position ``start`` ("only 2 wet", "como 7 panales")."""
+    for tok in reversed(tokens[max(0, start - 2) : start]):
+        value = number(tok)
+        if value is None:
+            value = lang.numbers.get(tok)
+        if value is not None:
+            return float(value)
+    return None

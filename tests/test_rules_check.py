@@ -1,0 +1,98 @@
+"""``smsbot rules check``: a clinician's typo must fail loudly, naming file, rule and reason."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from smsbot.cli import main
+from smsbot.config import default_rules_dir
+from smsbot.rulefiles import RuleFileError
+from smsbot.triage import load_rules
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "rules"
+    shutil.copytree(default_rules_dir(), target)
+    return target
+
+
+def check(rules_dir: Path):
+    return CliRunner().invoke(main, ["rules", "check", "--rules-dir", str(rules_dir)])
+
+
+def test_the_shipped_rules_pass(rules_dir: Path) -> None:
+    result = check(rules_dir)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"OK: {len(list(rules_dir.glob('*.yaml')))} rule files")
+
+
+def test_malformed_yaml_is_one_line_naming_the_file(rules_dir: Path) -> None:
+    (rules_dir / "broken.yaml").write_text("kind: triage\nrules: [oops\n", encoding="utf-8")
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert "broken.yaml" in lines[0] and "invalid YAML" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_a_failing_example_names_the_file_and_the_rule(rules_dir: Path) -> None:
+    tremor = rules_dir / "tremor.yaml"
+    text = tremor.read_text(encoding="utf-8")
+    tremor.write_text(
+        text.replace("fires: [hes all floppy,", "fires: [hes smiling and happy,"), encoding="utf-8"
+    )
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert "tremor.yaml: floppy: example should fire but did not: 'hes smiling and happy'" in result.output
+
+
+def test_a_schema_error_names_the_rule_field_and_line(rules_dir: Path) -> None:
+    tremor = rules_dir / "tremor.yaml"
+    text = tremor.read_text(encoding="utf-8")
+    tremor.write_text(
+        text.replace("  - id: floppy\n    level: emergency", "  - id: floppy\n    level: critical"),
+        encoding="utf-8",
+    )
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    line = next(ln for ln in result.output.splitlines() if ": floppy: level:" in ln)
+    assert line.startswith(f"{tremor}:")
+    assert "must be one of info, routine, urgent, emergency" in line
+
+
+def test_an_unknown_kind_is_an_error(rules_dir: Path) -> None:
+    (rules_dir / "extra.yaml").write_text("kind: triag\n", encoding="utf-8")
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert "extra.yaml: kind: unknown kind 'triag'" in result.output
+
+
+def test_a_missing_kind_is_an_error(rules_dir: Path) -> None:
+    (rules_dir / "extra.yaml").write_text("rules: []\n", encoding="utf-8")
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert "extra.yaml: kind: missing top-level 'kind'" in result.output
+
+
+def test_load_rules_raises_a_rule_file_error(rules_dir: Path) -> None:
+    (rules_dir / "broken.yaml").write_text("kind: [\n", encoding="utf-8")
+    with pytest.raises(RuleFileError, match=r"broken\.yaml"):
+        load_rules(rules_dir)
+
+
+def test_a_reply_over_the_sms_budget_is_reported(rules_dir: Path) -> None:
+    tremor = rules_dir / "tremor.yaml"
+    text = tremor.read_text(encoding="utf-8")
+    tremor.write_text(
+        text.replace("Automated guide, not a diagnosis.", "Automated guide, not a diagnosis. " + "x" * 300),
+        encoding="utf-8",
+    )
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert "SMS segments, more than 3" in result.output

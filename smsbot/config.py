@@ -56,7 +56,7 @@ class Settings:
     metrics_token: str = ""
     run_scheduler: bool = True
     api_rate_limit: str = "120 per minute"
-    webhook_rate_limit: str = "30 per minute"
+    flood_messages_per_minute: int = 20  # beyond this a number gets replies only for emergencies
 
     @property
     def rules_path(self) -> Path:

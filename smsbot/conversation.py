@@ -10,19 +10,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import alerts, reminders
+from smsbot import alerts, families, reminders
 from smsbot.config import Settings
 from smsbot.db import Database
 from smsbot.keywords import load_keywords
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message, utcnow
-from smsbot.phones import mask_phone
 from smsbot.replies import render_reply
 from smsbot.triage import Decision, assess, load_rules
 
@@ -84,7 +83,7 @@ def _store_inbound(db: Database, inbound: Inbound, now: datetime) -> tuple[int, 
                 existing = session.scalar(select(Message.id).where(Message.provider_sid == inbound.sid))
                 if existing is not None:
                     return existing, False
-                family = find_or_create_family(session, inbound.phone, inbound.channel, now)
+                family = families.find_or_create_family(session, inbound.phone, inbound.channel, now)
                 message = Message(
                     family_id=family.id,
                     direction="in",
@@ -151,15 +150,6 @@ def _reply_row(inbound: Message, outcome: Outcome) -> Message:
     )
 
 
-def find_or_create_family(session: Session, phone: str, channel: str, now: datetime) -> Family:
-    family = session.scalar(select(Family).where(Family.phone == phone, Family.channel == channel))
-    if family is None:
-        family = Family(phone=phone, channel=channel, created_at=now)
-        session.add(family)
-        session.flush()
-    return family
-
-
 def process(session: Session, settings: Settings, message: Message, num_media: int, now: datetime) -> Outcome:
     """Decide the reply and actions for one stored inbound message."""
     family = message.family
@@ -214,6 +204,10 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     if family.opted_out:
         # They said STOP: we still triage and alert their clinic, but send nothing.
         return Outcome(reply=None, level=level, flags=decision.flags)
+    if level != "emergency" and _flooding(session, settings, family, now):
+        # Stored, triaged and alerted like any other text; only the reply is held back,
+        # and never for an emergency.
+        return Outcome(reply=None, level=level, flags=decision.flags)
     reply = (
         answered.reply
         if answered is not None and answered.reply and level in ("info", "routine")
@@ -226,7 +220,7 @@ def _handle_keyword(
     session: Session, settings: Settings, family: Family, action: str, lang: str, now: datetime
 ) -> Outcome:
     if action == "stop":
-        opt_out(session, family, now=now, source="keyword")
+        families.opt_out(session, family, now=now, source="keyword")
     elif action == "start":
         family.opted_out_at = None
         _consent_pending_enrollments(session, settings, family, now)
@@ -235,26 +229,6 @@ def _handle_keyword(
     if settings.twilio_advanced_opt_out:
         return Outcome(reply=None, level="info")  # Twilio has already answered the keyword
     return Outcome(reply=_reply_text(settings, action, lang), level="info")
-
-
-def opt_out(session: Session, family: Family, *, now: datetime, source: str) -> None:
-    """STOP: no more messages of any kind, pending check-ins and enrollments end at once."""
-    family.opted_out_at = family.opted_out_at or now
-    cancelled = reminders.cancel_pending(session, family, reason="opted out")
-    session.execute(
-        update(Enrollment)
-        .where(Enrollment.family_id == family.id, Enrollment.status != "ended")
-        .values(status="ended", ended_at=now)
-    )
-    session.add(
-        Event(
-            family_id=family.id,
-            kind="opted_out",
-            detail={"source": source, "cancelled": cancelled},
-            created_at=now,
-        )
-    )
-    log.info("family %s opted out (%s), %d check-ins cancelled", mask_phone(family.phone), source, cancelled)
 
 
 def _consent_pending_enrollments(session: Session, settings: Settings, family: Family, now: datetime) -> None:
@@ -266,6 +240,18 @@ def _consent_pending_enrollments(session: Session, settings: Settings, family: F
         enrollment.status = "active"
         enrollment.consented_at = now
         reminders.start_enrollment(session, enrollment, now=now, settings=settings)
+
+
+def _flooding(session: Session, settings: Settings, family: Family, now: datetime) -> bool:
+    """More texts from this family in the last minute than anyone writes by hand."""
+    recent = session.scalar(
+        select(func.count(Message.id)).where(
+            Message.family_id == family.id,
+            Message.direction == "in",
+            Message.created_at > now - timedelta(minutes=1),
+        )
+    )
+    return recent > settings.flood_messages_per_minute
 
 
 def _reply_text(settings: Settings, name: str, lang: str) -> str:

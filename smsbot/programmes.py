@@ -92,7 +92,8 @@ class Programmes:
     def checkin_text(self, step: Step) -> Localized:
         """A step's question followed by the footer (how to answer, emergency number)."""
         footer = self.texts["footer"]
-        return {lang: f"{text} {footer.get(lang, footer['en'])}" for lang, text in step.text.items()}
+        default = footer[DEFAULT_LANGUAGE]
+        return {lang: f"{text} {footer.get(lang, default)}" for lang, text in step.text.items()}
 
 
 def normalise_answer(text: str) -> str:

@@ -15,9 +15,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from smsbot.config import Settings
 from smsbot.db import Database
+from smsbot.dispatch import DispatchReport, dispatch_due, maintenance
 from smsbot.messaging import Transport
 from smsbot.models import utcnow
-from smsbot.reminders import DispatchReport, dispatch_due, maintenance
 
 MAINTENANCE_HOUR_UTC = 7  # night-time in the Americas, morning in Europe: a quiet moment
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"

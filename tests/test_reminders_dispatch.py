@@ -9,13 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from smsbot.db import Database
+from smsbot.dispatch import MAX_ATTEMPTS, backoff, dispatch_due, maintenance
 from smsbot.messaging import TransportError
 from smsbot.models import CheckIn, Event, Family, Message
 from smsbot.reminders import (
-    MAX_ATTEMPTS,
-    backoff,
-    dispatch_due,
-    maintenance,
     mark_undelivered,
     record_answer,
     schedule_after_decision,

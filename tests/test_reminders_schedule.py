@@ -95,6 +95,17 @@ def test_hour_steps_are_elapsed_time_and_wait_for_the_morning(db, settings):
     ]
 
 
+def test_a_checkin_deferred_over_the_night_clocks_go_back_waits_for_9_local(db, settings):
+    with db.session() as session:
+        family = add_family(session)
+        # 19:30 EDT on 31 Oct 2026; +2 h is 21:30, quiet; New York falls back at 02:00.
+        run = schedule_after_decision(
+            session, family, "urgent", now=datetime(2026, 10, 31, 23, 30), settings=settings
+        )
+
+    assert run[0].due_at == datetime(2026, 11, 1, 14)  # 09:00 EST, not 08:00
+
+
 def test_time_zone_falls_back_to_the_clinic_then_the_deployment_default(db):
     settings = make_settings(default_timezone="Europe/Madrid")
     now = datetime(2026, 11, 27, 12)

@@ -1,21 +1,53 @@
 """Clinic alerts: a red flag from a family becomes an Alert row for each clinic following it.
 
-Deliveries (on-call SMS, signed webhook) are rows too, so a crash never loses one.
+Deliveries (on-call SMS, signed webhook) are rows too, so a crash never loses one: they are
+sent by ``deliver_pending_alerts`` (a scheduler job every few seconds, plus an immediate
+attempt via ``deliver_in_background`` right after the inbound message commits), retried
+with exponential backoff and given up after ``MAX_ATTEMPTS``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from smsbot.clinic_texts import load_clinic_texts
 from smsbot.config import Settings
-from smsbot.models import Alert, Clinic, Enrollment, Family, Message
+from smsbot.db import Database
+from smsbot.messaging import Transport, TransportError
+from smsbot.models import Alert, AlertDelivery, CheckIn, Clinic, Enrollment, Event, Family, Message, utcnow
+
+log = logging.getLogger(__name__)
 
 # One open alert per family, clinic and level within this window: a worried parent texting
 # five times should page the on-call nurse once.
 DEDUPE_WINDOW = timedelta(hours=4)
+# This many check-ins in a row that never reached the phone: the clinic should call instead.
+UNDELIVERED_STREAK = 2
+UNDELIVERED_LEVEL = "routine"  # not a clinical finding, but staff must follow up
+NOT_DELIVERED = ("undelivered", "failed")
+FINISHED_SENDS = ("sent", "answered", "unanswered", *NOT_DELIVERED)
+
+MAX_ATTEMPTS = 6
+BACKOFF_BASE = timedelta(seconds=30)  # 30 s, 1, 2, 4, 8 min: about a quarter of an hour in all
+BACKOFF_MAX = timedelta(hours=1)
+# A claimed delivery whose worker died is retried after this long (counted as an attempt).
+CLAIM_TIMEOUT = timedelta(minutes=2)
+WEBHOOK_TIMEOUT_SECONDS = 10
+BATCH_SIZE = 50
+SIGNATURE_HEADER = "X-Smsbot-Signature"
+TIMESTAMP_HEADER = "X-Smsbot-Timestamp"
 
 
 def target_clinics(session: Session, settings: Settings, family: Family) -> list[int | None]:
@@ -66,6 +98,242 @@ def raise_alert(
             created_at=now,
         )
         session.add(alert)
+        session.flush()
+        _plan_deliveries(session, alert, now)
+        session.add(
+            Event(
+                family_id=family.id,
+                kind="alert_raised",
+                detail={"alert_id": alert.id, "clinic_id": clinic_id, "level": level, "reason": reason},
+                created_at=now,
+            )
+        )
         created.append(alert)
     session.flush()
     return created
+
+
+def _plan_deliveries(session: Session, alert: Alert, now: datetime) -> None:
+    """One delivery row per way the clinic wants to hear about alerts."""
+    clinic = session.get(Clinic, alert.clinic_id) if alert.clinic_id is not None else None
+    if clinic is None:
+        return
+    for channel, target in (("sms", clinic.oncall_phone), ("webhook", clinic.webhook_url)):
+        if target:
+            session.add(
+                AlertDelivery(alert_id=alert.id, channel=channel, next_attempt_at=now, created_at=now)
+            )
+
+
+def alert_undelivered(session: Session, settings: Settings, family: Family, now: datetime) -> list[Alert]:
+    """Alert the family's clinics when their last check-ins never reached the phone.
+
+    Call after marking a check-in undelivered or failed. Fires once per streak: when exactly
+    the latest ``UNDELIVERED_STREAK`` finished check-ins failed, not again for a longer one.
+    """
+    latest = session.scalars(
+        select(CheckIn.status)
+        .where(CheckIn.family_id == family.id, CheckIn.status.in_(FINISHED_SENDS))
+        .order_by(func.coalesce(CheckIn.sent_at, CheckIn.due_at).desc(), CheckIn.id.desc())
+        .limit(UNDELIVERED_STREAK + 1)
+    ).all()
+    streak = len(latest) >= UNDELIVERED_STREAK and all(
+        s in NOT_DELIVERED for s in latest[:UNDELIVERED_STREAK]
+    )
+    longer = len(latest) > UNDELIVERED_STREAK and latest[UNDELIVERED_STREAK] in NOT_DELIVERED
+    if not streak or longer:
+        return []
+    return raise_alert(
+        session, settings, family, level=UNDELIVERED_LEVEL, reason="undelivered", message=None, now=now
+    )
+
+
+# --- delivery ----------------------------------------------------------------------------
+
+
+class DeliveryError(RuntimeError):
+    """One delivery attempt failed; ``permanent`` ones are not retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """Everything one attempt needs, read before the (slow) network call."""
+
+    delivery_id: int
+    channel: str
+    target: str
+    secret: str
+    payload: dict[str, Any]
+    sms_body: str
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before retry number ``attempts`` (1-based): doubling from ``BACKOFF_BASE``."""
+    return min(BACKOFF_BASE * 2 ** (attempts - 1), BACKOFF_MAX)
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    """``sha256=<hex HMAC-SHA256 of the raw body>``: receivers recompute it to trust the POST."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def deliver_pending_alerts(
+    db: Database, transport: Transport, settings: Settings, now: datetime | None = None
+) -> dict[str, int]:
+    """Send every due alert delivery once; return counts of ``sent``, ``retry`` and ``failed``.
+
+    Safe to run in several workers at once: each delivery is claimed by a conditional
+    UPDATE before it is sent, so only one worker sends it.
+    """
+    now = now or utcnow()
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    with db.session() as session:
+        due = session.scalars(
+            select(AlertDelivery.id)
+            .where(AlertDelivery.status == "pending", AlertDelivery.next_attempt_at <= now)
+            .order_by(AlertDelivery.next_attempt_at, AlertDelivery.id)
+            .limit(BATCH_SIZE)
+        ).all()
+    for delivery_id in due:
+        job = _claim(db, settings, delivery_id, now)
+        if job is None:
+            continue
+        try:
+            _send(job, transport)
+        except DeliveryError as error:
+            counts[_record_failure(db, job.delivery_id, error, now)] += 1
+        else:
+            _record_success(db, job.delivery_id)
+            counts["sent"] += 1
+    return counts
+
+
+def deliver_in_background(db: Database, transport: Transport, settings: Settings) -> threading.Thread:
+    """Attempt due deliveries now without blocking the caller.
+
+    Call right after committing an inbound message that raised an alert, so the on-call
+    nurse hears within seconds; the scheduler job remains the safety net for retries.
+    """
+    thread = threading.Thread(
+        target=_deliver_logging_errors, args=(db, transport, settings), name="smsbot-alerts", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _deliver_logging_errors(db: Database, transport: Transport, settings: Settings) -> None:
+    try:
+        deliver_pending_alerts(db, transport, settings)
+    except Exception:
+        log.exception("immediate alert delivery failed; the scheduler will retry")
+
+
+def _claim(db: Database, settings: Settings, delivery_id: int, now: datetime) -> DeliveryJob | None:
+    with db.session() as session:
+        claimed = session.execute(
+            update(AlertDelivery)
+            .where(
+                AlertDelivery.id == delivery_id,
+                AlertDelivery.status == "pending",
+                AlertDelivery.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=now + CLAIM_TIMEOUT, attempts=AlertDelivery.attempts + 1)
+        )
+        if claimed.rowcount != 1:
+            return None  # another worker got it
+        delivery = session.get(AlertDelivery, delivery_id)
+        alert = session.get(Alert, delivery.alert_id)
+        return _job(session, settings, delivery, alert, now)
+
+
+def _job(
+    session: Session, settings: Settings, delivery: AlertDelivery, alert: Alert, now: datetime
+) -> DeliveryJob:
+    clinic = alert.clinic
+    enrollment_id = session.scalar(
+        select(Enrollment.id).where(
+            Enrollment.clinic_id == clinic.id, Enrollment.family_id == alert.family_id
+        )
+    )
+    link = f"{settings.public_url.rstrip('/')}/dashboard/alerts/{alert.id}"
+    texts = load_clinic_texts(settings.rules_path)
+    return DeliveryJob(
+        delivery_id=delivery.id,
+        channel=delivery.channel,
+        target=(clinic.oncall_phone if delivery.channel == "sms" else clinic.webhook_url) or "",
+        secret=clinic.webhook_secret or "",
+        payload={
+            "alert_id": alert.id,
+            "clinic": clinic.slug,
+            "level": alert.level,
+            "reason": alert.reason,
+            "family_id": enrollment_id,
+            "created_at": alert.created_at.isoformat() + "Z",
+            "dashboard_url": link,
+            "timestamp": int(now.replace(tzinfo=UTC).timestamp()),  # signed, unlike the header
+        },
+        sms_body=texts.render("oncall_alert", "en", level=alert.level, clinic=clinic.name, link=link),
+    )
+
+
+def _send(job: DeliveryJob, transport: Transport) -> None:
+    if not job.target:
+        raise DeliveryError(f"the clinic has no {job.channel} target any more", permanent=True)
+    if job.channel == "sms":
+        try:
+            transport.send(job.target, job.sms_body)
+        except TransportError as error:
+            raise DeliveryError(str(error), permanent=error.permanent or error.opted_out) from error
+    else:
+        post_webhook(job.target, job.secret, job.payload)
+
+
+def post_webhook(url: str, secret: str, payload: dict[str, Any]) -> None:
+    """POST ``payload`` as signed JSON; any non-2xx answer or network error is a DeliveryError."""
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "smsbot-alerts",
+            SIGNATURE_HEADER: webhook_signature(secret, body),
+            TIMESTAMP_HEADER: str(payload["timestamp"]),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        error.close()
+        raise DeliveryError(f"webhook answered HTTP {error.code}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise DeliveryError(f"webhook unreachable: {error}") from None
+    if not 200 <= status < 300:
+        raise DeliveryError(f"webhook answered HTTP {status}")
+
+
+def _record_success(db: Database, delivery_id: int) -> None:
+    with db.session() as session:
+        delivery = session.get(AlertDelivery, delivery_id)
+        delivery.status, delivery.last_error = "sent", None
+
+
+def _record_failure(db: Database, delivery_id: int, error: DeliveryError, now: datetime) -> str:
+    """Store the error and schedule the retry (or give up); return ``retry`` or ``failed``."""
+    with db.session() as session:
+        delivery = session.get(AlertDelivery, delivery_id)
+        delivery.last_error = str(error)[:255]
+        if error.permanent or delivery.attempts >= MAX_ATTEMPTS:
+            delivery.status = "failed"
+            log.warning(
+                "alert delivery %s gave up after %d attempts: %s", delivery_id, delivery.attempts, error
+            )
+            return "failed"
+        delivery.next_attempt_at = now + backoff(delivery.attempts)
+        return "retry"

@@ -274,10 +274,12 @@ def family_erase(phone: str, yes: bool) -> None:
 
 def _attach_subcommands() -> None:
     """Commands that live beside their concern, attached to the one ``smsbot`` group."""
+    from smsbot import cli_clinics
     from smsbot.cli_checkins import checkins, worker
 
     main.add_command(worker)
     main.add_command(checkins)
+    cli_clinics.register(main)
 
 
 _attach_subcommands()

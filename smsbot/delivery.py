@@ -5,10 +5,13 @@ Callbacks can arrive out of order: a late ``sent`` must never overwrite ``delive
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smsbot import reminders
+from smsbot import alerts, reminders
+from smsbot.config import Settings
 from smsbot.models import Message
 
 # Higher rank wins; terminal failures outrank everything but a later confirmed delivery.
@@ -28,8 +31,14 @@ STATUS_RANK = {
 FAILED = ("undelivered", "failed")
 
 
-def record_status(session: Session, sid: str, status: str, error_code: int | None) -> Message | None:
-    """Update the outbound message with ``sid``; unknown SIDs are ignored (not ours)."""
+def record_status(
+    session: Session, settings: Settings, sid: str, status: str, error_code: int | None, *, now: datetime
+) -> Message | None:
+    """Update the outbound message with ``sid``; unknown SIDs are ignored (not ours).
+
+    A check-in that never reached the phone is marked undelivered, and a streak of them
+    alerts the family's clinic: a family we cannot reach is a family nobody is watching.
+    """
     message = session.scalar(select(Message).where(Message.provider_sid == sid, Message.direction == "out"))
     if message is None:
         return None
@@ -37,6 +46,11 @@ def record_status(session: Session, sid: str, status: str, error_code: int | Non
         message.status = status
         if error_code is not None:
             message.error_code = error_code
-    if status in FAILED and message.checkin_id is not None:
-        reminders.mark_undelivered(session, sid, error_code)
+    undelivered_checkin = (
+        status in FAILED
+        and message.checkin_id is not None
+        and reminders.mark_undelivered(session, sid, error_code) is not None
+    )
+    if undelivered_checkin:
+        alerts.alert_undelivered(session, settings, message.family, now)
     return message

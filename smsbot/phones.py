@@ -17,7 +17,9 @@ def normalise_phone(raw: str, region: str = "US") -> str:
         number = phonenumbers.parse(raw.strip(), region)
     except phonenumbers.NumberParseException:
         raise InvalidPhoneError("not a phone number") from None
-    if not phonenumbers.is_possible_number(number):
+    # IS_POSSIBLE_LOCAL_ONLY ("555-0100" in the US) is "possible" but has no area code, so
+    # its E.164 form would be a wrong number: only a full-length number is accepted.
+    if phonenumbers.is_possible_number_with_reason(number) != phonenumbers.ValidationResult.IS_POSSIBLE:
         raise InvalidPhoneError("not a possible phone number (wrong length)")
     # Twilio's magic test numbers (+1500555…) and 555 fiction numbers are "possible" but not
     # "valid"; accept possible numbers so local trials and tests work, reject garbage.

@@ -20,7 +20,12 @@ Validator = Callable[[Path, dict[str, Any]], list[str]]
 VALIDATORS: dict[str, Validator] = {}
 
 # Modules that register validators when imported; add yours here.
-KIND_MODULES: tuple[str, ...] = ("smsbot.triage.rules", "smsbot.keywords", "smsbot.programmes")
+KIND_MODULES: tuple[str, ...] = (
+    "smsbot.triage.rules",
+    "smsbot.keywords",
+    "smsbot.programmes",
+    "smsbot.clinic_texts",
+)
 
 
 class RuleFileError(ValueError):

@@ -1,4 +1,4 @@
-"""APScheduler wiring for check-ins: two thin jobs, no business logic.
+"""APScheduler wiring: thin jobs for check-ins, clinic alert retries and retention; no logic.
 
 The rows are the source of truth, so jobs live only in memory: a restarted scheduler
 (or several ``smsbot worker`` processes) simply dispatches whatever the database says is due.
@@ -13,12 +13,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from smsbot.alerts import deliver_pending_alerts
 from smsbot.config import Settings
 from smsbot.db import Database
 from smsbot.dispatch import DispatchReport, dispatch_due, maintenance
 from smsbot.messaging import Transport
 from smsbot.models import utcnow
+from smsbot.privacy import purge_old_bodies
 
+ALERT_DELIVERY_INTERVAL_SECONDS = 10
 MAINTENANCE_HOUR_UTC = 7  # night-time in the Americas, morning in Europe: a quiet moment
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -51,6 +54,27 @@ def build_scheduler(
         coalesce=True,
         misfire_grace_time=3600,
     )
+    scheduler.add_job(
+        run_alert_deliveries,
+        "interval",
+        seconds=ALERT_DELIVERY_INTERVAL_SECONDS,
+        args=(db, transport, settings),
+        id="deliver_alerts",
+        max_instances=1,
+        coalesce=True,
+    )
+    if settings.retention_days:
+        scheduler.add_job(
+            run_retention,
+            "cron",
+            hour=MAINTENANCE_HOUR_UTC,
+            minute=30,
+            args=(db, settings),
+            id="retention_purge",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=3600,
+        )
     return scheduler
 
 
@@ -60,3 +84,13 @@ def run_dispatch(db: Database, transport: Transport, settings: Settings) -> Disp
 
 def run_maintenance(db: Database, settings: Settings) -> dict[str, int]:
     return maintenance(db, settings, utcnow())
+
+
+def run_alert_deliveries(db: Database, transport: Transport, settings: Settings) -> dict[str, int]:
+    """Retries of clinic alerts (the first attempt is made right after the inbound message)."""
+    return deliver_pending_alerts(db, transport, settings)
+
+
+def run_retention(db: Database, settings: Settings) -> int:
+    with db.session() as session:
+        return purge_old_bodies(session, retention_days=settings.retention_days, now=utcnow())

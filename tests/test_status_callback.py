@@ -70,3 +70,47 @@ def test_status_for_an_unknown_sid_is_ignored(post_signed, db):
     assert callback(post_signed, "delivered", sid="SM" + "b" * 32).status_code == 204
     with db.session() as session:
         assert session.scalar(select(Message)) is None
+
+
+def test_two_undelivered_checkins_alert_the_clinic(post_signed, db):
+    from datetime import timedelta
+
+    from smsbot.models import Alert, CheckIn, utcnow
+
+    with db.session() as session:
+        family = Family(phone=PARENT)
+        session.add(family)
+        session.flush()
+        for step in (1, 2):
+            sent_at = utcnow() - timedelta(days=3 - step)
+            checkin = CheckIn(
+                family_id=family.id,
+                programme="after_routine",
+                step=step,
+                status="sent",
+                due_at=sent_at,
+                sent_at=sent_at,
+                dedupe_key=f"test:{step}",
+            )
+            session.add(checkin)
+            session.flush()
+            session.add(
+                Message(
+                    family_id=family.id,
+                    direction="out",
+                    kind="checkin",
+                    body="how is your baby?",
+                    provider_sid=f"SM{step:032d}",
+                    checkin_id=checkin.id,
+                    status="sent",
+                )
+            )
+    callback(post_signed, "undelivered", sid=f"SM{1:032d}", ErrorCode="30003")
+    with db.session() as session:
+        assert session.scalar(select(Alert)) is None
+    callback(post_signed, "failed", sid=f"SM{2:032d}", ErrorCode="30005")
+    with db.session() as session:
+        assert [(a.reason, a.family_id) for a in session.scalars(select(Alert))] == [
+            ("undelivered", family.id)
+        ]
+        assert {c.status for c in session.scalars(select(CheckIn))} == {"undelivered"}

@@ -19,7 +19,12 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 
 def _http_error(error: HTTPException) -> tuple[Response, int]:
     code = (error.name or "error").lower().replace(" ", "_")
-    return error_response(error.code or 500, code, error.description or error.name)
+    response, status = error_response(error.code or 500, code, error.description or error.name)
+    # Keep the headers the exception carries: ``Allow`` on a 405 is required by RFC 9110.
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response, status
 
 
 def _server_error(error: Exception) -> tuple[Response, int]:

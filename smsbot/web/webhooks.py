@@ -8,8 +8,9 @@ import uuid
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from smsbot import conversation, delivery, metrics
+from smsbot import alerts, conversation, delivery, metrics
 from smsbot.db import get_db
+from smsbot.models import utcnow
 from smsbot.phones import InvalidPhoneError, mask_phone, parse_address
 from smsbot.web.twilio_auth import twilio_signed
 
@@ -58,6 +59,9 @@ def inbound_sms() -> Response:
     sid = sid or f"LOCAL{uuid.uuid4().hex}"
     inbound = conversation.Inbound(sid=sid, phone=phone, channel=channel, body=body, num_media=_num_media())
     outcome = conversation.receive(get_db(), settings, inbound)
+    if outcome.level in ("emergency", "urgent") and not outcome.duplicate:
+        # Page the clinic now rather than at the next scheduler tick; never block the reply.
+        alerts.deliver_in_background(get_db(), current_app.extensions["smsbot.transport"], settings)
     metrics.INBOUND.labels(outcome.level or "none").inc()
     if outcome.reply is not None:
         metrics.REPLIES.labels(outcome.level or "none").inc()
@@ -83,5 +87,12 @@ def status_callback() -> tuple[str, int]:
     if error_code is not None and not error_code.isdigit():
         abort(400, "ErrorCode must be a number")
     with get_db().session() as session:
-        delivery.record_status(session, sid, status, int(error_code) if error_code else None)
+        delivery.record_status(
+            session,
+            current_app.extensions["smsbot.settings"],
+            sid,
+            status,
+            int(error_code) if error_code else None,
+            now=utcnow(),
+        )
     return "", 204

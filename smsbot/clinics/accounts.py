@@ -1,0 +1,154 @@
+"""Clinics, their staff accounts and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import generate_password_hash
+
+from smsbot.clinics.errors import ConflictError, FieldError, InvalidFieldsError
+from smsbot.config import Settings
+from smsbot.models import ApiToken, Clinic, Staff
+from smsbot.phones import InvalidPhoneError, normalise_phone
+
+TOKEN_PREFIX = "smsb_"
+MIN_PASSWORD_LENGTH = 10
+
+
+def is_timezone(name: Any) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
+        return False
+    return True
+
+
+def parse_quiet_hours(raw: str) -> tuple[str, str]:
+    """``"20:00-09:00"`` → ("20:00", "09:00"); the window in which scheduled texts wait."""
+    match = re.fullmatch(r"\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*", raw)
+    if match is None:
+        raise ValueError("quiet hours must look like 20:00-09:00")
+    for part in match.groups():
+        time.fromisoformat(part)  # rejects 25:00
+    return match.group(1), match.group(2)
+
+
+def create_clinic(
+    session: Session,
+    settings: Settings,
+    *,
+    slug: str,
+    name: str,
+    timezone: str,
+    oncall_phone: str | None = None,
+    webhook_url: str | None = None,
+    quiet_hours: str | None = None,
+) -> Clinic:
+    """Create a clinic with a fresh webhook secret (used to sign its alert webhooks)."""
+    errors = []
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,63}", slug):
+        errors.append(FieldError("slug", "invalid_slug", "use 2-64 lower-case letters, digits and '-'"))
+    if not name.strip():
+        errors.append(FieldError("name", "missing_field", "a clinic needs a name"))
+    if not is_timezone(timezone):
+        errors.append(FieldError("timezone", "invalid_timezone", f"{timezone!r} is not a time zone"))
+    if webhook_url and not re.match(r"^https?://[^/\s]+", webhook_url):
+        errors.append(FieldError("webhook_url", "invalid_url", "must be an http(s) URL"))
+    start = end = None
+    if quiet_hours:
+        try:
+            start, end = parse_quiet_hours(quiet_hours)
+        except ValueError as error:
+            errors.append(FieldError("quiet_hours", "invalid_quiet_hours", str(error)))
+    if oncall_phone:
+        try:
+            oncall_phone = normalise_phone(oncall_phone, settings.default_region)
+        except InvalidPhoneError as error:
+            errors.append(FieldError("oncall_phone", "invalid_phone", str(error)))
+    if errors:
+        raise InvalidFieldsError(errors)
+    if session.scalar(select(Clinic.id).where(Clinic.slug == slug)) is not None:
+        raise ConflictError("slug_taken", f"a clinic with slug {slug!r} already exists", "slug")
+    clinic = Clinic(
+        slug=slug,
+        name=name.strip(),
+        timezone=timezone,
+        quiet_hours_start=start,
+        quiet_hours_end=end,
+        oncall_phone=oncall_phone or None,
+        webhook_url=webhook_url or None,
+        webhook_secret=secrets.token_hex(32),
+    )
+    session.add(clinic)
+    session.flush()
+    return clinic
+
+
+def get_clinic(session: Session, slug: str) -> Clinic | None:
+    return session.scalar(select(Clinic).where(Clinic.slug == slug))
+
+
+def add_staff(session: Session, clinic: Clinic, *, email: str, password: str, name: str = "") -> Staff:
+    """Add a staff account; the password is stored as a scrypt hash (werkzeug's default KDF)."""
+    email = email.strip().lower()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        raise InvalidFieldsError([FieldError("email", "invalid_email", "not an email address")])
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidFieldsError(
+            [FieldError("password", "weak_password", f"use at least {MIN_PASSWORD_LENGTH} characters")]
+        )
+    if session.scalar(select(Staff.id).where(Staff.email == email)) is not None:
+        raise ConflictError("email_taken", "a staff account with this email already exists", "email")
+    staff = Staff(clinic_id=clinic.id, email=email, name=name, password_hash=generate_password_hash(password))
+    session.add(staff)
+    session.flush()
+    return staff
+
+
+# --- API tokens --------------------------------------------------------------------------
+
+
+def _token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def create_token(session: Session, clinic: Clinic, name: str = "") -> str:
+    """Create an API token and return it; only its SHA-256 is stored, so show it once."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(clinic_id=clinic.id, name=name, token_hash=_token_hash(raw), prefix=raw[:13]))
+    session.flush()
+    return raw
+
+
+def revoke_token(session: Session, clinic: Clinic, prefix_or_id: str, *, now: datetime) -> ApiToken:
+    """Revoke one of ``clinic``'s tokens by its shown prefix or numeric id (LookupError if none)."""
+    query = select(ApiToken).where(ApiToken.clinic_id == clinic.id)
+    if prefix_or_id.isascii() and prefix_or_id.isdigit() and len(prefix_or_id) < 10:
+        query = query.where(ApiToken.id == int(prefix_or_id))
+    else:
+        query = query.where(ApiToken.prefix == prefix_or_id)
+    tokens = session.scalars(query).all()
+    if len(tokens) != 1:
+        raise LookupError(f"no single token of {clinic.slug} matches {prefix_or_id!r}")
+    tokens[0].revoked_at = tokens[0].revoked_at or now
+    return tokens[0]
+
+
+def authenticate_token(session: Session, raw: str) -> ApiToken | None:
+    """The live token for ``raw``, or None.
+
+    Looking the token up by its hash means no secret is ever compared byte by byte, so
+    response timing reveals nothing about valid tokens.
+    """
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    return session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _token_hash(raw), ApiToken.revoked_at.is_(None))
+    )

@@ -1,0 +1,298 @@
+"""Enrolling families for clinic follow-up: the one path shared by the REST API, the CSV
+import and the dashboard, so validation, idempotency and the consent rule live in one
+place. Enrolling sends one consent text; nothing else goes out until the family says YES.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from smsbot import reminders
+from smsbot.clinic_texts import load_clinic_texts
+from smsbot.clinics.accounts import is_timezone
+from smsbot.clinics.errors import ConflictError, FieldError, InvalidFieldsError
+from smsbot.config import Settings
+from smsbot.families import find_or_create_family
+from smsbot.keywords import LANGS
+from smsbot.messaging import Transport, TransportError
+from smsbot.messaging.segments import count_segments
+from smsbot.models import CheckIn, Clinic, Enrollment, Event, Family, Message
+from smsbot.phones import InvalidPhoneError, normalise_phone
+from smsbot.programmes import load_programmes
+
+CHANNELS = ("sms", "whatsapp")
+# Check-ins are for young babies; an older birth date is almost always a typo (e.g. the
+# parent's own birth date in a CSV column).
+MAX_BABY_AGE = timedelta(days=2 * 366)
+# Family fields a clinic may set; phone and channel identify the family and are fixed.
+PROFILE_FIELDS = ("language", "baby_name", "baby_birth_date", "timezone")
+TEXT_LIMITS = {"baby_name": 100, "external_ref": 100}
+CLEARABLE_FIELDS = ("baby_name", "baby_birth_date", "timezone", "external_ref")
+FAMILY_FIELDS = ("phone", "channel", "programme", "language", *CLEARABLE_FIELDS)
+
+
+def programme_ids(settings: Settings) -> frozenset[str]:
+    """Programme ids a clinic may enroll a family in, from ``rules/checkins.yaml``."""
+    return frozenset(load_programmes(settings.rules_path).programmes)
+
+
+def is_storable_text(value: str) -> bool:
+    """PostgreSQL refuses NUL in text and a lone surrogate cannot be encoded: refuse both early."""
+    return "\x00" not in value and not any(unicodedata.category(ch) == "Cs" for ch in value)
+
+
+def clean_family_fields(
+    raw: Mapping[str, Any], settings: Settings, *, today: date, required: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Validate and normalise family input from the API, a CSV row or the dashboard.
+
+    Only the keys present are returned, so callers can update just what was given; a
+    ``None`` optional field means "clear it". Raises InvalidFieldsError listing every problem.
+    """
+    errors: list[FieldError] = []
+    values: dict[str, Any] = {}
+
+    def fail(field: str, code: str, message: str) -> None:
+        errors.append(FieldError(field, code, message))
+
+    for field in required:
+        if raw.get(field) in (None, ""):
+            fail(field, "missing_field", f"{field} is required")
+    for field, value in raw.items():
+        if field not in FAMILY_FIELDS:
+            fail(field, "unknown_field", f"unknown field {field!r}")
+            continue
+        if field in required and value in (None, ""):
+            continue  # reported above
+        if value is None:
+            if field in CLEARABLE_FIELDS:
+                values[field] = None
+            else:
+                fail(field, "invalid_value", f"{field} cannot be null")
+            continue
+        if field == "baby_birth_date" and isinstance(value, date):
+            value = value.isoformat()
+        if not isinstance(value, str):
+            fail(field, "invalid_type", f"{field} must be a string")
+            continue
+        if not is_storable_text(value):
+            fail(field, "invalid_value", f"{field} contains a NUL or unpaired surrogate character")
+            continue
+        value = value.strip()
+        if field == "phone":
+            try:
+                values[field] = normalise_phone(value, settings.default_region)
+            except InvalidPhoneError as error:
+                fail(field, "invalid_phone", str(error))
+        elif field == "channel":
+            values[field] = value.lower()
+            if values[field] not in CHANNELS:
+                fail(field, "invalid_channel", f"channel must be one of {', '.join(CHANNELS)}")
+        elif field == "language":
+            values[field] = value.lower()
+            if values[field] not in LANGS:
+                fail(field, "unknown_language", f"language must be one of {', '.join(LANGS)}")
+        elif field == "programme":
+            values[field] = value
+            if value not in programme_ids(settings):
+                fail(field, "unknown_programme", f"no check-in programme {value!r}")
+        elif field == "baby_birth_date":
+            try:
+                born = date.fromisoformat(value)
+            except ValueError:
+                fail(field, "invalid_date", "use a YYYY-MM-DD date")
+                continue
+            if born > today or born < today - MAX_BABY_AGE:
+                fail(field, "invalid_date", "must be a young baby's birth date, not in the future")
+            values[field] = born
+        elif field == "timezone":
+            values[field] = value
+            if len(value) > 64 or not is_timezone(value):
+                fail(field, "invalid_timezone", f"{value!r} is not a time zone")
+        else:
+            values[field] = value or None
+            if len(value) > TEXT_LIMITS[field]:
+                fail(field, "too_long", f"{field} is longer than {TEXT_LIMITS[field]} characters")
+    if errors:
+        raise InvalidFieldsError(errors)
+    return values
+
+
+def enroll_family(
+    session: Session,
+    clinic: Clinic,
+    *,
+    phone: str | None,
+    programme: str | None,
+    language: str | None = None,
+    baby_name: str | None = None,
+    baby_birth_date: date | str | None = None,
+    timezone: str | None = None,
+    external_ref: str | None = None,
+    channel: str = "sms",
+    now: datetime,
+    settings: Settings,
+    transport: Transport,
+) -> tuple[Enrollment, bool]:
+    """Enroll a family at ``clinic``; return (enrollment, created).
+
+    Idempotent: enrolling the same number at the same clinic updates the given fields and
+    sends nothing new; another clinic gets its own Enrollment. A new (or re-opened, after
+    unenroll) enrollment waits for consent and gets one consent text, unless the family
+    has opted out: then it stays ``awaiting_consent`` silently until they text START.
+    Optional fields left as None keep their current value (a None phone or programme is
+    reported as missing, so API callers can pass the body through). Raises InvalidFieldsError or
+    ConflictError (already following the family in another programme).
+    """
+    given = {
+        "phone": phone,
+        "channel": channel,
+        "programme": programme,
+        "language": language,
+        "baby_name": baby_name,
+        "baby_birth_date": baby_birth_date,
+        "timezone": timezone,
+        "external_ref": external_ref,
+    }
+    values = clean_family_fields(
+        {k: v for k, v in given.items() if v is not None},
+        settings,
+        today=now.date(),
+        required=("phone", "programme"),
+    )
+    family = find_or_create_family(session, values["phone"], values.get("channel", "sms"), now)
+    enrollment = session.scalar(
+        select(Enrollment).where(Enrollment.clinic_id == clinic.id, Enrollment.family_id == family.id)
+    )
+    active = enrollment is not None and enrollment.status == "active"
+    if active and enrollment.programme != values["programme"]:
+        raise ConflictError(
+            "enrolled_in_other_programme",
+            f"already following this family in {enrollment.programme!r}; unenroll first",
+            "programme",
+        )
+    _apply_profile(family, values)
+    created = enrollment is None
+    if created:
+        enrollment = Enrollment(clinic_id=clinic.id, family_id=family.id, enrolled_at=now)
+        session.add(enrollment)
+    reopened = not created and enrollment.status == "ended"
+    if created or reopened:
+        enrollment.status, enrollment.consented_at, enrollment.ended_at = "awaiting_consent", None, None
+    enrollment.programme = values["programme"]
+    if "external_ref" in values:
+        enrollment.external_ref = values["external_ref"]
+    session.flush()
+    if created or reopened:
+        session.add(
+            Event(
+                family_id=family.id,
+                kind="enrolled",
+                detail={"clinic": clinic.slug, "programme": enrollment.programme},
+                created_at=now,
+            )
+        )
+        if not family.opted_out:
+            _send_consent(session, clinic, family, transport=transport, settings=settings, now=now)
+    return enrollment, created
+
+
+def update_family(enrollment: Enrollment, values: Mapping[str, Any]) -> None:
+    """Apply cleaned profile fields (see ``clean_family_fields``) to an enrolled family."""
+    _apply_profile(enrollment.family, values)
+    if "external_ref" in values:
+        enrollment.external_ref = values["external_ref"]
+
+
+def _apply_profile(family: Family, values: Mapping[str, Any]) -> None:
+    for field in PROFILE_FIELDS:
+        if field in values:
+            setattr(family, field, values[field])
+
+
+def _send_consent(
+    session: Session,
+    clinic: Clinic,
+    family: Family,
+    *,
+    transport: Transport,
+    settings: Settings,
+    now: datetime,
+) -> Message:
+    """Send the one consent request and record it (a failed send is a stored row too)."""
+    texts = load_clinic_texts(settings.rules_path)
+    lang = family.language
+    body = texts.render("consent", lang, clinic=clinic.name, baby=texts.baby(family.baby_name, lang))
+    message = Message(
+        family_id=family.id,
+        clinic_id=clinic.id,
+        direction="out",
+        kind="consent",
+        body=body,
+        lang=lang,
+        segments=count_segments(body),
+        created_at=now,
+    )
+    try:
+        message.provider_sid = transport.send(family.address, body)
+        message.status = "queued"
+    except TransportError as error:
+        message.status, message.error_code = "failed", error.code
+    session.add(message)
+    session.flush()
+    return message
+
+
+def unenroll(session: Session, enrollment: Enrollment, *, now: datetime) -> bool:
+    """End an enrollment and cancel its pending check-ins; False when it had already ended."""
+    if enrollment.status == "ended":
+        return False
+    enrollment.status, enrollment.ended_at = "ended", now
+    reminders.cancel_pending(session, enrollment.family, enrollment=enrollment, reason="unenrolled by clinic")
+    session.add(
+        Event(
+            family_id=enrollment.family_id,
+            kind="unenrolled",
+            detail={"clinic_id": enrollment.clinic_id},
+            created_at=now,
+        )
+    )
+    return True
+
+
+def enrollment_window(enrollment: Enrollment, created_at: Any) -> list[ColumnElement[bool]]:
+    """Criteria limiting ``created_at`` to while the clinic followed the family.
+
+    Families are shared between clinics: a clinic sees only what happened since it
+    enrolled the family (and until it unenrolled them).
+    """
+    criteria = [created_at >= enrollment.enrolled_at]
+    if enrollment.ended_at is not None:
+        criteria.append(created_at <= enrollment.ended_at)
+    return criteria
+
+
+def family_messages(enrollment: Enrollment) -> Select[tuple[Message]]:
+    """Messages a clinic may read for one enrollment: never one tagged with another clinic."""
+    return select(Message).where(
+        Message.family_id == enrollment.family_id,
+        or_(Message.clinic_id.is_(None), Message.clinic_id == enrollment.clinic_id),
+        *enrollment_window(enrollment, Message.created_at),
+    )
+
+
+def family_checkins(enrollment: Enrollment) -> Select[tuple[CheckIn]]:
+    """Check-ins of this enrollment, plus the family's own triage check-ins while enrolled."""
+    return select(CheckIn).where(
+        CheckIn.family_id == enrollment.family_id,
+        or_(
+            CheckIn.enrollment_id == enrollment.id,
+            and_(CheckIn.enrollment_id.is_(None), *enrollment_window(enrollment, CheckIn.created_at)),
+        ),
+    )

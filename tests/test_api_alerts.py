@@ -1,0 +1,97 @@
+"""Alerts through the clinic API: list (open/acknowledged), acknowledge once, isolated per clinic."""
+
+from __future__ import annotations
+
+import pytest
+
+from smsbot import alerts
+from smsbot.models import Enrollment, utcnow
+from tests.clinic_fixtures import *  # noqa: F403
+
+
+@pytest.fixture
+def raise_for(app, db):  # type: ignore[no-untyped-def]
+    """Raise an alert for an enrolled family (API id) and return the alert ids."""
+
+    def raise_(family_id: int, level: str = "urgent") -> list[int]:
+        with db.session() as session:
+            family = session.get(Enrollment, family_id).family
+            created = alerts.raise_alert(
+                session,
+                app.extensions["smsbot.settings"],
+                family,
+                level=level,
+                reason=level,
+                message=None,
+                now=utcnow(),
+            )
+            return [alert.id for alert in created]
+
+    return raise_
+
+
+def test_alerts_are_listed_with_the_clinics_family_id(api, enroll_parent, raise_for):
+    family = enroll_parent()
+    [alert_id] = raise_for(family["id"], "emergency")
+    [alert] = api("GET", "/alerts").get_json()["data"]
+    assert (alert["id"], alert["family_id"], alert["level"], alert["status"]) == (
+        alert_id,
+        family["id"],
+        "emergency",
+        "open",
+    )
+
+
+def test_acknowledging_an_alert_records_who_and_the_note(api, enroll_parent, raise_for):
+    [alert_id] = raise_for(enroll_parent()["id"])
+    response = api("POST", f"/alerts/{alert_id}/acknowledge", json={"note": "called mum, seen today"})
+    assert response.status_code == 200
+    alert = response.get_json()
+    assert (alert["status"], alert["acknowledged_by"], alert["note"]) == (
+        "acknowledged",
+        "api:ehr",
+        "called mum, seen today",
+    )
+    assert api("GET", "/alerts?status=open").get_json()["data"] == []
+    assert [a["id"] for a in api("GET", "/alerts?status=acknowledged").get_json()["data"]] == [alert_id]
+
+
+def test_acknowledging_without_a_body_is_fine_but_twice_is_a_409(api, enroll_parent, raise_for):
+    [alert_id] = raise_for(enroll_parent()["id"])
+    assert api("POST", f"/alerts/{alert_id}/acknowledge").status_code == 200
+    response = api("POST", f"/alerts/{alert_id}/acknowledge")
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "already_acknowledged"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "field"),
+    [
+        ({"json": {"note": 42}}, 422, "note"),
+        ({"json": {"note": "x" * 2001}}, 422, "note"),
+        ({"json": {"notes": "typo"}}, 422, "notes"),
+        ({"data": "{oops", "content_type": "application/json"}, 400, None),
+    ],
+)
+def test_invalid_acknowledgement_is_refused(api, enroll_parent, raise_for, kwargs, status, field):
+    [alert_id] = raise_for(enroll_parent()["id"])
+    response = api("POST", f"/alerts/{alert_id}/acknowledge", **kwargs)
+    assert response.status_code == status
+    assert response.get_json()["error"]["field"] == field
+    assert api("GET", "/alerts?status=open").get_json()["data"] != []
+
+
+def test_bad_alert_status_filter_is_422(api):
+    assert api("GET", "/alerts?status=closed").status_code == 422
+
+
+def test_another_clinics_alerts_are_invisible_and_a_404(api, enroll_parent, raise_for, world):
+    [alert_id] = raise_for(enroll_parent()["id"])
+    assert api("GET", "/alerts", token=world.lakeside_token).get_json()["data"] == []
+    response = api("POST", f"/alerts/{alert_id}/acknowledge", token=world.lakeside_token)
+    assert response.status_code == 404
+    assert api("GET", "/alerts?status=open").get_json()["data"][0]["id"] == alert_id
+
+
+def test_unknown_alert_is_a_404(api):
+    assert api("POST", "/alerts/12345/acknowledge").status_code == 404

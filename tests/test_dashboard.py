@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from smsbot.db import Database
+from smsbot.messaging.console import MemoryTransport
 from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Staff, utcnow
 from smsbot.web import charts, clinic_queries
 from smsbot.web.demo import add_alert, add_answers, add_checkin, add_enrollment, add_message
@@ -150,6 +151,7 @@ def test_nurse_cannot_reach_another_clinics_family_or_alert(
 ) -> None:
     token = csrf_token(nurse, "/dashboard/")
     assert nurse.get(f"/dashboard/families/{world.bo_id}").status_code == 404
+    assert nurse.get(f"/dashboard/families/{2**40}").status_code == 404  # not a database error
     ack = nurse.post(
         f"/dashboard/alerts/{world.bo_alert_id}/acknowledge", data={"note": "x", "csrf_token": token}
     )
@@ -267,29 +269,34 @@ def test_family_status_says_what_a_nurse_needs(
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "message"),
+    ("field", "value"),
     [
-        ("phone", "12", "mobile number"),
-        ("language", "fr", "Choose English or Spanish"),
-        ("baby_name", "x" * 101, "under 100 characters"),
-        ("baby_birth_date", "31/12/2025", "YYYY-MM-DD"),
-        ("baby_birth_date", "2001-01-01", "within the last year"),
-        ("programme", "tremor-forever", "Choose one of the check-in programmes"),
+        ("phone", "12"),
+        ("phone", ""),
+        ("language", "fr"),
+        ("baby_name", "x" * 101),
+        ("baby_birth_date", "31/12/2025"),
+        ("baby_birth_date", "2001-01-01"),
+        ("programme", "tremor-forever"),
     ],
 )
-def test_enroll_form_names_the_field_at_fault(
-    nurse: FlaskClient, db: Database, field: str, value: str, message: str
+def test_enroll_form_shows_the_error_next_to_the_field_at_fault(
+    nurse: FlaskClient, db: Database, outbox: MemoryTransport, field: str, value: str
 ) -> None:
-    form = {"phone": "(555) 010-0042", "language": "en", "baby_name": "Zoe", field: value}
+    form = {"phone": "(555) 010-0042", "language": "en", "programme": "clinic_followup", field: value}
     response = post_form(nurse, "/dashboard/families/new", "/dashboard/families/new", form)
     html = _text(response)
-    assert response.status_code == 400 and message in html
+    assert response.status_code == 400
     assert f'id="{field}" name="{field}" aria-invalid="true" aria-describedby="{field}-error"' in html
+    assert f'<p class="field-error" id="{field}-error">' in html and f'<a href="#{field}">' in html
     with db.session() as session:
         assert session.scalar(select(Family).where(Family.phone == "+15550100042")) is None
+    assert outbox.outbox == []
 
 
-def test_enroll_form_enrolls_a_family_awaiting_yes(nurse: FlaskClient, world: World, db: Database) -> None:
+def test_enroll_form_enrolls_a_family_and_asks_for_consent(
+    nurse: FlaskClient, world: World, db: Database, outbox: MemoryTransport
+) -> None:
     form = {"phone": "(555) 010-0042", "language": "es", "baby_name": "Zoe", "programme": "clinic_by_age"}
     response = post_form(nurse, "/dashboard/families/new", "/dashboard/families/new", form)
     assert response.status_code == 302
@@ -298,12 +305,18 @@ def test_enroll_form_enrolls_a_family_awaiting_yes(nurse: FlaskClient, world: Wo
         assert family is not None and family.language == "es" and family.baby_name == "Zoe"
         enrollment = session.scalar(select(Enrollment).where(Enrollment.family_id == family.id))
         assert enrollment is not None
-        assert (enrollment.clinic_id, enrollment.status) == (world.riverside_id, "awaiting_consent")
+        assert (enrollment.clinic_id, enrollment.status, enrollment.programme) == (
+            world.riverside_id,
+            "awaiting_consent",
+            "clinic_by_age",
+        )
     assert response.location == f"/dashboard/families/{family.id}"
     assert "awaiting YES" in _text(nurse.get(response.location))
+    assert [message.to for message in outbox.outbox] == ["+15550100042"]
 
     again = post_form(nurse, "/dashboard/families/new", "/dashboard/families/new", form)
-    assert again.status_code == 400 and "already enrolled" in _text(again)
+    assert again.status_code == 302 and "already enrolled here" in _text(nurse.get(again.location))
+    assert len(outbox.outbox) == 1  # one consent text, however often the form is sent
 
 
 def test_unenroll_ends_follow_up_and_cancels_pending_checkins(

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
-from smsbot import reminders
+from smsbot import clinics
 from smsbot.models import Alert, CheckIn, Enrollment, Family, Message
 from smsbot.web.charts import Answer
 
@@ -154,30 +154,15 @@ def find_family(session: Session, clinic_id: int, family_id: int) -> FamilyRow |
     return FamilyRow(*row) if row else None
 
 
-def timeline(session: Session, clinic_id: int, family_id: int, limit: int = 200) -> list[Message]:
-    """The family's conversation, oldest first; messages another clinic sent stay private."""
-    latest = (
-        select(Message)
-        .where(
-            Message.family_id == family_id,
-            or_(Message.clinic_id.is_(None), Message.clinic_id == clinic_id),
-        )
-        .order_by(Message.created_at.desc(), Message.id.desc())
-        .limit(limit)
-    )
-    return list(reversed(session.scalars(latest).all()))
+def timeline(session: Session, enrollment: Enrollment, limit: int = 200) -> list[Message]:
+    """The latest of the conversation this clinic may read (``clinics.family_messages``), oldest first."""
+    latest = clinics.family_messages(enrollment).order_by(Message.created_at.desc(), Message.id.desc())
+    return list(reversed(session.scalars(latest.limit(limit)).all()))
 
 
 def family_checkins(session: Session, enrollment: Enrollment) -> tuple[list[CheckIn], list[CheckIn]]:
-    """(upcoming, past) check-ins of this enrollment and the family's own, unenrolled ones."""
-    rows = session.scalars(
-        select(CheckIn)
-        .where(
-            CheckIn.family_id == enrollment.family_id,
-            or_(CheckIn.enrollment_id.is_(None), CheckIn.enrollment_id == enrollment.id),
-        )
-        .order_by(CheckIn.due_at, CheckIn.id)
-    ).all()
+    """(upcoming soonest first, past latest first) check-ins this clinic may read."""
+    rows = session.scalars(clinics.family_checkins(enrollment).order_by(CheckIn.due_at, CheckIn.id)).all()
     upcoming = [c for c in rows if c.status in UPCOMING_CHECKIN_STATUSES]
     past = [c for c in reversed(rows) if c.status not in UPCOMING_CHECKIN_STATUSES]
     return upcoming, past
@@ -192,26 +177,22 @@ def answers(checkins: list[CheckIn]) -> list[Answer]:
     ]
 
 
-def end_enrollment(session: Session, enrollment: Enrollment, *, now: datetime) -> None:
-    """Unenroll: end the enrollment and cancel its check-ins still waiting to go out."""
-    enrollment.status = "ended"
-    enrollment.ended_at = now
-    reminders.cancel_pending(session, enrollment.family, enrollment=enrollment, reason="unenrolled by clinic")
-    session.commit()
-
-
 # Overview -------------------------------------------------------------------------------
 
 
 def overview(session: Session, clinic_id: int, *, now: datetime) -> Overview:
     """Counts for the last week: what families said (by level), check-ins, open alerts."""
     since = now - timedelta(days=OVERVIEW_DAYS)
-    followed = select(Enrollment.family_id).where(Enrollment.clinic_id == clinic_id)
     by_level = dict(
         session.execute(
             select(Message.level, func.count())
+            .join(Enrollment, Enrollment.family_id == Message.family_id)
             .where(
-                Message.family_id.in_(followed),
+                Enrollment.clinic_id == clinic_id,
+                # Only what the clinic may read: sent while it followed the family
+                # (the rule of ``clinics.enrollment_window``, as a join).
+                Message.created_at >= Enrollment.enrolled_at,
+                or_(Enrollment.ended_at.is_(None), Message.created_at <= Enrollment.ended_at),
                 Message.direction == "in",
                 Message.level.is_not(None),
                 Message.created_at >= since,
@@ -219,13 +200,14 @@ def overview(session: Session, clinic_id: int, *, now: datetime) -> Overview:
             .group_by(Message.level)
         ).all()
     )
-    sent = (
-        select(CheckIn.status)
-        .join(Enrollment, CheckIn.enrollment_id == Enrollment.id)
-        .where(Enrollment.clinic_id == clinic_id, CheckIn.sent_at >= since)
-        .subquery()
+    statuses = dict(
+        session.execute(
+            select(CheckIn.status, func.count())
+            .join(Enrollment, CheckIn.enrollment_id == Enrollment.id)
+            .where(Enrollment.clinic_id == clinic_id, CheckIn.sent_at >= since)
+            .group_by(CheckIn.status)
+        ).all()
     )
-    statuses = dict(session.execute(select(sent.c.status, func.count()).group_by(sent.c.status)).all())
     open_count = session.scalar(
         select(func.count())
         .select_from(Alert)

@@ -32,12 +32,13 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from smsbot import clinics
 from smsbot.db import request_session
 from smsbot.models import Staff, utcnow
 from smsbot.phones import mask_phone
 from smsbot.programmes import load_programmes
 from smsbot.web import charts, clinic_queries
-from smsbot.web.enroll_form import LANGUAGES, EnrollError, enroll, parse_enroll_form
+from smsbot.web.enroll_form import LANGUAGES, EnrollFormError, enroll_from_form
 from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,14 @@ T = TypeVar("T")
 
 PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.static"}
 MAX_NOTE = 2000
+MAX_ID = 2**31 - 1  # a larger id in a URL is a 404, not a PostgreSQL "integer out of range"
+FIELD_LABELS = {
+    "phone": "Parent's mobile number",
+    "language": "Language for texts",
+    "baby_name": "Baby's name",
+    "baby_birth_date": "Baby's birth date",
+    "programme": "Check-in programme",
+}
 # Patient details must not linger in shared browser caches or be framed by another site.
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -199,7 +208,7 @@ def alert_history() -> str:
     return render_template("dashboard/history.html", alerts=history)
 
 
-@bp.post("/alerts/<int:alert_id>/acknowledge")
+@bp.post(f"/alerts/<int(max={MAX_ID}):alert_id>/acknowledge")
 def acknowledge(alert_id: int) -> Response:
     """Acknowledge with a note saying what was done: the history is the clinic's record."""
     db = request_session()
@@ -232,27 +241,44 @@ def families() -> str:
 def new_family() -> Response | str | tuple[str, int]:
     """Enroll a family: the parent gets a text asking them to reply YES."""
     settings = current_app.extensions["smsbot.settings"]
-    programmes = sorted(load_programmes(settings.rules_path).programmes)
+    programmes = load_programmes(settings.rules_path)
+    choices = sorted(programmes.programmes)
     if request.method == "GET":
-        return _enroll_page({}, None, programmes)
+        return _enroll_page({"programme": programmes.triggers["enrollment"]}, {}, choices)
+    db = request_session()
     try:
-        enroll_request = parse_enroll_form(
-            request.form, region=settings.default_region, today=utcnow().date(), programmes=programmes
+        enrollment, created = enroll_from_form(
+            db,
+            g.staff.clinic,
+            request.form,
+            settings=settings,
+            transport=current_app.extensions["smsbot.transport"],
+            now=utcnow(),
         )
-        enrollment = enroll(request_session(), g.staff.clinic_id, enroll_request, now=utcnow())
-    except EnrollError as error:
-        return _enroll_page(request.form, error, programmes), 400
-    flash(f"Enrolled {mask_phone(enroll_request.phone)}: waiting for the parent to reply YES.", "success")
+    except EnrollFormError as error:
+        db.rollback()
+        return _enroll_page(request.form, error.errors, choices), 400
+    db.commit()
+    phone = mask_phone(enrollment.family.phone)
+    if created:
+        flash(f"Enrolled {phone}: waiting for the parent to reply YES.", "success")
+    else:
+        flash(f"{phone} was already enrolled here: their details are updated.", "info")
     return redirect(url_for(".family", family_id=enrollment.family_id))
 
 
-def _enroll_page(form: Mapping[str, str], error: EnrollError | None, programmes: list[str]) -> str:
+def _enroll_page(form: Mapping[str, str], errors: dict[str, str], programmes: list[str]) -> str:
     return render_template(
-        "dashboard/enroll.html", form=form, error=error, languages=LANGUAGES, programmes=programmes
+        "dashboard/enroll.html",
+        form=form,
+        errors=errors,
+        labels=FIELD_LABELS,
+        languages=LANGUAGES,
+        programmes=programmes,
     )
 
 
-@bp.get("/families/<int:family_id>")
+@bp.get(f"/families/<int(max={MAX_ID}):family_id>")
 def family(family_id: int) -> str:
     """One family: the conversation, check-ins and how the answers have moved."""
     db = request_session()
@@ -263,7 +289,7 @@ def family(family_id: int) -> str:
     return render_template(
         "dashboard/family.html",
         row=row,
-        messages=clinic_queries.timeline(db, g.staff.clinic_id, family_id),
+        messages=clinic_queries.timeline(db, row.enrollment),
         upcoming=upcoming,
         past=past,
         chart=chart,
@@ -273,13 +299,13 @@ def family(family_id: int) -> str:
     )
 
 
-@bp.post("/families/<int:family_id>/unenroll")
+@bp.post(f"/families/<int(max={MAX_ID}):family_id>/unenroll")
 def unenroll(family_id: int) -> Response:
     """End the clinic's follow-up; the family can still text the bot for guidance."""
     db = request_session()
     row = _found(clinic_queries.find_family(db, g.staff.clinic_id, family_id))
-    if row.enrollment.status != "ended":
-        clinic_queries.end_enrollment(db, row.enrollment, now=utcnow())
+    if clinics.unenroll(db, row.enrollment, now=utcnow()):
+        db.commit()
         flash(f"{mask_phone(row.family.phone)} is unenrolled; pending check-ins are cancelled.", "success")
     return redirect(url_for(".family", family_id=family_id))
 

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
 
-from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Message, Staff
+from smsbot import clinics
+from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Message
 
 DEMO_EMAIL = "nurse@riverside.example"
 DEMO_PASSWORD = "demo-password-riverside"
@@ -25,14 +25,6 @@ def add_clinic(session: Session, name: str, slug: str, timezone: str = "America/
     session.add(clinic)
     session.flush()
     return clinic
-
-
-def add_staff(session: Session, clinic: Clinic, email: str, password_hash: str) -> Staff:
-    """A staff member; the hash comes from ``generate_password_hash`` (scrypt), as in production."""
-    staff = Staff(clinic_id=clinic.id, email=email, name=email.split("@")[0], password_hash=password_hash)
-    session.add(staff)
-    session.flush()
-    return staff
 
 
 def add_enrollment(
@@ -147,10 +139,10 @@ def add_answers(session: Session, enrollment: Enrollment, outcomes: Sequence[str
 def seed_demo(session: Session, now: datetime) -> Clinic:
     """Riverside Pediatrics with a week of activity; sign in as DEMO_EMAIL / DEMO_PASSWORD."""
     clinic = add_clinic(session, "Riverside Pediatrics", "riverside")
-    add_staff(session, clinic, DEMO_EMAIL, generate_password_hash(DEMO_PASSWORD))
+    clinics.add_staff(session, clinic, email=DEMO_EMAIL, password=DEMO_PASSWORD)
     day = timedelta(days=1)
 
-    ana = add_enrollment(session, clinic, "+15550100001", baby_name="Ana", at=now - 6 * day)
+    ana = add_enrollment(session, clinic, "+15550100001", baby_name="Ana", at=now - 7 * day)
     conversation = [
         ("in", "her arms shake when she cries but stop when I hold them", "routine", 6 * day),
         (

@@ -18,9 +18,11 @@ from dashboard_fixtures import (
     post_form,
     sign_in,
 )
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from smsbot import alerts
 from smsbot.db import Database
 from smsbot.messaging.console import MemoryTransport
 from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Staff, utcnow
@@ -181,6 +183,26 @@ def test_queue_shows_most_severe_then_oldest_first(db: Database, world: World) -
         queue = clinic_queries.open_alerts(session, world.riverside_id)
         order = [(alert.level, round((now - alert.created_at).total_seconds() / 3600)) for alert in queue]
     assert order == [("emergency", 2), ("emergency", 1), ("urgent", 9), ("urgent", 5)]
+
+
+def test_undelivered_checkin_alert_asks_the_nurse_to_call(
+    app: Flask, nurse: FlaskClient, world: World, db: Database
+) -> None:
+    with db.session() as session:
+        family = session.get(Family, world.ana_id)
+        assert family is not None
+        alerts.raise_alert(
+            session,
+            app.extensions["smsbot.settings"],
+            family,
+            level=alerts.UNDELIVERED_LEVEL,
+            reason="undelivered",
+            message=None,
+            now=utcnow(),
+        )
+    html = _text(nurse.get("/dashboard/"))
+    assert "check-in not delivered" in html
+    assert html.index("her lips look blue") < html.index("Texts to this number are not getting through")
 
 
 def test_acknowledged_alert_leaves_the_queue_and_enters_the_history(

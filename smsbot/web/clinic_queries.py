@@ -1,8 +1,9 @@
 """What one clinic's staff may read and change, always scoped by ``clinic_id``.
 
-Every function takes the clinic id first and filters on it (directly, or through the
-clinic's enrollments), so a view cannot forget the scope: another clinic's family or
-alert simply is not found, and the view answers 404.
+Every function takes the clinic id and filters on it (directly, or through the clinic's
+enrollments), or an enrollment already found that way, so a view cannot forget the scope:
+another clinic's family or alert simply is not found, and the view answers 404. What a
+clinic may read of a shared family is ``smsbot.clinics``' rule (its enrollment window).
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def add_checkin(
     status: str = "pending",
     outcome: str | None = None,
 ) -> CheckIn:
-    """A check-in; sent (and answered, with ``outcome``) an hour after ``due`` unless pending."""
+    """A check-in, sent when due unless still pending (and answered an hour later with ``outcome``)."""
     sent = status not in ("pending", "cancelled", "missed")
     checkin = CheckIn(
         family_id=enrollment.family_id,

@@ -47,7 +47,7 @@ def multiplied(ruleset: RuleSet, factor: int, share_first_word: bool) -> RuleSet
     """The rule set plus (factor - 1) synthetic copies of every rule with made-up words.
 
     With ``share_first_word`` each synthetic phrase starts with the real phrase's first word,
-    the worst case for a first-word index (more candidates per matching word).
+    the worst case for a trie keyed on words (every matching word has ten times the branches).
     """
     extra = []
     for n in range(1, factor):
@@ -56,8 +56,12 @@ def multiplied(ruleset: RuleSet, factor: int, share_first_word: bool) -> RuleSet
             for phrase in rule.phrases:
                 words = phrase.split()
                 head = words[0] if share_first_word else f"zq{n}{words[0].lstrip('@')}"
-                phrases.append(" ".join([head, *(f"zq{n}{w.strip('@*.')}" for w in words[1:])]))
-            extra.append(replace(rule, id=f"{rule.id}-x{n}", phrases=tuple(phrases) or ("zqnever",)))
+                # Always one made-up word after the head, so copies never fire: this times the lookup.
+                tail = [f"zq{n}{w.strip('@*.')}" for w in words[1:]] or [f"zq{n}"]
+                phrases.append(" ".join([head, *tail]))
+            # Copies trigger on phrases only: a copied temperature rule would simply fire 10 times.
+            copy = replace(rule, id=f"{rule.id}-x{n}", temperature_f=None, count=None)
+            extra.append(replace(copy, phrases=tuple(phrases) or (f"zq{n}never",)))
     return replace(ruleset, rules=ruleset.rules + tuple(extra))
 
 

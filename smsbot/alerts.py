@@ -2,7 +2,7 @@
 
 Deliveries (on-call SMS, signed webhook) are rows too, so a crash never loses one: they are
 sent by ``deliver_pending_alerts`` (a scheduler job every few seconds, plus an immediate
-attempt via ``deliver_in_background`` right after the inbound message commits), retried
+attempt by the ``AlertCourier`` right after the inbound message commits), retried
 with exponential backoff and given up after ``MAX_ATTEMPTS``.
 """
 
@@ -212,17 +212,47 @@ def deliver_pending_alerts(
     return counts
 
 
-def deliver_in_background(db: Database, transport: Transport, settings: Settings) -> threading.Thread:
-    """Attempt due deliveries now without blocking the caller.
+class AlertCourier:
+    """One thread per process that delivers alerts the moment they are raised.
 
-    Call right after committing an inbound message that raised an alert, so the on-call
-    nurse hears within seconds; the scheduler job remains the safety net for retries.
+    ``wake()`` after committing an inbound message that raised an alert: the on-call nurse
+    hears within seconds and the web request never waits on a clinic's webhook. The
+    scheduler job remains the safety net for retries. The thread starts on first use, so
+    it is created after gunicorn forks its workers, never before.
     """
-    thread = threading.Thread(
-        target=_deliver_logging_errors, args=(db, transport, settings), name="smsbot-alerts", daemon=True
-    )
-    thread.start()
-    return thread
+
+    def __init__(self, db: Database, transport: Transport, settings: Settings) -> None:
+        self.db, self.transport, self.settings = db, transport, settings
+        self._wanted = threading.Event()
+        self._pending = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="smsbot-alerts", daemon=True)
+                self._thread.start()
+        self._pending = True
+        self._wanted.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the deliveries asked for so far and end the thread."""
+        self._stopping = True
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._pending:
+                self._pending = False
+                _deliver_logging_errors(self.db, self.transport, self.settings)
+            if self._stopping:
+                return
 
 
 def _deliver_logging_errors(db: Database, transport: Transport, settings: Settings) -> None:

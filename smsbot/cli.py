@@ -92,7 +92,7 @@ def _jsonl_line(line: str, ruleset: RuleSet, emergency_number: str) -> dict[str,
 def triage(jsonl: bool, emergency_number: str, rules_dir: Path | None) -> None:
     """Triage parent messages from stdin, one per line, and print the level and the reply.
 
-    With --jsonl every input line gets exactly one output line, in order:
+    With --jsonl every non-blank input line gets exactly one output line, in order:
     {"level", "flags", "lang", "reply", "segments"}, or {"error"} for a bad line.
     """
     ruleset = _load(rules_dir)

@@ -11,6 +11,7 @@ import uuid
 
 from flask import Flask, g, has_request_context, request
 
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PHONE_PATTERN = re.compile(r"\+?\d[\d\s().-]{7,}\d")
 
 
@@ -50,7 +51,10 @@ def configure_logging(level: str = "INFO") -> None:
 def init_app(app: Flask) -> None:
     @app.before_request
     def _assign_request_id() -> None:
-        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        # Echoed in a response header and in logs: accept only a plain token, so a crafted
+        # header can neither split the response nor forge log lines.
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
     @app.after_request
     def _echo_request_id(response):  # type: ignore[no-untyped-def]

@@ -25,6 +25,12 @@ def _reason(decision: Decision, ruleset: RuleSet) -> str:
     return ""
 
 
+def _notes(decision: Decision, ruleset: RuleSet) -> str:
+    """Extra lines of fired rules that carry one ("also let the baby's parent know")."""
+    fired = set(decision.flags)
+    return " ".join(r.note[decision.lang] for r in ruleset.rules if r.note and r.id in fired)
+
+
 def _answer(decision: Decision, ruleset: RuleSet) -> str:
     """For info replies: the first matching FAQ answer in rule-file order, else the menu."""
     for topic in ruleset.topics:
@@ -49,10 +55,14 @@ def render_reply(
     template = ruleset.replies[decision.level][decision.lang]
     answer = _answer(decision, ruleset) if decision.level == "info" else ""
     reason = _reason(decision, ruleset)
-    generic_baby = ruleset.baby_fallback[decision.lang]
-    attempts = [(reason, baby_name or generic_baby), ("", baby_name or generic_baby), ("", generic_baby)]
-    for why, baby in attempts:
-        text = _fill(template, emergency_number=emergency_number, reason=why, baby=baby, answer=answer)
+    notes = _notes(decision, ruleset)
+    baby = baby_name or ruleset.baby_fallback[decision.lang]
+    # Most useful first: the red-flag reason, then notes, then the baby's name are dropped in turn.
+    attempts = [(reason, notes, baby), (reason, "", baby), ("", notes, baby), ("", "", baby)]
+    attempts.append(("", "", ruleset.baby_fallback[decision.lang]))
+    for why, note, name in attempts:
+        text = _fill(template, emergency_number=emergency_number, reason=why, baby=name, answer=answer)
+        text = f"{text} {note}" if note else text
         if count_segments(text) <= MAX_SEGMENTS:
             return text
     return text

@@ -49,6 +49,22 @@ class RuleFileError(ValueError):
         super().__init__(": ".join(parts))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: PyYAML would silently keep only the last one,
+    quietly dropping a clinician's phrases or a whole rule field."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def register(kind: str) -> Callable[[Validator], Validator]:
     """Decorator: make ``func`` the validator for rule files of ``kind``."""
 
@@ -62,7 +78,7 @@ def register(kind: str) -> Callable[[Validator], Validator]:
 def read_rule_file(path: Path) -> dict[str, Any]:
     """Parse one YAML rule file into a mapping with a ``kind``, or raise a one-line RuleFileError."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None

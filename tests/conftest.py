@@ -99,6 +99,8 @@ def make_app(settings_overrides: dict[str, Any], outbox: MemoryTransport) -> Ite
 
     yield make
     for app in apps:
+        if courier := app.extensions.get("smsbot.alert_courier"):
+            courier.stop()
         app.extensions["smsbot.db"].engine.dispose()
 
 

@@ -153,7 +153,9 @@ def test_permanent_sms_failure_is_not_retried(db, settings, family_id):
 
 def test_immediate_delivery_runs_without_blocking_the_caller(db, settings, family_id, outbox):
     raise_alert(db, settings, family_id, utcnow())
-    alerts.deliver_in_background(db, outbox, settings).join(timeout=10)
+    courier = alerts.AlertCourier(db, outbox, settings)
+    courier.wake()
+    courier.stop()
     assert len(oncall_texts(outbox)) == 1
 
 

@@ -296,6 +296,8 @@ def test_checkins_are_listed(api, enroll_parent, db):
         ("DELETE", "/enrollment", None),
         ("GET", "/messages", None),
         ("GET", "/checkins", None),
+        ("GET", "/export", None),
+        ("DELETE", "", None),
     ],
 )
 def test_another_clinics_family_is_a_404_for_every_family_resource(
@@ -312,3 +314,37 @@ def test_another_clinics_family_is_a_404_for_every_family_resource(
 def test_unknown_family_id_is_a_404(api):
     assert error_of(api("GET", "/families/999"), 404)["code"] == "not_found"
     assert error_of(api("GET", f"/families/{2**40}"), 404)["code"] == "not_found"
+
+
+def test_export_holds_the_family_its_messages_checkins_and_alerts(api, enroll_parent, text_bot):
+    family = enroll_parent()
+    text_bot("YES")
+    text_bot("her lips look blue")
+    document = api("GET", f"/families/{family['id']}/export").get_json()
+    assert document["family"]["id"] == family["id"]
+    assert [m["body"] for m in document["messages"] if m["direction"] == "in"] == [
+        "YES",
+        "her lips look blue",
+    ]
+    assert [a["level"] for a in document["alerts"]] == ["emergency"]
+    assert document["checkins"]
+
+
+def test_erase_removes_the_family_for_good(api, enroll_parent, text_bot, db):
+    family = enroll_parent()
+    text_bot("her legs shake when she cries")
+    response = api("DELETE", f"/families/{family['id']}")
+    assert response.status_code == 200
+    assert response.get_json()["erased"]["messages"] >= 2
+    with db.session() as session:
+        assert session.scalar(select(Family)) is None
+        assert session.scalar(select(Message)) is None
+    assert api("GET", f"/families/{family['id']}").status_code == 404
+
+
+def test_erase_is_refused_while_another_clinic_follows_the_family(api, enroll_parent, world, db):
+    family = enroll_parent()
+    api("POST", "/families", token=world.lakeside_token, json={"phone": PARENT, "programme": PROGRAMME})
+    assert error_of(api("DELETE", f"/families/{family['id']}"), 409)["code"] == "followed_elsewhere"
+    with db.session() as session:
+        assert session.scalar(select(Family)) is not None

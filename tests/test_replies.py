@@ -84,3 +84,10 @@ def test_baby_name_is_used_and_dropped_when_it_would_break_the_budget() -> None:
     reply = render_reply(decision, emergency_number="911", baby_name=long_name)
     assert long_name not in reply
     assert count_segments(reply) <= MAX_SEGMENTS
+
+
+def test_a_caregiver_is_asked_to_let_the_parent_know_without_raising_the_level() -> None:
+    decision = assess("grandma here, his arms shake when he cries")
+    assert decision.level == "routine"
+    assert "caregiver-texting" in decision.flags
+    assert render_reply(decision, emergency_number="911").endswith("Please also let the baby's parent know.")

@@ -94,6 +94,21 @@ def test_look_alikes_do_not_fire(text: str) -> None:
     assert fired(text).level == "routine"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no breathing problems, legs shake when crying",
+        "hes not breathing fast or anything, just shakes when crying",
+        "it happens but not right after feeds, shakes when crying",
+        "she doesnt stop eating lol, shakes when crying",
+        "she had a fit of hiccups and her legs shook a bit",
+        "he grunts and goes a bit stiff when pooping, legs shake",
+    ],
+)
+def test_phrases_that_contain_a_red_flag_word_do_not_fire(text: str) -> None:
+    assert fired(text).level == "routine"
+
+
 def test_shaking_the_bottle_alone_is_not_a_symptom() -> None:
     assert fired("i was shaking the bottle").level == "info"
 
@@ -174,6 +189,13 @@ def test_counts_before_wet_diapers() -> None:
     assert fired("only 2 wet diapers today, shaky").level == "urgent"
     assert fired("3 wet diapers in 24 hrs").level == "urgent"
     assert fired("7-8 wet diapers, shaky when crying").level == "routine"
+
+
+def test_durations_count_only_when_they_are_how_long_it_lasted() -> None:
+    assert fired("she has been crying for 3 hours, legs shake").level == "urgent"
+    assert fired("eats every 3 hours, legs shake when crying").level == "routine"
+    assert fired("legs shook for 6 minutes").level == "urgent"
+    assert fired("fed him 10 minutes ago, legs shake when crying").level == "routine"
 
 
 def test_highest_level_wins_and_flags_are_sorted_by_severity() -> None:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from smsbot.triage.matcher import Lexicon, Match
+from smsbot.triage.model import LANGS, LEVELS, Rule, RuleSet
 from smsbot.triage.readings import ages_days, number_before, temperatures_f
-from smsbot.triage.rules import LANGS, LEVELS, Rule, RuleSet, load_rules
+from smsbot.triage.rules import load_rules
 
 
 def severity(level: str) -> int:
@@ -26,7 +27,11 @@ def highest(levels: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Decision:
-    """How urgent a message is, which rules said so, and in which language to answer."""
+    """How urgent a message is, which rules said so, and in which language to answer.
+
+    ``flags`` are the ids of the rules that fired, most severe first (then by id); when the
+    level is "info" they also name the matching FAQ topics, in rule-file order.
+    """
 
     level: str
     flags: tuple[str, ...]
@@ -42,15 +47,14 @@ class Engine:
         self.ruleset = ruleset
         terms = {tid: term.phrases for tid, term in ruleset.terms.items()}
         phrases: list[tuple[str, str]] = []
-        for tid, term in ruleset.terms.items():
-            phrases += [(f"term:{tid}", p) for p in term.phrases]
-            phrases += [(f"x:term:{tid}", p) for p in term.exclude]
-        for rule in ruleset.rules:
-            phrases += [(f"rule:{rule.id}", p) for p in rule.phrases]
-            phrases += [(f"x:rule:{rule.id}", p) for p in rule.exclude]
-            # A rule that reuses a term ("@shaking") also inherits its look-alikes ("shaking the bottle").
-            for tid in {p[1:] for p in rule.phrases if p.startswith("@") and " " not in p}:
-                phrases += [(f"x:rule:{rule.id}", p) for p in ruleset.terms[tid].exclude]
+        owners = [(f"term:{tid}", t.phrases, t.exclude) for tid, t in ruleset.terms.items()]
+        owners += [(f"rule:{r.id}", r.phrases, r.exclude) for r in ruleset.rules]
+        for owner, own_phrases, exclude in owners:
+            phrases += [(owner, p) for p in own_phrases]
+            phrases += [(f"x:{owner}", p) for p in exclude]
+            # Reusing a whole term ("@shaking") also inherits its look-alikes ("shaking the bottle").
+            for tid in {p[1:] for p in own_phrases if p.startswith("@") and " " not in p}:
+                phrases += [(f"x:{owner}", p) for p in ruleset.terms[tid].exclude]
         for topic in ruleset.topics:
             phrases += [(f"topic:{topic.id}", p) for p in topic.phrases]
         self.lexicon = Lexicon(phrases, terms, ruleset.language, ruleset.settings)

@@ -1,9 +1,10 @@
 """Read a parent's text the way people really text: normalise, find phrases, negation, numbers.
 
 Speed matters (every inbound message and every ``rules check`` example passes here), so all
-phrases are compiled once into an index keyed by their first word (or stem): a message is
-tokenised once and each token only looks at the few phrases that can start with it. Cost
-grows with message length, not with the number of rules.
+phrases are compiled once into a trie of words (and stems): a message is tokenised once, and
+from each token only the branches that token opens are followed, with the first step cached
+per word. Cost grows with message length and with what actually matches, not with the
+number of rules.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from itertools import product
 
 from rapidfuzz import fuzz, process
 
-from smsbot.triage.rules import Language, Settings
+from smsbot.triage.model import Language, Settings
 
 GAP = "..."
 HARD = "."  # sentence end: gaps and negation stop here
@@ -115,23 +116,29 @@ class Lexicon:
         vocabulary: set[str] = set(self.cues | self.breaks | self.continuers)
         vocabulary.update(language.numbers, language.age_units, language.non_temperature_units)
         vocabulary.update(language.celsius_units, language.fahrenheit_units, language.degree_units)
-        vocabulary.update(language.temperature_context, language.not_age_cues)
+        vocabulary.update(language.temperature_context, language.not_age_cues, *language.hints.values())
         all_stems: set[str] = set()
+        phrase_words: set[str] = set()
         for owner, phrase in [*phrases, *(("pseudo", p) for p in language.pseudo_negations)]:
             for pattern in expand(phrase, terms):
                 node = self.root
                 for item in pattern:
                     node = node.child(item)
                 node.owners += (owner,)
-                vocabulary.update(t for t in pattern if t != GAP and not t.endswith("*"))
+                words = [t for t in pattern if t != GAP and not t.endswith("*")]
+                vocabulary.update(words)
+                if owner != "pseudo":
+                    phrase_words.update(words)
                 all_stems.update(t[:-1] for t in pattern if t.endswith("*"))
         self.root.freeze()
         self.all_stems = frozenset(all_stems)
         self.all_stem_lengths = sorted({len(s) for s in all_stems})
         self.vocabulary = frozenset(vocabulary)
         self.ignore = frozenset(settings.fuzzy_ignore)
+        # Misspellings are corrected only towards rule words, never towards cue words: a typo
+        # must not turn into "though" or "nothing" and bend a negation.
         by_letter: dict[str, list[str]] = defaultdict(list)
-        for word in sorted(vocabulary):
+        for word in sorted(phrase_words - self.cues - self.breaks - self.continuers):
             if len(word) >= settings.fuzzy_min_length and word.isalpha():
                 by_letter[word[0]].append(word)
         self.fuzzy_targets = dict(by_letter)
@@ -149,10 +156,12 @@ class Lexicon:
         """The vocabulary word a texted token stands for: "stifff" → "stiff", "breathng" → "breathing"."""
         # A word a stem already covers ("tiembla" ← "tiembl*") is left alone: fuzzy matching
         # could only turn it into a different word.
-        if token in self.vocabulary or not token.isalpha() or self._has_stem(token):
+        if token in self.vocabulary or token in self.ignore or not token.isalpha() or self._has_stem(token):
             return token
         doubles = _REPEATS.sub(r"\1\1", token)
-        for variant in (doubles, _REPEATS.sub(r"\1", token), _DOUBLES.sub(r"\1", token)):
+        # Squeezing every double ("bluee" → "blue") only for longer words: "soon" is not "son".
+        squeezed = _DOUBLES.sub(r"\1", token) if len(token) >= 5 else token
+        for variant in (doubles, _REPEATS.sub(r"\1", token), squeezed):
             if variant in self.vocabulary:
                 return variant
         token = doubles

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from smsbot.triage.matcher import number
-from smsbot.triage.rules import Language
+from smsbot.triage.model import Language
 
 CELSIUS = (35.0, 43.0)
 FAHRENHEIT = (93.0, 109.0)

@@ -12,11 +12,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import clinics
+from smsbot import clinics, privacy
 from smsbot.db import request_session
 from smsbot.models import Alert, ApiToken, CheckIn, Clinic, Enrollment, Message, utcnow
 from smsbot.web.errors import error_response
@@ -347,6 +347,49 @@ def list_checkins(family_id: int) -> Response:
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
     return _page(session, clinics.family_checkins(enrollment), CheckIn.id, _each(checkin_json))
+
+
+@bp.get("/families/<int:family_id>/export")
+def export_family(family_id: int) -> Response:
+    """Everything this clinic holds about the family, in one document (a privacy request)."""
+    session = request_session()
+    enrollment = _enrollment_or_404(session, family_id)
+    alerts = session.scalars(
+        select(Alert)
+        .where(Alert.clinic_id == enrollment.clinic_id, Alert.family_id == enrollment.family_id)
+        .order_by(Alert.id)
+    ).all()
+    return jsonify(
+        {
+            "family": family_json(enrollment),
+            "messages": [message_json(m) for m in session.scalars(clinics.family_messages(enrollment))],
+            "checkins": [checkin_json(c) for c in session.scalars(clinics.family_checkins(enrollment))],
+            "alerts": [alert_json(alert, enrollment.id) for alert in alerts],
+        }
+    )
+
+
+@bp.delete("/families/<int:family_id>")
+def erase_family(family_id: int) -> Response:
+    """Erase the family's data for good; refused while another clinic still follows them."""
+    session = request_session()
+    enrollment = _enrollment_or_404(session, family_id)
+    others = session.scalar(
+        select(func.count(Enrollment.id)).where(
+            Enrollment.family_id == enrollment.family_id,
+            Enrollment.clinic_id != enrollment.clinic_id,
+            Enrollment.status != "ended",
+        )
+    )
+    if others:
+        raise ApiError(
+            409,
+            "followed_elsewhere",
+            "another clinic still follows this family; unenroll here, or ask the operator to erase",
+        )
+    counts = privacy.erase_family(session, enrollment.family, now=utcnow())
+    session.commit()
+    return jsonify({"erased": counts})
 
 
 # --- alerts ------------------------------------------------------------------------------

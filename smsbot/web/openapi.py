@@ -212,6 +212,25 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"note": {"type": ["string", "null"], "maxLength": 2000}},
         "additionalProperties": False,
     },
+    "Export": _all_required(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "family": _ref("Family"),
+                "messages": {"type": "array", "items": _ref("Message")},
+                "checkins": {"type": "array", "items": _ref("CheckIn")},
+                "alerts": {"type": "array", "items": _ref("Alert")},
+            },
+        }
+    ),
+    "Erased": _all_required(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"erased": {"type": "object", "additionalProperties": {"type": "integer"}}},
+        }
+    ),
     "FamilyPage": _page_of("Family"),
     "MessagePage": _page_of("Message"),
     "CheckInPage": _page_of("CheckIn"),
@@ -277,6 +296,12 @@ OPENAPI: dict[str, Any] = {
         "/families/{family_id}": {
             "parameters": FAMILY_ID,
             "get": {"summary": "One family", "responses": _responses(FAMILY, "404")},
+            "delete": {
+                "summary": "Erase the family's data for good (409 while another clinic follows them)",
+                "responses": _responses(
+                    {"200": _ok("Erased: rows removed per table.", _ref("Erased"))}, "404", "409"
+                ),
+            },
             "patch": {
                 "summary": "Update a family's details (phone and programme are fixed)",
                 "requestBody": _body(_ref("FamilyUpdate")),
@@ -303,6 +328,13 @@ OPENAPI: dict[str, Any] = {
                 "responses": _responses(
                     {"200": _ok("A page of messages.", _ref("MessagePage"))}, "404", "422"
                 ),
+            },
+        },
+        "/families/{family_id}/export": {
+            "parameters": FAMILY_ID,
+            "get": {
+                "summary": "Everything this clinic holds about the family (privacy export)",
+                "responses": _responses({"200": _ok("The family's data.", _ref("Export"))}, "404"),
             },
         },
         "/families/{family_id}/checkins": {

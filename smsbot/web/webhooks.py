@@ -8,7 +8,8 @@ import uuid
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from smsbot import alerts, conversation, delivery, metrics
+from smsbot import conversation, delivery, metrics
+from smsbot.alerts import AlertCourier
 from smsbot.db import get_db
 from smsbot.models import utcnow
 from smsbot.phones import InvalidPhoneError, mask_phone, parse_address
@@ -43,6 +44,15 @@ def _num_media() -> int:
     return int(raw)
 
 
+def _alert_courier() -> AlertCourier:
+    """This process's courier, made on first use with the app's transport."""
+    extensions = current_app.extensions
+    if "smsbot.alert_courier" not in extensions:
+        courier = AlertCourier(get_db(), extensions["smsbot.transport"], extensions["smsbot.settings"])
+        extensions.setdefault("smsbot.alert_courier", courier)
+    return extensions["smsbot.alert_courier"]
+
+
 @bp.post("/sms")
 @twilio_signed
 def inbound_sms() -> Response:
@@ -61,7 +71,7 @@ def inbound_sms() -> Response:
     outcome = conversation.receive(get_db(), settings, inbound)
     if outcome.level in ("emergency", "urgent") and not outcome.duplicate:
         # Page the clinic now rather than at the next scheduler tick; never block the reply.
-        alerts.deliver_in_background(get_db(), current_app.extensions["smsbot.transport"], settings)
+        _alert_courier().wake()
     metrics.INBOUND.labels(outcome.level or "none").inc()
     if outcome.reply is not None:
         metrics.REPLIES.labels(outcome.level or "none").inc()

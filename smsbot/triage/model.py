@@ -1,0 +1,127 @@
+"""The typed rule objects the triage engine reads; ``schema.py`` builds them from YAML.
+
+Frozen dataclasses, so a loaded rule set cannot drift while messages are being triaged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+LEVELS = ("info", "routine", "urgent", "emergency")
+LANGS = ("en", "es")
+
+
+@dataclass(frozen=True)
+class Range:
+    """Half-open numeric range ``at_least <= x < below``; either end may be open."""
+
+    at_least: float | None = None
+    below: float | None = None
+
+    def __contains__(self, value: float) -> bool:
+        return (self.at_least is None or value >= self.at_least) and (
+            self.below is None or value < self.below
+        )
+
+
+@dataclass(frozen=True)
+class Count:
+    """A number written just before a phrase of ``term`` ("2 wet diapers", "10 min")."""
+
+    term: str
+    range: Range
+
+
+@dataclass(frozen=True)
+class Term:
+    """A named synonym list that rules combine with ``with``/``unless`` or embed as ``@id``."""
+
+    id: str
+    phrases: tuple[str, ...]
+    negatable: bool = True
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One red flag (or benign pattern) at one level; fires when a trigger and all conditions hold."""
+
+    id: str
+    level: str
+    phrases: tuple[str, ...] = ()
+    negatable: bool = True
+    exclude: tuple[str, ...] = ()
+    with_terms: tuple[str, ...] = ()
+    unless_terms: tuple[str, ...] = ()
+    temperature_f: Range | None = None
+    count: Count | None = None
+    age_days: Range | None = None
+    only_without_reading: bool = False
+    reason: Mapping[str, str] = field(default_factory=dict)
+    note: Mapping[str, str] = field(default_factory=dict)  # added to any reply when it fits
+    fires: tuple[str, ...] = ()
+    does_not_fire: tuple[str, ...] = ()
+    source: str = ""
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Topic:
+    """An info answer (FAQ) chosen when a message has no symptom."""
+
+    id: str
+    phrases: tuple[str, ...]
+    answer: Mapping[str, str]
+    fires: tuple[str, ...] = ()
+    does_not_fire: tuple[str, ...] = ()
+    source: str = ""
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Language:
+    """Words the matcher needs to read texts (not clinical content): negation, numbers, units."""
+
+    negation_cues: frozenset[str]
+    pseudo_negations: tuple[str, ...]
+    scope_breaks: frozenset[str]
+    contrasts: frozenset[str]
+    continuers: frozenset[str]
+    hints: Mapping[str, tuple[str, ...]]
+    numbers: Mapping[str, int]
+    celsius_units: frozenset[str]
+    fahrenheit_units: frozenset[str]
+    degree_units: frozenset[str]
+    temperature_context: frozenset[str]
+    non_temperature_units: frozenset[str]
+    age_units: Mapping[str, int]
+    not_age_cues: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Matcher tuning that a clinician may want to review (age assumed when unknown)."""
+
+    assumed_age_days: int
+    fuzzy_min_length: int
+    fuzzy_min_ratio: float
+    fuzzy_ignore: tuple[str, ...]
+    negation_window: int
+    gap_max: int
+
+
+@dataclass(eq=False)
+class RuleSet:
+    """Everything the triage engine and the replies read; identity-hashed so engines can be cached."""
+
+    rules: tuple[Rule, ...]
+    terms: Mapping[str, Term]
+    topics: tuple[Topic, ...]
+    language: Language
+    settings: Settings
+    replies: Mapping[str, Mapping[str, str]]
+    menu: Mapping[str, str]
+    baby_fallback: Mapping[str, str]
+    # Words that appear only in one language's phrases: they tell the engine which language a text is in.
+    lang_words: Mapping[str, frozenset[str]] = field(default_factory=dict)

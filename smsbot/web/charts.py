@@ -1,0 +1,108 @@
+"""Small charts drawn by the server as inline SVG.
+
+No JavaScript and no external library: a nurse's locked-down browser, a phone on a poor
+connection and a screen reader all get the same picture. Colours come from the page's CSS
+(classes ``tone-*``), so contrast is decided in one place. Every chart carries a text
+alternative (``aria-label`` and ``<title>`` per mark); the templates also print the numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from markupsafe import Markup, escape
+
+# Check-in answers drawn top to bottom: "better" up, "worse" down, as a nurse reads a trend.
+OUTCOME_ROWS = ("better", "same", "worse")
+
+WIDTH = 560
+LABEL_WIDTH = 110  # room for the row labels on the left
+PAD = 16
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar: a label, a count and a tone (CSS class suffix, e.g. a triage level)."""
+
+    label: str
+    value: int
+    tone: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answered check-in: when, and what the parent said."""
+
+    at: datetime
+    outcome: str  # better | same | worse
+
+
+def _svg(height: int, label: str, body: str, css_class: str) -> Markup:
+    return Markup(
+        f'<svg class="chart {css_class}" viewBox="0 0 {WIDTH} {height}" role="img" '
+        f'aria-label="{escape(label)}" preserveAspectRatio="xMinYMin meet" '
+        f'xmlns="http://www.w3.org/2000/svg">{body}</svg>'
+    )
+
+
+def bar_chart(bars: Sequence[Bar], *, label: str) -> Markup:
+    """Horizontal bars (they keep their labels readable on a narrow phone screen)."""
+    row = 30
+    height = PAD * 2 + row * max(len(bars), 1)
+    longest = max((bar.value for bar in bars), default=0) or 1
+    track = WIDTH - LABEL_WIDTH - PAD - 48  # leave room for the number after the bar
+    parts = []
+    for index, bar in enumerate(bars):
+        y = PAD + index * row
+        length = max(round(track * bar.value / longest), 2)  # a zero still shows as a sliver
+        text = f"{bar.label}: {bar.value}"
+        parts.append(
+            f'<g class="tone-{escape(bar.tone)}"><title>{escape(text)}</title>'
+            f'<text class="chart-label" x="{LABEL_WIDTH - 8}" y="{y + 19}" text-anchor="end">'
+            f"{escape(bar.label)}</text>"
+            f'<rect class="bar" x="{LABEL_WIDTH}" y="{y + 4}" width="{length}" height="{row - 8}" rx="3"/>'
+            f'<text class="chart-value" x="{LABEL_WIDTH + length + 6}" y="{y + 19}">{bar.value}</text>'
+            "</g>"
+        )
+    return _svg(height, label, "".join(parts), "bar-chart")
+
+
+def answers_chart(answers: Sequence[Answer], *, label: str) -> Markup:
+    """Check-in answers over time: one dot per answer on a better/same/worse scale, joined by a line.
+
+    The x axis is real time, so a gap in answers shows as a gap.
+    """
+    row = 36
+    height = PAD * 2 + row * (len(OUTCOME_ROWS) - 1) + 24  # 24: the date labels underneath
+    left, right = LABEL_WIDTH, WIDTH - PAD
+    points = sorted((a for a in answers if a.outcome in OUTCOME_ROWS), key=lambda a: a.at)
+    parts = [
+        f'<line class="grid" x1="{left}" x2="{right}" y1="{PAD + i * row}" y2="{PAD + i * row}"/>'
+        f'<text class="chart-label" x="{left - 8}" y="{PAD + i * row + 5}" text-anchor="end">'
+        f"{outcome.capitalize()}</text>"
+        for i, outcome in enumerate(OUTCOME_ROWS)
+    ]
+    if points:
+        start, span = points[0].at, (points[-1].at - points[0].at).total_seconds()
+
+        def x_of(at: datetime) -> float:
+            if span == 0:
+                return (left + right) / 2
+            return round(left + (right - left) * (at - start).total_seconds() / span, 1)
+
+        coords = [(x_of(p.at), PAD + OUTCOME_ROWS.index(p.outcome) * row) for p in points]
+        parts.append(
+            '<polyline class="trend" fill="none" points="' + " ".join(f"{x},{y}" for x, y in coords) + '"/>'
+        )
+        parts.extend(
+            f'<circle class="dot tone-{p.outcome}" cx="{x}" cy="{y}" r="6">'
+            f"<title>{p.at:%d %b %H:%M}: {p.outcome}</title></circle>"
+            for p, (x, y) in zip(points, coords, strict=True)
+        )
+        axis = f'class="chart-axis" y="{height - 6}"'
+        parts.append(f'<text {axis} x="{left}">{points[0].at:%d %b}</text>')
+        if span:
+            parts.append(f'<text {axis} x="{right}" text-anchor="end">{points[-1].at:%d %b}</text>')
+    return _svg(height, label, "".join(parts), "answers-chart")

@@ -1,0 +1,226 @@
+"""What one clinic's staff may read and change, always scoped by ``clinic_id``.
+
+Every function takes the clinic id and filters on it (directly, or through the clinic's
+enrollments), or an enrollment already found that way, so a view cannot forget the scope:
+another clinic's family or alert simply is not found, and the view answers 404. What a
+clinic may read of a shared family is ``smsbot.clinics``' rule (its enrollment window).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, case, func, or_, select, update
+from sqlalchemy.orm import Session, joinedload
+
+from smsbot import clinics
+from smsbot.models import Alert, CheckIn, Enrollment, Family, Message
+from smsbot.web.charts import Answer
+
+LEVELS = ("emergency", "urgent", "routine", "info")
+# The queue's order: the most severe first; anything else (e.g. a "worse" check-in) after.
+_SEVERITY = case({"emergency": 0, "urgent": 1}, value=Alert.level, else_=2)
+UPCOMING_CHECKIN_STATUSES = ("pending", "sending")
+OVERVIEW_DAYS = 7
+
+
+@dataclass(frozen=True)
+class FamilyRow:
+    """A family as this clinic sees it: the family, the clinic's enrollment and its status."""
+
+    family: Family
+    enrollment: Enrollment
+
+    @property
+    def status(self) -> str:
+        """The one status a nurse needs: a stopped or unreachable number trumps the enrollment."""
+        if self.enrollment.status == "ended":
+            return "ended"
+        if self.family.opted_out_at is not None:
+            return "opted out"
+        if self.family.undeliverable_at is not None:
+            return "undeliverable"
+        if self.enrollment.status == "awaiting_consent":
+            return "awaiting YES"
+        return "active"
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[FamilyRow]
+    number: int
+    pages: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Overview:
+    messages_by_level: dict[str, int]
+    checkins: dict[str, int]  # sent | answered | undelivered
+    open_alerts: int
+    since: datetime
+
+
+# Alerts ---------------------------------------------------------------------------------
+
+
+def open_alerts(session: Session, clinic_id: int) -> list[Alert]:
+    """The queue: unacknowledged alerts, most severe then oldest first."""
+    return list(
+        session.scalars(
+            select(Alert)
+            .options(joinedload(Alert.family), joinedload(Alert.message))
+            .where(Alert.clinic_id == clinic_id, Alert.acknowledged_at.is_(None))
+            .order_by(_SEVERITY, Alert.created_at, Alert.id)
+        )
+    )
+
+
+def acknowledged_alerts(session: Session, clinic_id: int, limit: int = 200) -> list[Alert]:
+    """The history: acknowledged alerts, most recently acknowledged first."""
+    return list(
+        session.scalars(
+            select(Alert)
+            .options(joinedload(Alert.family), joinedload(Alert.message))
+            .where(Alert.clinic_id == clinic_id, Alert.acknowledged_at.is_not(None))
+            .order_by(Alert.acknowledged_at.desc(), Alert.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def find_alert(session: Session, clinic_id: int, alert_id: int) -> Alert | None:
+    return session.scalar(select(Alert).where(Alert.id == alert_id, Alert.clinic_id == clinic_id))
+
+
+def acknowledge_alert(session: Session, alert: Alert, *, by: str, note: str, now: datetime) -> bool:
+    """Acknowledge ``alert``; False if someone else already did (two nurses, one alert)."""
+    result = session.execute(
+        update(Alert)
+        .where(Alert.id == alert.id, Alert.acknowledged_at.is_(None))
+        .values(acknowledged_at=now, acknowledged_by=by, ack_note=note)
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+# Families -------------------------------------------------------------------------------
+
+
+def _search_filter(query: str) -> ColumnElement[bool] | None:
+    """Digits search the end of the phone number (staff know the last digits); words the baby's name."""
+    query = query.strip()
+    digits = "".join(ch for ch in query if ch.isdigit())
+    if digits and len(digits) == len(query.replace(" ", "").replace("-", "")):
+        return Family.phone.like(f"%{digits}")
+    if query:
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return Family.baby_name.ilike(pattern, escape="\\")
+    return None
+
+
+def search_families(
+    session: Session, clinic_id: int, query: str = "", page: int = 1, per_page: int = 25
+) -> Page:
+    """The clinic's families, most recently in contact first, one page at a time."""
+    statement = (
+        select(Family, Enrollment)
+        .join(Enrollment, Enrollment.family_id == Family.id)
+        .where(Enrollment.clinic_id == clinic_id)
+    )
+    condition = _search_filter(query)
+    if condition is not None:
+        statement = statement.where(condition)
+    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    pages = max(1, -(-total // per_page))
+    number = min(max(page, 1), pages)
+    rows = session.execute(
+        statement.order_by(
+            Family.last_contact_at.is_(None), Family.last_contact_at.desc(), Enrollment.enrolled_at.desc()
+        )
+        .limit(per_page)
+        .offset((number - 1) * per_page)
+    ).all()
+    return Page([FamilyRow(family, enrollment) for family, enrollment in rows], number, pages, total)
+
+
+def find_family(session: Session, clinic_id: int, family_id: int) -> FamilyRow | None:
+    """The family if this clinic enrolled it (at any time), else None."""
+    row = session.execute(
+        select(Family, Enrollment)
+        .join(Enrollment, Enrollment.family_id == Family.id)
+        .where(Family.id == family_id, Enrollment.clinic_id == clinic_id)
+    ).first()
+    return FamilyRow(*row) if row else None
+
+
+def timeline(session: Session, enrollment: Enrollment, limit: int = 200) -> list[Message]:
+    """The latest of the conversation this clinic may read (``clinics.family_messages``), oldest first."""
+    latest = clinics.family_messages(enrollment).order_by(Message.created_at.desc(), Message.id.desc())
+    return list(reversed(session.scalars(latest.limit(limit)).all()))
+
+
+def family_checkins(session: Session, enrollment: Enrollment) -> tuple[list[CheckIn], list[CheckIn]]:
+    """(upcoming soonest first, past latest first) check-ins this clinic may read."""
+    rows = session.scalars(clinics.family_checkins(enrollment).order_by(CheckIn.due_at, CheckIn.id)).all()
+    upcoming = [c for c in rows if c.status in UPCOMING_CHECKIN_STATUSES]
+    past = [c for c in reversed(rows) if c.status not in UPCOMING_CHECKIN_STATUSES]
+    return upcoming, past
+
+
+def answers(checkins: list[CheckIn]) -> list[Answer]:
+    """The better/same/worse answers among ``checkins``, for the chart."""
+    return [
+        Answer(c.answered_at, c.outcome)
+        for c in checkins
+        if c.answered_at is not None and c.outcome in ("better", "same", "worse")
+    ]
+
+
+# Overview -------------------------------------------------------------------------------
+
+
+def overview(session: Session, clinic_id: int, *, now: datetime) -> Overview:
+    """Counts for the last week: what families said (by level), check-ins, open alerts."""
+    since = now - timedelta(days=OVERVIEW_DAYS)
+    by_level = dict(
+        session.execute(
+            select(Message.level, func.count())
+            .join(Enrollment, Enrollment.family_id == Message.family_id)
+            .where(
+                Enrollment.clinic_id == clinic_id,
+                # Only what the clinic may read: sent while it followed the family
+                # (the rule of ``clinics.enrollment_window``, as a join).
+                Message.created_at >= Enrollment.enrolled_at,
+                or_(Enrollment.ended_at.is_(None), Message.created_at <= Enrollment.ended_at),
+                Message.direction == "in",
+                Message.level.is_not(None),
+                Message.created_at >= since,
+            )
+            .group_by(Message.level)
+        ).all()
+    )
+    statuses = dict(
+        session.execute(
+            select(CheckIn.status, func.count())
+            .join(Enrollment, CheckIn.enrollment_id == Enrollment.id)
+            .where(Enrollment.clinic_id == clinic_id, CheckIn.sent_at >= since)
+            .group_by(CheckIn.status)
+        ).all()
+    )
+    open_count = session.scalar(
+        select(func.count())
+        .select_from(Alert)
+        .where(Alert.clinic_id == clinic_id, Alert.acknowledged_at.is_(None))
+    )
+    return Overview(
+        messages_by_level={level: by_level.get(level, 0) for level in LEVELS},
+        checkins={
+            "sent": sum(statuses.values()),
+            "answered": statuses.get("answered", 0),
+            "undelivered": statuses.get("undelivered", 0),
+        },
+        open_alerts=open_count or 0,
+        since=since,
+    )

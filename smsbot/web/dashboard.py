@@ -1,0 +1,329 @@
+"""The clinic dashboard (``/dashboard``): server-rendered pages for nurses and coordinators.
+
+Thin views over ``clinic_queries`` (every read scoped to the signed-in staff member's
+clinic) and ``staff_auth``. Only this blueprint is CSRF-protected: the Twilio webhooks
+and the token-authenticated API have their own authentication and no browser session.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from smsbot import clinics
+from smsbot.db import request_session
+from smsbot.models import Staff, utcnow
+from smsbot.phones import mask_phone
+from smsbot.programmes import load_programmes
+from smsbot.web import charts, clinic_queries
+from smsbot.web.enroll_form import LANGUAGES, EnrollFormError, enroll_from_form
+from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate
+
+log = logging.getLogger(__name__)
+bp = Blueprint(
+    "dashboard", __name__, url_prefix="/dashboard", template_folder="templates", static_folder="static"
+)
+csrf = CSRFProtect()
+T = TypeVar("T")
+
+PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.static"}
+MAX_NOTE = 2000
+MAX_ID = 2**31 - 1  # a larger id in a URL is a 404, not a PostgreSQL "integer out of range"
+FIELD_LABELS = {
+    "phone": "Parent's mobile number",
+    "language": "Language for texts",
+    "baby_name": "Baby's name",
+    "baby_birth_date": "Baby's birth date",
+    "programme": "Check-in programme",
+}
+# Patient details must not linger in shared browser caches or be framed by another site.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
+    ),
+}
+
+
+def init_app(app: Flask) -> None:
+    """Register the dashboard: session cookie flags, CSRF for this blueprint only, the views."""
+    settings = app.extensions["smsbot.settings"]
+    if not app.config.get("SECRET_KEY"):
+        # Fine for trying smsbot out; with several workers each would sign with its own key.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        log.warning("SMSBOT_SECRET_KEY is not set: dashboard sign-ins end when this process stops")
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),  # one shift
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked by this blueprint's before_request, nowhere else
+        WTF_CSRF_TIME_LIMIT=None,  # a queue left open all shift must still acknowledge
+    )
+    csrf.init_app(app)
+    app.register_blueprint(bp)
+
+
+@bp.before_request
+def _require_csrf_and_staff() -> Response | None:
+    csrf.protect()
+    staff_id = session.get("staff_id")
+    staff = request_session().get(Staff, staff_id) if isinstance(staff_id, int) else None
+    if staff is not None:
+        g.staff = staff
+        g.clinic_tz = _zone(staff.clinic.timezone)
+        return None
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    target = request.full_path if request.query_string else request.path
+    return redirect(url_for(".login", next=target if request.method == "GET" else None))
+
+
+@bp.after_request
+def _security_headers(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def _html_error(error: HTTPException) -> tuple[str, int]:
+    status = error.code or 500
+    if isinstance(error, CSRFError):
+        message = (
+            "This form has expired or did not come from the dashboard. "
+            "Go back, reload the page and try again."
+        )
+    elif status == 404:
+        message = "There is nothing here, or it belongs to another clinic."
+    elif status >= 500:
+        message = "Something went wrong on our side. Try again in a moment."
+    else:
+        message = error.description or error.name
+    return render_template("dashboard/error.html", status=status, title=error.name, message=message), status
+
+
+@bp.app_template_filter("clinic_time")
+def clinic_time(value: datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
+    """A stored naive-UTC time shown in the clinic's own time zone."""
+    if value is None:
+        return "—"
+    zone = g.get("clinic_tz") or ZoneInfo("UTC")
+    return value.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone).strftime(fmt)
+
+
+bp.add_app_template_filter(mask_phone, "mask_phone")
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(current_app.extensions["smsbot.settings"].default_timezone)
+
+
+def _found(row: T | None) -> T:
+    """404 for what is not the signed-in clinic's: another clinic's ids look like missing ones."""
+    if row is None:
+        abort(404)
+    return row
+
+
+def _safe_next(target: str | None) -> str:
+    """Only follow ``next`` within the dashboard: never an open redirect to another site."""
+    if target and target.startswith("/dashboard") and "//" not in target and "\\" not in target:
+        return target
+    return url_for(".alerts")
+
+
+# Sign-in ----------------------------------------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | str:
+    """Sign in with email and password; 5 wrong tries lock the account for 15 minutes."""
+    if request.method == "GET":
+        if "staff" in g:
+            return redirect(url_for(".alerts"))
+        return render_template("dashboard/login.html", email="")
+    email = request.form.get("email", "")
+    staff = authenticate(request_session(), email, request.form.get("password", ""), now=utcnow())
+    if staff is None:
+        flash(
+            f"Wrong email or password. After {MAX_FAILED_LOGINS} wrong tries an account is locked "
+            f"for {LOCKOUT.seconds // 60} minutes.",
+            "error",
+        )
+        return render_template("dashboard/login.html", email=email)
+    session.clear()  # a fresh session (and CSRF token) for the signed-in user: no fixation
+    session["staff_id"] = staff.id
+    session.permanent = True
+    return redirect(_safe_next(request.args.get("next")))
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for(".login"))
+
+
+# Alerts -----------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def alerts() -> str:
+    """The landing page: who needs a call now."""
+    queue = clinic_queries.open_alerts(request_session(), g.staff.clinic_id)
+    return render_template("dashboard/alerts.html", alerts=queue, max_note=MAX_NOTE)
+
+
+@bp.get("/alerts/history")
+def alert_history() -> str:
+    history = clinic_queries.acknowledged_alerts(request_session(), g.staff.clinic_id)
+    return render_template("dashboard/history.html", alerts=history)
+
+
+@bp.post(f"/alerts/<int(max={MAX_ID}):alert_id>/acknowledge")
+def acknowledge(alert_id: int) -> Response:
+    """Acknowledge with a note saying what was done: the history is the clinic's record."""
+    db = request_session()
+    alert = _found(clinic_queries.find_alert(db, g.staff.clinic_id, alert_id))
+    note = request.form.get("note", "").strip()
+    if not note or len(note) > MAX_NOTE:
+        flash(f"Write what was done (up to {MAX_NOTE} characters) to acknowledge the alert.", "error")
+        return redirect(url_for(".alerts", _anchor=f"alert-{alert_id}"))
+    if clinic_queries.acknowledge_alert(db, alert, by=g.staff.email, note=note, now=utcnow()):
+        flash(f"Alert for {mask_phone(alert.family.phone)} acknowledged.", "success")
+    else:
+        db.refresh(alert)  # acknowledged by someone else meanwhile: say who
+        flash(f"That alert was already acknowledged by {alert.acknowledged_by}.", "info")
+    return redirect(url_for(".alerts"))
+
+
+# Families ---------------------------------------------------------------------------------
+
+
+@bp.get("/families")
+def families() -> str:
+    query = request.args.get("q", "")[:100]
+    page = clinic_queries.search_families(
+        request_session(), g.staff.clinic_id, query, request.args.get("page", 1, type=int)
+    )
+    return render_template("dashboard/families.html", page=page, query=query, languages=LANGUAGES)
+
+
+@bp.route("/families/new", methods=["GET", "POST"])
+def new_family() -> Response | str | tuple[str, int]:
+    """Enroll a family: the parent gets a text asking them to reply YES."""
+    settings = current_app.extensions["smsbot.settings"]
+    programmes = load_programmes(settings.rules_path)
+    choices = sorted(programmes.programmes)
+    if request.method == "GET":
+        return _enroll_page({"programme": programmes.triggers["enrollment"]}, {}, choices)
+    db = request_session()
+    try:
+        enrollment, created = enroll_from_form(
+            db,
+            g.staff.clinic,
+            request.form,
+            settings=settings,
+            transport=current_app.extensions["smsbot.transport"],
+            now=utcnow(),
+        )
+    except EnrollFormError as error:
+        db.rollback()
+        return _enroll_page(request.form, error.errors, choices), 400
+    db.commit()
+    phone = mask_phone(enrollment.family.phone)
+    if created:
+        flash(f"Enrolled {phone}: waiting for the parent to reply YES.", "success")
+    else:
+        flash(f"{phone} was already enrolled here: their details are updated.", "info")
+    return redirect(url_for(".family", family_id=enrollment.family_id))
+
+
+def _enroll_page(form: Mapping[str, str], errors: dict[str, str], programmes: list[str]) -> str:
+    return render_template(
+        "dashboard/enroll.html",
+        form=form,
+        errors=errors,
+        labels=FIELD_LABELS,
+        languages=LANGUAGES,
+        programmes=programmes,
+    )
+
+
+@bp.get(f"/families/<int(max={MAX_ID}):family_id>")
+def family(family_id: int) -> str:
+    """One family: the conversation, check-ins and how the answers have moved."""
+    db = request_session()
+    row = _found(clinic_queries.find_family(db, g.staff.clinic_id, family_id))
+    upcoming, past = clinic_queries.family_checkins(db, row.enrollment)
+    answers = clinic_queries.answers(past)
+    chart = charts.answers_chart(answers, label=f"Check-in answers for {mask_phone(row.family.phone)}")
+    return render_template(
+        "dashboard/family.html",
+        row=row,
+        messages=clinic_queries.timeline(db, row.enrollment),
+        upcoming=upcoming,
+        past=past,
+        chart=chart,
+        answers=answers,
+        tally=Counter(answer.outcome for answer in answers),
+        languages=LANGUAGES,
+    )
+
+
+@bp.post(f"/families/<int(max={MAX_ID}):family_id>/unenroll")
+def unenroll(family_id: int) -> Response:
+    """End the clinic's follow-up; the family can still text the bot for guidance."""
+    db = request_session()
+    row = _found(clinic_queries.find_family(db, g.staff.clinic_id, family_id))
+    if clinics.unenroll(db, row.enrollment, now=utcnow()):
+        db.commit()
+        flash(f"{mask_phone(row.family.phone)} is unenrolled; pending check-ins are cancelled.", "success")
+    return redirect(url_for(".family", family_id=family_id))
+
+
+# Overview ---------------------------------------------------------------------------------
+
+
+@bp.get("/overview")
+def overview() -> str:
+    counts = clinic_queries.overview(request_session(), g.staff.clinic_id, now=utcnow())
+    level_chart = charts.bar_chart(
+        [charts.Bar(level.capitalize(), n, level) for level, n in counts.messages_by_level.items()],
+        label="Messages from families in the last 7 days, by level",
+    )
+    checkin_chart = charts.bar_chart(
+        [charts.Bar(name.capitalize(), n, name) for name, n in counts.checkins.items()],
+        label="Check-ins in the last 7 days",
+    )
+    return render_template(
+        "dashboard/overview.html", counts=counts, level_chart=level_chart, checkin_chart=checkin_chart
+    )

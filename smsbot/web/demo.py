@@ -179,7 +179,7 @@ def seed_demo(session: Session, now: datetime) -> Clinic:
     families = [
         ("+15550100002", "Mateo", "es", "active", "routine", "le tiemblan las piernas al llorar"),
         ("+15550100003", "Lily", "en", "awaiting_consent", None, None),
-        ("+15550100004", "Noah", "en", "active", "urgent", "legs shaking and temp 100.6"),
+        ("+15550100004", "Noah", "en", "active", "urgent", "only his right arm shakes, even when calm"),
         ("+15550100005", None, "en", "active", "info", "what should I watch for?"),
     ]
     for index, (phone, baby, language, status, level, text) in enumerate(families, start=2):

@@ -12,20 +12,14 @@ from typing import Any
 
 import click
 
-from smsbot.config import ConfigError, load_settings
+from smsbot.cli_settings import cli_settings
+from smsbot.config import ConfigError
 from smsbot.db import Database, upgrade
 from smsbot.messaging.segments import count_segments
 from smsbot.replies import render_reply
 from smsbot.rulefiles import RuleFileError, check_rules_dir
 from smsbot.triage import RuleSet, assess, load_rules
 from smsbot.triage.rules import parse_dir
-
-
-def _settings(**overrides):  # type: ignore[no-untyped-def]
-    try:
-        return load_settings({k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _dialable(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -140,7 +134,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
-    settings = _settings()
+    settings = cli_settings()
     upgrade(settings.database_url)
     click.echo("database is up to date")
 
@@ -165,7 +159,7 @@ def serve(host: str, port: int, no_scheduler: bool, prod: bool) -> None:
     from smsbot.logs import configure_logging
     from smsbot.scheduler import build_scheduler
 
-    settings = _settings()
+    settings = cli_settings()
     configure_logging()
     upgrade(settings.database_url)
     try:
@@ -194,30 +188,30 @@ def chat(phone: str, whatsapp: bool) -> None:
     from smsbot.conversation import Inbound, receive
     from smsbot.phones import InvalidPhoneError, normalise_phone
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         phone = normalise_phone(phone, settings.default_region)
     except InvalidPhoneError as error:
         raise click.BadParameter(str(error), param_hint="--phone") from None
     upgrade(settings.database_url)
-    database = Database(settings.database_url)
     interactive = sys.stdin.isatty()
     if interactive:
         click.echo(f"Texting as {phone}. Type a message, or Ctrl-D to quit.", err=True)
-    while True:
-        if interactive:
-            click.echo("you> ", nl=False, err=True)
-        line = sys.stdin.readline()
-        if not line:
-            break
-        inbound = Inbound(
-            sid=f"CHAT{uuid.uuid4().hex}",
-            phone=phone,
-            channel="whatsapp" if whatsapp else "sms",
-            body=line.rstrip("\n"),
-        )
-        outcome = receive(database, settings, inbound)
-        click.echo(f"bot [{outcome.level or '-'}]> {outcome.reply or '(no reply)'}")
+    with Database(settings.database_url) as database:
+        while True:
+            if interactive:
+                click.echo("you> ", nl=False, err=True)
+            line = sys.stdin.readline()
+            if not line:
+                break
+            inbound = Inbound(
+                sid=f"CHAT{uuid.uuid4().hex}",
+                phone=phone,
+                channel="whatsapp" if whatsapp else "sms",
+                body=line.rstrip("\n"),
+            )
+            outcome = receive(database, settings, inbound)
+            click.echo(f"bot [{outcome.level or '-'}]> {outcome.reply or '(no reply)'}")
 
 
 @main.group()
@@ -225,10 +219,11 @@ def family() -> None:
     """A family's data: export it or erase it (privacy requests)."""
 
 
-def _families_for(phone: str):  # type: ignore[no-untyped-def]
+def _database_and_phone(phone: str) -> tuple[Database, str]:
+    """The configured database and ``phone`` in E.164 (a bad number is a usage error)."""
     from smsbot.phones import InvalidPhoneError, normalise_phone
 
-    settings = _settings()
+    settings = cli_settings()
     try:
         phone = normalise_phone(phone, settings.default_region)
     except InvalidPhoneError as error:
@@ -244,8 +239,8 @@ def family_export(phone: str) -> None:
 
     from smsbot.privacy import export_family, find_family
 
-    database, phone = _families_for(phone)
-    with database.session() as session:
+    database, phone = _database_and_phone(phone)
+    with database, database.session() as session:
         found = [export_family(session, contact) for contact in find_family(session, phone)]
     if not found:
         raise click.ClickException("no family with that phone number")
@@ -260,10 +255,10 @@ def family_erase(phone: str, yes: bool) -> None:
     from smsbot.models import utcnow
     from smsbot.privacy import erase_family, find_family
 
-    database, phone = _families_for(phone)
+    database, phone = _database_and_phone(phone)
     if not yes:
         click.confirm("Erase this family's data for good?", abort=True)
-    with database.session() as session:
+    with database, database.session() as session:
         contacts = find_family(session, phone)
         if not contacts:
             raise click.ClickException("no family with that phone number")

@@ -9,19 +9,12 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from smsbot.config import Settings
+from smsbot.cli_settings import cli_settings
 from smsbot.db import Database
 from smsbot.messaging.factory import make_transport
 from smsbot.models import CheckIn, utcnow
 from smsbot.phones import mask_phone
 from smsbot.scheduler import build_scheduler
-
-
-def _settings() -> Settings:
-    """Settings from the environment; a bad value is one clear line, not a traceback."""
-    from smsbot.cli import _settings  # imported late: cli.py imports this module
-
-    return _settings()  # type: ignore[no-any-return]
 
 
 @click.command("worker")
@@ -31,7 +24,7 @@ def worker() -> None:
     Several workers may run at once; each check-in is still sent once. Run migrations
     first: this command does not change the schema.
     """
-    settings = _settings()
+    settings = cli_settings()
     scheduler = build_scheduler(
         Database(settings.database_url), make_transport(settings), settings, background=False
     )
@@ -54,14 +47,13 @@ def checkins() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Rows to show.")
 def list_checkins(due: bool, limit: int) -> None:
     """Show check-ins, latest due time first (oldest first with --due); times are UTC."""
-    settings = _settings()
-    db = Database(settings.database_url)
+    settings = cli_settings()
     query = select(CheckIn).options(joinedload(CheckIn.family)).limit(limit)
     if due:
         query = query.where(CheckIn.status == "pending", CheckIn.due_at <= utcnow()).order_by(CheckIn.due_at)
     else:
         query = query.order_by(CheckIn.due_at.desc())
-    with db.session() as session:
+    with Database(settings.database_url) as db, db.session() as session:
         rows = [
             (
                 str(c.id),
@@ -75,7 +67,6 @@ def list_checkins(due: bool, limit: int) -> None:
             )
             for c in session.scalars(query)
         ]
-    db.engine.dispose()
     header = ("id", "phone", "programme", "step", "status", "due_at (UTC)", "attempts", "last_error")
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     for row in (header, *rows):

@@ -15,30 +15,21 @@ import click
 from sqlalchemy.orm import Session
 
 from smsbot import clinics, csv_import
-from smsbot.config import ConfigError, Settings, load_settings
+from smsbot.cli_settings import cli_settings
+from smsbot.config import Settings
 from smsbot.db import Database
 from smsbot.messaging.factory import make_transport
 from smsbot.models import Clinic, utcnow
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
-
-
 @contextmanager
 def _session(settings: Settings) -> Iterator[Session]:
     """A committed-on-success session that turns domain errors into one-line CLI errors."""
-    database = Database(settings.database_url)
     try:
-        with database.session() as session:
+        with Database(settings.database_url) as database, database.session() as session:
             yield session
     except (clinics.InvalidFieldsError, clinics.ConflictError, LookupError) as error:
         raise click.ClickException(str(error)) from None
-    finally:
-        database.engine.dispose()
 
 
 def _clinic(session: Session, slug: str) -> Clinic:
@@ -72,7 +63,7 @@ def create_clinic(
     quiet_hours: str | None,
 ) -> None:
     """Create a clinic; prints the secret its alert webhooks are signed with."""
-    settings = _settings()
+    settings = cli_settings()
     with _session(settings) as session:
         created = clinics.create_clinic(
             session,
@@ -99,7 +90,7 @@ def token() -> None:
 @click.option("--name", default="", help="What the token is for, e.g. 'EHR sync'.")
 def create_token(slug: str, name: str) -> None:
     """Create an API token and print it once: only its hash is stored."""
-    settings = _settings()
+    settings = cli_settings()
     with _session(settings) as session:
         raw = clinics.create_token(session, _clinic(session, slug), name)
     click.echo(raw)
@@ -111,7 +102,7 @@ def create_token(slug: str, name: str) -> None:
 @click.argument("prefix_or_id")
 def revoke_token(slug: str, prefix_or_id: str) -> None:
     """Revoke a token by the prefix it starts with (smsb_…) or its id."""
-    settings = _settings()
+    settings = cli_settings()
     with _session(settings) as session:
         revoked = clinics.revoke_token(session, _clinic(session, slug), prefix_or_id, now=utcnow())
         click.echo(f"revoked token {revoked.id} ({revoked.prefix}…)")
@@ -136,7 +127,7 @@ def staff() -> None:
 )
 def add_staff(slug: str, email: str, name: str, password: str) -> None:
     """Add a staff account to a clinic (the password is stored as a scrypt hash)."""
-    settings = _settings()
+    settings = cli_settings()
     with _session(settings) as session:
         added = clinics.add_staff(session, _clinic(session, slug), email=email, password=password, name=name)
         click.echo(f"added {added.email} to {slug}")
@@ -162,7 +153,7 @@ def import_families(csv_file: Path, slug: str, report: Path | None) -> None:
     (YYYY-MM-DD), timezone, external_ref, channel. Every row is validated before any is
     imported. Re-running the same file changes nothing. Exit status 1 if any row was bad.
     """
-    settings = _settings()
+    settings = cli_settings()
     now = utcnow()
     try:
         with csv_file.open(newline="", encoding="utf-8-sig") as handle:

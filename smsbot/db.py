@@ -77,6 +77,16 @@ class Database:
         finally:
             session.close()
 
+    def close(self) -> None:
+        """Close every pooled connection (commands and tests that end before the process)."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as connection:

@@ -109,7 +109,7 @@ def take_screenshots(out_dir: Path) -> list[Path]:
                 page.goto(f"{base_url}/dashboard/")
                 shots.append(_shot(page, out_dir / "alerts-phone.png"))
         finally:
-            database.engine.dispose()
+            database.close()
     return shots
 
 

@@ -7,7 +7,10 @@ warns that codes change, so the mapping stays data, not ``if``s spread through c
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,9 +20,12 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from smsbot.messaging import TransportError
+from smsbot.messaging import SentRecord, TransportError
 
 DEFAULT_API_URL = "https://api.twilio.com"
+# How many of a recipient's latest messages ``find_sent`` reads. A family gets a handful of
+# messages a day, so this reaches far further back than any claim lease.
+LOOKUP_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,19 @@ def transport_error(code: int | None, status: int | None, *, cause: str = "") ->
         permanent=kind.permanent,
         opted_out=kind.opted_out,
     )
+
+
+@contextmanager
+def _as_transport_errors() -> Iterator[None]:
+    """Turn what the twilio client raises into our ``TransportError``."""
+    try:
+        yield
+    except (TwilioRestException, TwilioServiceException) as exc:
+        # Without an error JSON body (e.g. a proxy's 502) the client uses the status as code.
+        code = None if exc.code == exc.status else exc.code
+        raise transport_error(code, exc.status) from exc
+    except requests.RequestException as exc:
+        raise transport_error(None, None, cause=type(exc).__name__) from exc
 
 
 class ApiUrlHttpClient(TwilioHttpClient):
@@ -162,15 +181,29 @@ class TwilioTransport:
 
     def send(self, to: str, body: str, **opts: Any) -> str:
         """Send one message; returns its ``SM…`` SID. Option: ``validity_period`` (seconds)."""
-        try:
+        with _as_transport_errors():
             message = self.client.messages.create(**self.message_fields(to, body, **opts))
-        except (TwilioRestException, TwilioServiceException) as exc:
-            # Without an error JSON body (e.g. a proxy's 502) the client uses the status as code.
-            code = None if exc.code == exc.status else exc.code
-            raise transport_error(code, exc.status) from exc
-        except requests.RequestException as exc:
-            raise transport_error(None, None, cause=type(exc).__name__) from exc
         return str(message.sid)
+
+    def find_sent(self, to: str, since: datetime) -> list[SentRecord]:
+        """Messages Twilio accepted for ``to`` created at or after ``since`` (naive UTC), newest first.
+
+        Filters on ``date_created`` here rather than with ``date_sent_after``: a message
+        still queued at Twilio (a long code sends one segment a second; a bulk run queues
+        for hours) has no ``date_sent`` yet, and that is exactly the one a stopped worker
+        may have left behind.
+        """
+        with _as_transport_errors():
+            messages = self.client.messages.list(to=to, limit=LOOKUP_LIMIT)
+        found = []
+        for message in messages:
+            created = message.date_created
+            if created is None:
+                continue
+            created = created.astimezone(UTC).replace(tzinfo=None)
+            if created >= since:
+                found.append(SentRecord(str(message.sid), message.body or "", created))
+        return found
 
     def close(self) -> None:
         """Close every thread's connections (keeps tests free of unclosed-socket warnings)."""

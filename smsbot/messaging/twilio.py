@@ -6,6 +6,7 @@ warns that codes change, so the mapping stays data, not ``if``s spread through c
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -97,8 +98,23 @@ def _as_transport_errors() -> Iterator[None]:
         # Without an error JSON body (e.g. a proxy's 502) the client uses the status as code.
         code = None if exc.code == exc.status else exc.code
         raise transport_error(code, exc.status) from exc
+    except TwilioException as exc:
+        # A list page that fails comes as a bare TwilioException("Unable to fetch page", response).
+        response = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], Response) else None
+        if response is None:
+            raise transport_error(None, None, cause=type(exc).__name__) from exc
+        raise transport_error(_error_code(response), response.status_code) from exc
     except requests.RequestException as exc:
         raise transport_error(None, None, cause=type(exc).__name__) from exc
+
+
+def _error_code(response: Response) -> int | None:
+    """The ``code`` of Twilio's error JSON, if the body is one."""
+    try:
+        code = json.loads(response.text).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None
 
 
 class ApiUrlHttpClient(TwilioHttpClient):

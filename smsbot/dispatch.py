@@ -45,6 +45,7 @@ BACKOFF_CAP = timedelta(hours=1)
 # Our clock and the provider's disagree a little, and Twilio stamps whole seconds: look
 # this much further back than the check-in's due time for what a stopped worker sent.
 LOOKUP_SKEW = timedelta(minutes=1)
+RECONCILE_EVERY = 1.0  # seconds between looks for expired claims during one dispatch call
 UNANSWERED_LIMIT = 3  # check-ins in a row without an answer before we stop
 # Twilio drops a check-in it could not deliver within an hour (error 30036) rather than
 # letting it arrive in the middle of the night.
@@ -92,20 +93,31 @@ def dispatch_due(
     Each batch is claimed in one statement (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so
     concurrent workers never share a row; SQLite serialises writers), marked ``sending``
     with a lease, committed, then sent on a small thread pool and recorded in one commit.
+    First, and about every second of a long call, claims a stopped worker left past their
+    lease are reconciled with the provider (``reconcile_stale_claims``).
     """
     programmes = load_programmes(settings.rules_path)
     report = DispatchReport()
     lease = timedelta(seconds=settings.claim_lease_seconds)
     started = time.monotonic()
 
-    def lease_end() -> datetime:
-        # ``now`` is fixed for the whole call, which can run for minutes on a backlog: a
-        # lease counts from when its batch is claimed, not from the start of the call.
-        return now + timedelta(seconds=time.monotonic() - started) + lease
+    def clock() -> datetime:
+        # ``now`` picks what is due; but a call can run for minutes on a backlog, so leases
+        # count from when their batch is claimed, and expire while the call still runs.
+        return now + timedelta(seconds=time.monotonic() - started)
 
     with ThreadPoolExecutor(max_workers=send_threads, thread_name_prefix="checkin-send") as pool:
-        reconcile_stale_claims(db, transport, settings, programmes, now, pool, report, batch_size=batch_size)
-        while ids := _claim(db, now, batch_size, lease_end()):
+        reconciled_at = None
+        while True:
+            # A stopped worker's claims are picked up during a long call too, not after it.
+            if reconciled_at is None or time.monotonic() - reconciled_at >= RECONCILE_EVERY:
+                at = now if reconciled_at is None else clock()
+                reconcile_stale_claims(
+                    db, transport, settings, programmes, at, pool, report, batch_size=batch_size
+                )
+                reconciled_at = time.monotonic()
+            if not (ids := _claim(db, now, batch_size, clock() + lease)):
+                break
             with db.session() as session:
                 _dispatch_batch(session, ids, transport, settings, programmes, now, pool, report)
     for field in fields(report):

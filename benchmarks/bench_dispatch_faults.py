@@ -252,7 +252,7 @@ def main() -> None:
     with (
         scratch_postgres_database(args.database_url) as url,
         fake_twilio_process(args.failure_rate) as (api_url, ask),
-        _temporary_directory() as stats_dir,
+        temporary_directory() as stats_dir,
     ):
         upgrade(url)
         db = Database(url)
@@ -287,7 +287,7 @@ def main() -> None:
 
 
 @contextmanager
-def _temporary_directory() -> Iterator[Path]:
+def temporary_directory() -> Iterator[Path]:
     with tempfile.TemporaryDirectory() as directory:
         yield Path(directory)
 

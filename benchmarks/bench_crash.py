@@ -5,14 +5,19 @@ Two worker processes (``dispatch_due(utcnow())`` in a loop, as ``smsbot worker``
 ``--checkins`` due check-ins on a scratch PostgreSQL database through the real ``twilio``
 client to a fake Twilio API in its own process. Each time the fake has accepted another
 share of the messages, one worker (in turn) gets SIGKILL while it is sending a batch, and
-is started again at once. Its claimed rows stay ``sending`` until their lease
-(``SMSBOT_CLAIM_LEASE_SECONDS``, short here) runs out; then a live worker asks the fake
-what it really accepted and records those, re-sending only the rest. Checked at the end:
-accepted creates per recipient == 1, every row ``sent`` with the fake's SID. Bounded by
-``--timeout``.
+is started again at once. ``--kill-mode mid-batch`` (default): the victim kills itself
+right after an accepted send, its other send threads mid-request and the batch
+unrecorded; ``external``: SIGKILL from outside whenever the threshold is crossed.
 
-    .venv/bin/python benchmarks/bench_crash.py [--checkins 20000] [--kills 3] [--lease-seconds 5] \\
-        [--failure-rate 0] [--database-url postgresql://postgres@127.0.0.1:5432/test]
+The dead worker's claimed rows stay ``sending`` until their lease
+(``SMSBOT_CLAIM_LEASE_SECONDS``, short here) runs out; then a live worker asks the fake
+what it really accepted, records those, and re-sends only the rest (reported per kill as
+found + re-sent). Checked at the end: accepted creates per recipient == 1, every row
+``sent`` with the fake's SID. Bounded by ``--timeout``.
+
+    .venv/bin/python benchmarks/bench_crash.py [--checkins 20000] [--kills 3] [--lease-seconds 10] \\
+        [--kill-mode mid-batch|external] [--failure-rate 0] \\
+        [--database-url postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import random
 import signal
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,16 +40,36 @@ from bench_dispatch_faults import (
     fake_twilio_process,
     reconciliations,
     start_workers,
-    statuses,
     temporary_directory,
     verify,
     wait_until_settled,
 )
+from sqlalchemy import select
 
 from smsbot.db import Database, upgrade
-from smsbot.models import utcnow
+from smsbot.models import CheckIn, utcnow
+from smsbot.models import Event as EventRow
 from tests.checkin_fixtures import insert_due_checkins
 from tests.postgres import scratch_postgres_database
+
+
+def left_sending(db: Database, claimed_before: datetime) -> set[int]:
+    """Check-ins still ``sending`` on a claim made before ``claimed_before`` + the lease."""
+    with db.session() as session:
+        return set(
+            session.scalars(
+                select(CheckIn.id).where(CheckIn.status == "sending", CheckIn.claimed_until <= claimed_before)
+            )
+        )
+
+
+def reconciled(db: Database, checkin_ids: set[int]) -> tuple[int, int]:
+    """(found at the provider, re-sent) among ``checkin_ids``, from dispatch's events."""
+    with db.session() as session:
+        details = session.scalars(select(EventRow.detail).where(EventRow.kind == "claim_reconciled")).all()
+    mine = [detail for detail in details if detail["checkin_id"] in checkin_ids]
+    found = sum(1 for detail in mine if detail["sid"])
+    return found, len(mine) - found
 
 
 def main() -> None:
@@ -53,12 +79,19 @@ def main() -> None:
     parser.add_argument("--checkins", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--kills", type=int, default=3)
-    parser.add_argument("--lease-seconds", type=float, default=5.0, help="SMSBOT_CLAIM_LEASE_SECONDS")
+    parser.add_argument("--lease-seconds", type=float, default=10.0, help="SMSBOT_CLAIM_LEASE_SECONDS")
     parser.add_argument("--failure-rate", type=float, default=0.0, help="share of creates answered 429/500")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--send-threads", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=300.0, help="abort after this many seconds")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--kill-mode",
+        choices=["mid-batch", "external"],
+        default="mid-batch",
+        help="mid-batch: the victim SIGKILLs itself right after an accepted send, other sends in"
+        " flight; external: SIGKILL from this process at whatever moment the threshold is crossed",
+    )
     parser.add_argument(
         "--database-url", default=DEFAULT_SERVER, help="PostgreSQL server for a scratch database"
     )
@@ -72,6 +105,7 @@ def main() -> None:
         "quiet_hours_end": "00:00",
     }
     kills: list[str] = []
+    dead_batches: list[set[int]] = []
     with (
         scratch_postgres_database(args.database_url) as url,
         fake_twilio_process(args.failure_rate) as (api_url, ask),
@@ -83,8 +117,8 @@ def main() -> None:
         spawn = multiprocessing.get_context("spawn")
         go, stop = spawn.Event(), spawn.Event()
         config = WorkerConfig(url, api_url, args.batch_size, args.send_threads, settings)
-        processes = start_workers(config, args.workers, go, stop, stats_dir)
-        incarnations = len(processes)
+        workers = start_workers(config, args.workers, go, stop, stats_dir)
+        incarnations = len(workers)
         deadline = time.monotonic() + args.timeout
         start = time.perf_counter()
         go.set()
@@ -97,26 +131,36 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit("timed out before every kill happened")
                 time.sleep(0.01)
-            victim = processes[number % len(processes)]
-            os.kill(victim.pid, signal.SIGKILL)
-            victim.join()
-            in_flight = statuses(db)["sending"]
-            kills.append(
-                f"kill {number + 1} at {time.perf_counter() - start:5.1f} s: pid {victim.pid} after"
-                f" {threshold} accepted; {in_flight} rows 'sending' (both workers) right after"
-            )
+            victim = workers[number % len(workers)]
+            if args.kill_mode == "external":
+                os.kill(victim.process.pid, signal.SIGKILL)
+            else:
+                victim.doom.set()  # it SIGKILLs itself a few sends into its current batch
+            victim.process.join()
+            killed_at = utcnow()
+            at = time.perf_counter() - start
             # Restart it at once (go is already set, so it starts dispatching when ready).
-            processes[number % len(processes)] = start_workers(
+            workers[number % len(workers)] = start_workers(
                 config, 1, go, stop, stats_dir, first=incarnations
             )[0]
             incarnations += 1
+            # By now (a restart takes a second or two) the live worker has recorded the
+            # batches it had claimed before the kill: what is left is the dead worker's.
+            dead = left_sending(db, killed_at + timedelta(seconds=args.lease_seconds))
+            dead -= set().union(*dead_batches)  # an earlier dead batch whose lease still runs
+            dead_batches.append(dead)
+            kills.append(
+                f"kill {number + 1} ({victim.process.exitcode}) at {at:5.1f} s, {threshold} accepted so far:"
+                f" the dead worker left {len(dead)} check-ins 'sending'"
+            )
         settled = wait_until_settled(db, args.checkins, deadline)
         elapsed = time.perf_counter() - start
         stop.set()
-        for process in processes:
-            process.join(timeout=30)
+        for each in workers:
+            each.process.join(timeout=30)
         verdict = verify(db, ask, args.checkins)
         found, resent = reconciliations(db)
+        per_kill = [reconciled(db, dead) for dead in dead_batches]
         db.engine.dispose()
 
     sent = verdict.statuses.get("sent", 0)
@@ -126,7 +170,8 @@ def main() -> None:
         f"{'' if settled else ' — ABORTED at the timeout'}\n  "
         + "\n  ".join(kills)
         + f"\n  {sent} sent in {elapsed:.1f} s = {sent / elapsed:,.0f} check-ins/s (restarts included)\n"
-        f"  dead workers' claims: {found} found at the fake and recorded, {resent} re-sent\n"
+        f"  dead workers' claims: {found} found at the fake and recorded, {resent} re-sent"
+        f" (per kill, found+re-sent: {', '.join(f'{a}+{b}' for a, b in per_kill)})\n"
         f"  duplicates {verdict.duplicates}, lost {verdict.lost}, SID mismatches {verdict.mismatched};"
         f" refused creates {verdict.refused}; statuses {verdict.statuses}",
         flush=True,

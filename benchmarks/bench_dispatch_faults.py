@@ -20,8 +20,11 @@ import argparse
 import json
 import multiprocessing
 import os
+import random
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -99,14 +102,37 @@ class WorkerConfig:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def worker(config: WorkerConfig, ready: multiprocessing.Queue, go: Event, stop: Event, stats: str) -> None:
+class DoomedTransport(TwilioTransport):
+    """The real transport, until ``doom`` is set: then the process SIGKILLs itself right after
+    its ``sends_left``-th accepted send, while its other send threads are mid-request and
+    the batch is unrecorded — the moment a crash costs the most."""
+
+    def __init__(self, *args: Any, doom: Event, sends_left: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.doom, self.sends_left = doom, sends_left
+        self._count_lock = threading.Lock()
+
+    def send(self, to: str, body: str, **opts: Any) -> str:
+        sid = super().send(to, body, **opts)
+        if self.doom.is_set():
+            with self._count_lock:
+                self.sends_left -= 1
+                if self.sends_left <= 0:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        return sid
+
+
+def worker(
+    config: WorkerConfig, ready: multiprocessing.Queue, go: Event, stop: Event, doom: Event, stats: str
+) -> None:
     """One ``smsbot worker``: ``dispatch_due(utcnow())`` until told to stop.
 
     After each call it writes its running totals to ``stats`` (replaced atomically, so a
     worker killed with SIGKILL leaves its last complete totals behind).
     """
     db = Database(config.url)
-    transport = TwilioTransport(SID, TOKEN, SENDER, api_url=config.api_url)
+    sends_left = random.Random(os.getpid()).randrange(1, config.batch_size)
+    transport = DoomedTransport(SID, TOKEN, SENDER, api_url=config.api_url, doom=doom, sends_left=sends_left)
     settings = make_settings(**config.settings)
     totals = DispatchReport()
     ready.put(os.getpid())
@@ -131,21 +157,30 @@ def worker(config: WorkerConfig, ready: multiprocessing.Queue, go: Event, stop: 
     db.engine.dispose()
 
 
+@dataclass
+class WorkerProcess:
+    process: multiprocessing.process.BaseProcess
+    doom: Event  # set it to have the worker SIGKILL itself in the middle of a batch
+
+
 def start_workers(
     config: WorkerConfig, count: int, go: Event, stop: Event, stats_dir: Path, first: int = 0
-) -> list[multiprocessing.process.BaseProcess]:
+) -> list[WorkerProcess]:
     """Start ``count`` worker processes and wait until each has connected."""
     spawn = multiprocessing.get_context("spawn")
     ready = spawn.Queue()
-    processes = [
-        spawn.Process(target=worker, args=(config, ready, go, stop, str(stats_dir / f"worker-{n}.json")))
-        for n in range(first, first + count)
-    ]
-    for process in processes:
-        process.start()
-    for _ in processes:
+    workers = []
+    for n in range(first, first + count):
+        doom = spawn.Event()
+        stats = str(stats_dir / f"worker-{n}.json")
+        workers.append(
+            WorkerProcess(spawn.Process(target=worker, args=(config, ready, go, stop, doom, stats)), doom)
+        )
+    for each in workers:
+        each.process.start()
+    for _ in workers:
         ready.get(timeout=60)
-    return processes
+    return workers
 
 
 def worker_totals(stats_dir: Path) -> Counter[str]:
@@ -260,14 +295,14 @@ def main() -> None:
         spawn = multiprocessing.get_context("spawn")
         go, stop = spawn.Event(), spawn.Event()
         config = WorkerConfig(url, api_url, args.batch_size, args.send_threads, settings)
-        processes = start_workers(config, args.workers, go, stop, stats_dir)
+        workers = start_workers(config, args.workers, go, stop, stats_dir)
         start = time.perf_counter()
         go.set()
         settled = wait_until_settled(db, args.checkins, time.monotonic() + args.timeout)
         elapsed = time.perf_counter() - start
         stop.set()
-        for process in processes:
-            process.join(timeout=30)
+        for each in workers:
+            each.process.join(timeout=30)
         verdict = verify(db, ask, args.checkins)
         totals = worker_totals(stats_dir)
         db.engine.dispose()

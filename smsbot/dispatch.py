@@ -149,6 +149,8 @@ def reconcile_stale_claims(
     same text since the check-in was due that no other row of ours holds. Found: recorded
     with that SID. Not found: re-pended. A failed lookup leaves the row for the next run;
     a transport that cannot look re-pends it (a rare duplicate beats a lost check-in).
+    A send that got no answer at all (timeout) is kept ``sending`` the same way, so it too
+    is looked up before it is sent again.
     """
     lease = timedelta(seconds=settings.claim_lease_seconds)
     while ids := _claim(db, now, batch_size, now + lease, stale=True):
@@ -208,7 +210,7 @@ def _reconcile_batch(
         if found is None:
             note = "lease expired: a worker stopped mid-send; re-sent (possibly twice)"
         else:
-            note = "lease expired: a worker stopped before sending it; re-sent"
+            note = "not at the provider after a lost claim or an unanswered send; re-sent"
         # A check-in that keeps killing its worker must not do so forever.
         _set(checkin, "failed" if checkin.attempts >= MAX_ATTEMPTS else "pending", note)
         report.recovered += 1
@@ -305,10 +307,11 @@ def _dispatch_batch(
             outgoing.append((checkin, render_text(programmes, text, checkin.family, settings)))
 
     results = pool.map(lambda item: _send(transport, item[0].family.address, item[1]), outgoing)
+    can_look = isinstance(transport, SentLookup)
     messages = []
     for (checkin, body), result in zip(outgoing, results, strict=True):
         if isinstance(result, TransportError):
-            _record_failure(session, checkin, result, now, report, settings)
+            _record_failure(session, checkin, result, now, report, settings, can_look=can_look)
         else:
             ended = checkin.family_id in ending
             messages.append(_record_sent(session, checkin, body, result, now, ended=ended, report=report))
@@ -430,9 +433,19 @@ def _record_failure(
     now: datetime,
     report: DispatchReport,
     settings: Settings,
+    *,
+    can_look: bool = False,
 ) -> None:
-    checkin.attempts += 1
+    delay = backoff(checkin.attempts + 1, base=timedelta(seconds=settings.retry_backoff_seconds))
     checkin.last_error = str(error)[:255]
+    if error.status is None and not error.permanent and can_look:
+        # No answer at all (a timeout, a dropped connection): the provider may well have
+        # accepted the message. Keep the claim until the backoff ends; then reconciliation
+        # records it if the provider has it and re-pends it (counting the attempt) if not.
+        checkin.status, checkin.claimed_until = "sending", now + delay
+        report.retried += 1
+        return
+    checkin.attempts += 1
     if error.opted_out:
         # Twilio 21610: the parent texted STOP to the number; never message them again.
         checkin.status = "failed"
@@ -442,10 +455,7 @@ def _record_failure(
         checkin.status = "failed"
         report.failed += 1
     else:
-        checkin.status = "pending"
-        checkin.due_at = now + backoff(
-            checkin.attempts, base=timedelta(seconds=settings.retry_backoff_seconds)
-        )
+        checkin.status, checkin.due_at = "pending", now + delay
         report.retried += 1
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -324,3 +325,56 @@ def run_concurrently(count: int, call: Callable[[], DispatchReport]) -> list[Dis
         thread.join()
     assert not errors
     return reports
+
+
+def test_a_send_that_timed_out_after_twilio_accepted_it_is_recorded_not_sent_twice(db, settings, fake):
+    report_routine(db, settings)
+    slow = TwilioTransport(fake.account_sid, fake.auth_token, "+15550009999", api_url=fake.url, timeout=0.2)
+    fake.delay = 0.5  # Twilio takes the message, but answers after our timeout
+    try:
+        report = dispatch_due(db, slow, settings, DAY_1)
+        wait_for(lambda: fake.count() == 1)
+        fake.delay = 0
+        checkin = all_checkins(db)[0]
+        assert (report.retried, checkin.status, checkin.attempts) == (1, "sending", 0)
+        assert checkin.last_error == "Twilio: network error (ReadTimeout)"
+
+        assert not dispatch_due(db, slow, settings, DAY_1 + timedelta(seconds=30))  # backing off
+        report = dispatch_due(db, slow, settings, DAY_1 + timedelta(minutes=2))
+    finally:
+        slow.close()
+
+    assert (report.reconciled, report.recovered, report.sent) == (1, 0, 1)
+    [accepted] = fake.requests
+    assert sent_rows(db) == [("sent", accepted.sid)]
+    assert message_sids(db) == [accepted.sid]
+
+
+def test_a_send_that_never_reached_twilio_is_looked_up_then_sent_once(db, settings, fake, twilio):
+    report_routine(db, settings)
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        unreachable = TwilioTransport(
+            fake.account_sid,
+            fake.auth_token,
+            "+15550009999",
+            api_url=f"http://127.0.0.1:{closed.getsockname()[1]}",
+        )
+        try:
+            assert dispatch_due(db, unreachable, settings, DAY_1).retried == 1
+        finally:
+            unreachable.close()
+
+    report = dispatch_due(db, twilio, settings, DAY_1 + timedelta(minutes=2))
+
+    assert (report.reconciled, report.recovered, report.sent) == (0, 1, 1)
+    [accepted] = fake.requests
+    assert sent_rows(db) == [("sent", accepted.sid)]
+    assert all_checkins(db)[0].attempts == 2
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)

@@ -23,7 +23,6 @@ found + re-sent). Checked at the end: accepted creates per recipient == 1, every
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import random
 import signal
@@ -36,21 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_dispatch_faults import (
     DEFAULT_SERVER,
-    WorkerConfig,
-    fake_twilio_process,
+    dispatch_run,
     reconciliations,
     start_workers,
-    temporary_directory,
     verify,
     wait_until_settled,
 )
 from sqlalchemy import select
 
-from smsbot.db import Database, upgrade
+from smsbot.db import Database
 from smsbot.models import CheckIn, utcnow
 from smsbot.models import Event as EventRow
-from tests.checkin_fixtures import insert_due_checkins
-from tests.postgres import scratch_postgres_database
 
 
 def left_sending(db: Database, claimed_before: datetime) -> set[int]:
@@ -106,28 +101,18 @@ def main() -> None:
     }
     kills: list[str] = []
     dead_batches: list[set[int]] = []
-    with (
-        scratch_postgres_database(args.database_url) as url,
-        fake_twilio_process(args.failure_rate) as (api_url, ask),
-        temporary_directory() as stats_dir,
-    ):
-        upgrade(url)
-        db = Database(url)
-        insert_due_checkins(db, args.checkins, due_at=utcnow())
-        spawn = multiprocessing.get_context("spawn")
-        go, stop = spawn.Event(), spawn.Event()
-        config = WorkerConfig(url, api_url, args.batch_size, args.send_threads, settings)
-        workers = start_workers(config, args.workers, go, stop, stats_dir)
+    with dispatch_run(args, settings) as run:
+        db, workers = run.db, run.workers  # restarted workers replace dead ones in run.workers
         incarnations = len(workers)
         deadline = time.monotonic() + args.timeout
         start = time.perf_counter()
-        go.set()
+        run.go.set()
         # Kill points spread over the first 3/4 of the run, so the last dead batch is
         # reconciled while the others still work rather than in a tail of its own.
         thresholds = [int(args.checkins * 0.75 * (k + 1) / (args.kills + 1)) for k in range(args.kills)]
         for number, threshold in enumerate(thresholds):
             threshold += rng.randrange(args.batch_size)  # not always at a batch boundary
-            while ask("count") < threshold:
+            while run.ask("count") < threshold:
                 if time.monotonic() > deadline:
                     raise SystemExit("timed out before every kill happened")
                 time.sleep(0.01)
@@ -141,7 +126,7 @@ def main() -> None:
             at = time.perf_counter() - start
             # Restart it at once (go is already set, so it starts dispatching when ready).
             workers[number % len(workers)] = start_workers(
-                config, 1, go, stop, stats_dir, first=incarnations
+                run.config, 1, run.go, run.stop, run.stats_dir, first=incarnations
             )[0]
             incarnations += 1
             # By now (a restart takes a second or two) the live worker has recorded the
@@ -155,13 +140,10 @@ def main() -> None:
             )
         settled = wait_until_settled(db, args.checkins, deadline)
         elapsed = time.perf_counter() - start
-        stop.set()
-        for each in workers:
-            each.process.join(timeout=30)
-        verdict = verify(db, ask, args.checkins)
+        run.stop_workers()
+        verdict = verify(db, run.ask, args.checkins)
         found, resent = reconciliations(db)
         per_kill = [reconciled(db, dead) for dead in dead_batches]
-        db.engine.dispose()
 
     sent = verdict.statuses.get("sent", 0)
     print(

@@ -263,6 +263,49 @@ def reconciliations(db: Database) -> tuple[int, int]:
 # -- the run -------------------------------------------------------------------------------------
 
 
+@dataclass
+class Run:
+    """A scratch database with due check-ins, the fake Twilio API and connected workers."""
+
+    db: Database
+    ask: Callable[[str], Any]
+    config: WorkerConfig
+    stats_dir: Path
+    go: Event
+    stop: Event
+    workers: list[WorkerProcess]
+
+    def stop_workers(self) -> None:
+        self.stop.set()
+        for each in self.workers:
+            each.process.join(timeout=30)
+
+
+@contextmanager
+def dispatch_run(args: argparse.Namespace, settings: dict[str, Any]) -> Iterator[Run]:
+    """Everything set up (workers waiting for ``run.go``); torn down and dropped on exit."""
+    with (
+        scratch_postgres_database(args.database_url) as url,
+        fake_twilio_process(args.failure_rate) as (api_url, ask),
+        tempfile.TemporaryDirectory() as directory,
+    ):
+        upgrade(url)
+        db = Database(url)
+        insert_due_checkins(db, args.checkins, due_at=utcnow())
+        spawn = multiprocessing.get_context("spawn")
+        go, stop = spawn.Event(), spawn.Event()
+        config = WorkerConfig(url, api_url, args.batch_size, args.send_threads, settings)
+        stats_dir = Path(directory)
+        run = Run(
+            db, ask, config, stats_dir, go, stop, start_workers(config, args.workers, go, stop, stats_dir)
+        )
+        try:
+            yield run
+        finally:
+            run.stop_workers()
+            db.engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -284,28 +327,14 @@ def main() -> None:
         "quiet_hours_start": "00:00",
         "quiet_hours_end": "00:00",
     }
-    with (
-        scratch_postgres_database(args.database_url) as url,
-        fake_twilio_process(args.failure_rate) as (api_url, ask),
-        temporary_directory() as stats_dir,
-    ):
-        upgrade(url)
-        db = Database(url)
-        insert_due_checkins(db, args.checkins, due_at=utcnow())
-        spawn = multiprocessing.get_context("spawn")
-        go, stop = spawn.Event(), spawn.Event()
-        config = WorkerConfig(url, api_url, args.batch_size, args.send_threads, settings)
-        workers = start_workers(config, args.workers, go, stop, stats_dir)
+    with dispatch_run(args, settings) as run:
         start = time.perf_counter()
-        go.set()
-        settled = wait_until_settled(db, args.checkins, time.monotonic() + args.timeout)
+        run.go.set()
+        settled = wait_until_settled(run.db, args.checkins, time.monotonic() + args.timeout)
         elapsed = time.perf_counter() - start
-        stop.set()
-        for each in workers:
-            each.process.join(timeout=30)
-        verdict = verify(db, ask, args.checkins)
-        totals = worker_totals(stats_dir)
-        db.engine.dispose()
+        run.stop_workers()
+        verdict = verify(run.db, run.ask, args.checkins)
+        totals = worker_totals(run.stats_dir)
 
     sent = verdict.statuses.get("sent", 0)
     print(
@@ -319,12 +348,6 @@ def main() -> None:
     )
     if not settled or verdict.duplicates or verdict.lost or verdict.mismatched:
         raise SystemExit(1)
-
-
-@contextmanager
-def temporary_directory() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory() as directory:
-        yield Path(directory)
 
 
 if __name__ == "__main__":

@@ -168,11 +168,7 @@ def _reconcile_batch(
     pool: ThreadPoolExecutor,
     report: DispatchReport,
 ) -> None:
-    checkins = session.scalars(
-        select(CheckIn)
-        .where(CheckIn.id.in_(ids))
-        .options(joinedload(CheckIn.family), joinedload(CheckIn.enrollment))
-    ).all()
+    checkins = _load_claimed(session, ids)
     if isinstance(transport, SentLookup):
         lookups = list(
             pool.map(lambda c: _find_sent(transport, c.family.address, c.due_at - LOOKUP_SKEW), checkins)
@@ -217,6 +213,16 @@ def _reconcile_batch(
         _event(session, checkin.family, "claim_reconciled", now, checkin_id=checkin.id, sid=None)
     if messages:
         _insert_messages(session, messages)
+
+
+def _load_claimed(session: Session, ids: list[int]) -> list[CheckIn]:
+    """The claimed check-ins with what routing and recording them reads, in one query."""
+    query = (
+        select(CheckIn)
+        .where(CheckIn.id.in_(ids))
+        .options(joinedload(CheckIn.family), joinedload(CheckIn.enrollment).joinedload(Enrollment.clinic))
+    )
+    return list(session.scalars(query))
 
 
 def _texts_sent(checkin: CheckIn, programmes: Programmes, settings: Settings) -> dict[str, bool]:
@@ -280,11 +286,7 @@ def _dispatch_batch(
     pool: ThreadPoolExecutor,
     report: DispatchReport,
 ) -> None:
-    checkins = session.scalars(
-        select(CheckIn)
-        .where(CheckIn.id.in_(ids))
-        .options(joinedload(CheckIn.family), joinedload(CheckIn.enrollment).joinedload(Enrollment.clinic))
-    ).all()
+    checkins = _load_claimed(session, ids)
     streaks = _unanswered_streaks(session, {c.family_id for c in checkins})
     ending: set[int] = set()  # families getting the gentle last message in this batch
     outgoing: list[tuple[CheckIn, str]] = []

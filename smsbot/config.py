@@ -57,6 +57,10 @@ class Settings:
     run_scheduler: bool = True
     api_rate_limit: str = "120 per minute"
     flood_messages_per_minute: int = 20  # beyond this a number gets replies only for emergencies
+    # A worker's claim on a batch of check-ins: past it, another worker asks the provider
+    # what was really sent and finishes the batch. Must outlast a batch's sends.
+    claim_lease_seconds: float = 300.0
+    retry_backoff_seconds: float = 60.0  # first retry after a transient error; doubles per attempt
 
     @property
     def rules_path(self) -> Path:
@@ -155,6 +159,9 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"{env_name(name)} must be HH:MM") from None
     if settings.checkin_grace_hours <= 0 or settings.dispatch_interval_seconds <= 0:
         raise ConfigError("SMSBOT_CHECKIN_GRACE_HOURS and SMSBOT_DISPATCH_INTERVAL_SECONDS must be > 0")
+    for name in ("claim_lease_seconds", "retry_backoff_seconds"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{env_name(name)} must be > 0")
     if settings.retention_days < 0:
         raise ConfigError("SMSBOT_RETENTION_DAYS must be 0 (keep) or a positive number of days")
     if not settings.database_url.startswith(("sqlite:", "postgresql")):

@@ -2,13 +2,17 @@
 
 APScheduler calls ``dispatch_due`` every few seconds and ``maintenance`` daily (see
 ``scheduler.py``); tests call them directly with a chosen ``now``. Several workers may run
-``dispatch_due`` at once: rows are claimed atomically, so none is sent twice.
+``dispatch_due`` at once: rows are claimed atomically, so none is sent twice. A worker that
+dies mid-batch leaves its claimed rows ``sending``; once the claim's lease runs out another
+worker asks the provider what was really sent (``reconcile_stale_claims``) rather than
+sending the batch again.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -25,7 +29,7 @@ from smsbot.config import Settings
 from smsbot.db import Database
 from smsbot.families import opt_out
 from smsbot.localtime import family_zone, next_allowed, quiet_window
-from smsbot.messaging import Transport, TransportError
+from smsbot.messaging import SentLookup, SentRecord, Transport, TransportError
 from smsbot.messaging.segments import count_segments
 from smsbot.metrics import CHECKINS, DISPATCH_LAG
 from smsbot.models import CheckIn, Enrollment, Event, Family, Message
@@ -34,11 +38,14 @@ from smsbot.reminders import ANSWER_WINDOW, UNANSWERED_STATUSES, cancel_where, r
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=10)  # a claimed batch must be sent and recorded within this
 CONSENT_RECHECK = timedelta(hours=1)  # how often a check-in waiting for consent is looked at
 MAX_ATTEMPTS = 5
-BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_BASE = timedelta(minutes=1)  # the default of SMSBOT_RETRY_BACKOFF_SECONDS
 BACKOFF_CAP = timedelta(hours=1)
+# Our clock and the provider's disagree a little, and Twilio stamps whole seconds: look
+# this much further back than the check-in's due time for what a stopped worker sent.
+LOOKUP_SKEW = timedelta(minutes=1)
+RECONCILE_EVERY = 1.0  # seconds between looks for expired claims during one dispatch call
 UNANSWERED_LIMIT = 3  # check-ins in a row without an answer before we stop
 # Twilio drops a check-in it could not deliver within an hour (error 30036) rather than
 # letting it arrive in the middle of the night.
@@ -62,7 +69,10 @@ class DispatchReport:
     missed: int = 0  # due longer ago than the grace period
     skipped: int = 0  # opted out, enrollment ended or not yet consented
     ended: int = 0  # the gentle last message went out instead of a check-in
-    recovered: int = 0  # stale leases of a stopped worker put back to pending
+    # A stopped worker's expired claims: found at the provider, so recorded as sent (and
+    # counted in ``sent``/``ended`` too, since the dead worker never counted them)…
+    reconciled: int = 0
+    recovered: int = 0  # …or not found there, so put back to pending and sent again
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
@@ -83,13 +93,31 @@ def dispatch_due(
     Each batch is claimed in one statement (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so
     concurrent workers never share a row; SQLite serialises writers), marked ``sending``
     with a lease, committed, then sent on a small thread pool and recorded in one commit.
+    First, and about every second of a long call, claims a stopped worker left past their
+    lease are reconciled with the provider (``reconcile_stale_claims``).
     """
     programmes = load_programmes(settings.rules_path)
     report = DispatchReport()
-    with db.session() as session:
-        report.recovered = recover_stale_leases(session, now)
+    lease = timedelta(seconds=settings.claim_lease_seconds)
+    started = time.monotonic()
+
+    def clock() -> datetime:
+        # ``now`` picks what is due; but a call can run for minutes on a backlog, so leases
+        # count from when their batch is claimed, and expire while the call still runs.
+        return now + timedelta(seconds=time.monotonic() - started)
+
     with ThreadPoolExecutor(max_workers=send_threads, thread_name_prefix="checkin-send") as pool:
-        while ids := _claim(db, now, batch_size):
+        reconciled_at = None
+        while True:
+            # A stopped worker's claims are picked up during a long call too, not after it.
+            if reconciled_at is None or time.monotonic() - reconciled_at >= RECONCILE_EVERY:
+                at = now if reconciled_at is None else clock()
+                reconcile_stale_claims(
+                    db, transport, settings, programmes, at, pool, report, batch_size=batch_size
+                )
+                reconciled_at = time.monotonic()
+            if not (ids := _claim(db, now, batch_size, clock() + lease)):
+                break
             with db.session() as session:
                 _dispatch_batch(session, ids, transport, settings, programmes, now, pool, report)
     for field in fields(report):
@@ -100,47 +128,148 @@ def dispatch_due(
     return report
 
 
-def recover_stale_leases(session: Session, now: datetime) -> int:
-    """Put back to pending the check-ins a stopped worker claimed and never recorded.
+def reconcile_stale_claims(
+    db: Database,
+    transport: Transport,
+    settings: Settings,
+    programmes: Programmes,
+    now: datetime,
+    pool: ThreadPoolExecutor,
+    report: DispatchReport,
+    *,
+    batch_size: int = 100,
+) -> None:
+    """Finish the batches of workers that stopped mid-send: what reached the provider is
+    recorded as sent, what did not goes back to pending, so nothing is lost or sent twice.
 
-    Trade-off: such a row may or may not have reached Twilio (the worker could have died
-    between Twilio's answer and our commit) and ``Transport`` has no way to ask. We re-pend
-    it: a rare duplicate "how is your baby?" is better than a silently lost one. The window
-    is one batch's sends (well under a second), and the note in ``last_error`` makes any
-    such row visible in ``smsbot checkins list``.
+    A row still ``sending`` after its lease belongs to a worker that died between its claim
+    and its commit: the message may or may not have reached the provider. Each such row is
+    claimed again (atomically, so two reconcilers never share one), then, if the transport
+    can look (``SentLookup``), the provider is asked for a message to the family with the
+    same text since the check-in was due that no other row of ours holds. Found: recorded
+    with that SID. Not found: re-pended. A failed lookup leaves the row for the next run;
+    a transport that cannot look re-pends it (a rare duplicate beats a lost check-in).
+    A send that got no answer at all (timeout) is kept ``sending`` the same way, so it too
+    is looked up before it is sent again.
     """
-    result = session.execute(
-        update(CheckIn)
-        .where(CheckIn.status == "sending", CheckIn.claimed_until < now)
-        .values(
-            status="pending",
-            claimed_until=None,
-            attempts=CheckIn.attempts + 1,
-            last_error="lease expired: a worker stopped mid-send; re-sent (possibly twice)",
+    lease = timedelta(seconds=settings.claim_lease_seconds)
+    while ids := _claim(db, now, batch_size, now + lease, stale=True):
+        with db.session() as session:
+            _reconcile_batch(session, ids, transport, settings, programmes, now, pool, report)
+
+
+def _reconcile_batch(
+    session: Session,
+    ids: list[int],
+    transport: Transport,
+    settings: Settings,
+    programmes: Programmes,
+    now: datetime,
+    pool: ThreadPoolExecutor,
+    report: DispatchReport,
+) -> None:
+    checkins = _load_claimed(session, ids)
+    if isinstance(transport, SentLookup):
+        lookups = list(
+            pool.map(lambda c: _find_sent(transport, c.family.address, c.due_at - LOOKUP_SKEW), checkins)
+        )
+    else:
+        lookups = [None] * len(checkins)
+    # A message already recorded for another of our rows (an earlier check-in with the same
+    # text) is not this check-in's.
+    recorded = set(
+        session.scalars(
+            select(Message.provider_sid).where(
+                Message.family_id.in_({c.family_id for c in checkins}), Message.provider_sid.is_not(None)
+            )
         )
     )
-    return result.rowcount  # type: ignore[attr-defined, no-any-return]
+    messages = []
+    for checkin, found in zip(checkins, lookups, strict=True):
+        if isinstance(found, TransportError):
+            # Keep the claim (it has a fresh lease): the next run after it asks again.
+            checkin.last_error = f"lease expired; provider lookup failed: {found}"[:255]
+            continue
+        checkin.claimed_until = None
+        texts = _texts_sent(checkin, programmes, settings)
+        match = next((m for m in found or () if m.body in texts and m.sid not in recorded), None)
+        if match is not None:
+            recorded.add(match.sid)
+            ended = texts[match.body]
+            messages.append(
+                _record_sent(session, checkin, match.body, match.sid, now, ended=ended, report=report)
+            )
+            report.reconciled += 1
+            _event(session, checkin.family, "claim_reconciled", now, checkin_id=checkin.id, sid=match.sid)
+            continue
+        checkin.attempts += 1
+        if found is None:
+            note = "lease expired: a worker stopped mid-send; re-sent (possibly twice)"
+        else:
+            note = "not at the provider after a lost claim or an unanswered send; re-sent"
+        # A check-in that keeps killing its worker must not do so forever.
+        _set(checkin, "failed" if checkin.attempts >= MAX_ATTEMPTS else "pending", note)
+        report.recovered += 1
+        _event(session, checkin.family, "claim_reconciled", now, checkin_id=checkin.id, sid=None)
+    if messages:
+        _insert_messages(session, messages)
 
 
-def _claim(db: Database, now: datetime, limit: int) -> list[int]:
-    """Atomically mark up to ``limit`` due check-ins ``sending`` for this worker; their ids."""
-    due = (
-        select(CheckIn.id)
-        .where(
+def _load_claimed(session: Session, ids: list[int]) -> list[CheckIn]:
+    """The claimed check-ins with what routing and recording them reads, in one query."""
+    query = (
+        select(CheckIn)
+        .where(CheckIn.id.in_(ids))
+        .options(joinedload(CheckIn.family), joinedload(CheckIn.enrollment).joinedload(Enrollment.clinic))
+    )
+    return list(session.scalars(query))
+
+
+def _texts_sent(checkin: CheckIn, programmes: Programmes, settings: Settings) -> dict[str, bool]:
+    """The texts a worker could have sent for ``checkin`` → whether it was the gentle last message."""
+    texts = {render_text(programmes, programmes.texts["last_message"], checkin.family, settings): True}
+    programme = programmes.programmes.get(checkin.programme)
+    step = programme.step(checkin.step) if programme is not None else None
+    if step is not None:
+        texts[render_text(programmes, programmes.checkin_text(step), checkin.family, settings)] = False
+    return texts
+
+
+def _find_sent(transport: SentLookup, to: str, since: datetime) -> list[SentRecord] | TransportError:
+    """What the provider holds for ``to`` since ``since``, or the error (returned, as ``_send``)."""
+    try:
+        return transport.find_sent(to, since)
+    except TransportError as exc:
+        return exc
+    except Exception as exc:
+        logger.exception("transport lookup raised an unexpected error")
+        return TransportError(f"{type(exc).__name__}: {exc}")
+
+
+def _claim(
+    db: Database, now: datetime, limit: int, claimed_until: datetime, *, stale: bool = False
+) -> list[int]:
+    """Atomically claim up to ``limit`` check-ins until ``claimed_until``; their ids.
+
+    Due ``pending`` rows are marked ``sending``; with ``stale``, rows still ``sending`` after
+    their lease (a stopped worker's) are claimed again for reconciliation.
+    """
+    if stale:
+        wanted = (CheckIn.status == "sending", CheckIn.claimed_until < now)
+    else:
+        wanted = (
             CheckIn.status == "pending",
             CheckIn.due_at <= now,
             or_(CheckIn.claimed_until.is_(None), CheckIn.claimed_until <= now),
         )
-        .order_by(CheckIn.due_at)
-        .limit(limit)
-    )
+    due = select(CheckIn.id).where(*wanted).order_by(CheckIn.due_at).limit(limit)
     if db.is_postgres:
         due = due.with_for_update(skip_locked=True)
     with db.session() as session:
         claimed = session.scalars(
             update(CheckIn)
             .where(CheckIn.id.in_(due.scalar_subquery()))
-            .values(status="sending", claimed_until=now + LEASE)
+            .values(status="sending", claimed_until=claimed_until)
             .returning(CheckIn.id),
             execution_options={"synchronize_session": False},
         )
@@ -157,11 +286,7 @@ def _dispatch_batch(
     pool: ThreadPoolExecutor,
     report: DispatchReport,
 ) -> None:
-    checkins = session.scalars(
-        select(CheckIn)
-        .where(CheckIn.id.in_(ids))
-        .options(joinedload(CheckIn.family), joinedload(CheckIn.enrollment).joinedload(Enrollment.clinic))
-    ).all()
+    checkins = _load_claimed(session, ids)
     streaks = _unanswered_streaks(session, {c.family_id for c in checkins})
     ending: set[int] = set()  # families getting the gentle last message in this batch
     outgoing: list[tuple[CheckIn, str]] = []
@@ -184,16 +309,22 @@ def _dispatch_batch(
             outgoing.append((checkin, render_text(programmes, text, checkin.family, settings)))
 
     results = pool.map(lambda item: _send(transport, item[0].family.address, item[1]), outgoing)
+    can_look = isinstance(transport, SentLookup)
     messages = []
     for (checkin, body), result in zip(outgoing, results, strict=True):
         if isinstance(result, TransportError):
-            _record_failure(session, checkin, result, now, report)
+            _record_failure(session, checkin, result, now, report, settings, can_look=can_look)
         else:
             ended = checkin.family_id in ending
             messages.append(_record_sent(session, checkin, body, result, now, ended=ended, report=report))
     if messages:
-        # One executemany, not one ORM insert per row: the batch's biggest cost otherwise.
-        session.execute(insert(Message), messages)
+        _insert_messages(session, messages)
+
+
+def _insert_messages(session: Session, messages: list[dict[str, Any]]) -> None:
+    # One Core executemany: not one ORM insert per row (the batch's biggest cost once), nor
+    # an ORM bulk insert, whose per-row bookkeeping still cost a tenth of a worker's CPU.
+    session.execute(insert(Message.__table__), messages)
 
 
 def _route(
@@ -298,10 +429,25 @@ def _record_sent(
 
 
 def _record_failure(
-    session: Session, checkin: CheckIn, error: TransportError, now: datetime, report: DispatchReport
+    session: Session,
+    checkin: CheckIn,
+    error: TransportError,
+    now: datetime,
+    report: DispatchReport,
+    settings: Settings,
+    *,
+    can_look: bool = False,
 ) -> None:
-    checkin.attempts += 1
+    delay = backoff(checkin.attempts + 1, base=timedelta(seconds=settings.retry_backoff_seconds))
     checkin.last_error = str(error)[:255]
+    if error.status is None and not error.permanent and can_look:
+        # No answer at all (a timeout, a dropped connection): the provider may well have
+        # accepted the message. Keep the claim until the backoff ends; then reconciliation
+        # records it if the provider has it and re-pends it (counting the attempt) if not.
+        checkin.status, checkin.claimed_until = "sending", now + delay
+        report.retried += 1
+        return
+    checkin.attempts += 1
     if error.opted_out:
         # Twilio 21610: the parent texted STOP to the number; never message them again.
         checkin.status = "failed"
@@ -311,14 +457,13 @@ def _record_failure(
         checkin.status = "failed"
         report.failed += 1
     else:
-        checkin.status = "pending"
-        checkin.due_at = now + backoff(checkin.attempts)
+        checkin.status, checkin.due_at = "pending", now + delay
         report.retried += 1
 
 
-def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
-    """1 min · 2^(attempts-1), capped at an hour, ±20 % jitter so retries do not stampede."""
-    delay = min(BACKOFF_BASE * 2 ** (attempts - 1), BACKOFF_CAP)
+def backoff(attempts: int, rng: random.Random | None = None, *, base: timedelta = BACKOFF_BASE) -> timedelta:
+    """``base`` (1 min) · 2^(attempts-1), capped at an hour, ±20 % jitter so retries do not stampede."""
+    delay = min(base * 2 ** (attempts - 1), BACKOFF_CAP)
     return delay * (rng or random).uniform(0.8, 1.2)
 
 
@@ -365,21 +510,21 @@ def _event(session: Session, family: Family, kind: str, now: datetime, **detail:
 
 
 def maintenance(db: Database, settings: Settings, now: datetime) -> dict[str, int]:
-    """Daily upkeep: close check-ins nobody answered, recover leases a stopped worker left,
-    and mark missed what is too stale to send, so ``checkins list --due`` tells the truth
-    even when no dispatcher ran (the dispatcher would mark them missed too)."""
+    """Daily upkeep: close check-ins nobody answered and mark missed what is too stale to
+    send, so ``checkins list --due`` tells the truth even when no dispatcher ran (the
+    dispatcher would mark them missed too). A stopped worker's claims are left to
+    ``dispatch_due``, which has the transport needed to ask what was really sent."""
     with db.session() as session:
         unanswered = session.execute(
             update(CheckIn)
             .where(CheckIn.status == "sent", CheckIn.sent_at < now - ANSWER_WINDOW)
             .values(status="unanswered")
         ).rowcount  # type: ignore[attr-defined]
-        recovered = recover_stale_leases(session, now)
         missed = session.execute(
             update(CheckIn)
             .where(CheckIn.status == "pending", CheckIn.due_at < _grace_cutoff(settings, now))
             .values(status="missed", last_error="too late to send")
         ).rowcount  # type: ignore[attr-defined]
-    counts = {"unanswered": unanswered, "recovered": recovered, "missed": missed}
+    counts = {"unanswered": unanswered, "missed": missed}
     logger.info("check-in maintenance at %s: %s", now.isoformat(), counts)
     return counts

@@ -78,14 +78,18 @@ class FakeTwilio:
     Use as a context manager. Fault injection: ``fail_number`` (a recipient always gets an
     error), ``fail_next`` (the next N creates fail), ``set_failure_rate`` (seeded random
     failures for load tests) and ``delay`` (seconds before answering, for timeouts).
+    ``clock`` (aware UTC) stamps ``date_created``: tests that dispatch at a chosen ``now``
+    set it to agree with theirs, as Twilio's clock agrees with a real worker's.
     """
 
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
         self.account_sid = account_sid or "AC" + secrets.token_hex(16)
         self.auth_token = auth_token or secrets.token_hex(16)
         self.delay = 0.0
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.attempts = 0  # every create request, accepted or not
         self._messages: list[ReceivedMessage] = []
+        self._by_to: dict[str, list[ReceivedMessage]] = {}  # so a list filtered on To stays cheap
         self._number_failures: dict[str, tuple[int, int]] = {}  # number → (status, code)
         self._scripted: list[TwilioFailure] = []
         self._failure_rate = 0.0
@@ -173,18 +177,20 @@ class FakeTwilio:
         if self.delay:
             self._stopping.wait(self.delay)
         sid = "SM" + secrets.token_hex(16)
-        message = ReceivedMessage(sid, form, resource(account_sid, sid, form))
+        message = ReceivedMessage(sid, form, resource(account_sid, sid, form, created=self.clock()))
         with self._lock:
             self._messages.append(message)
+            self._by_to.setdefault(form["To"], []).append(message)
         return message
 
     def page(self, account_sid: str, query: dict[str, str]) -> dict[str, Any]:
         """Twilio's list shape; filters on ``To`` and ``From``, pages with ``PageSize``/``Page``."""
+        with self._lock:
+            candidates = list(self._by_to.get(query["To"], ()) if "To" in query else self._messages)
         wanted = [
             m.resource
-            for m in reversed(self.requests)  # Twilio lists newest first
-            if m.form["To"] == query.get("To", m.form["To"])
-            and m.form.get("From") == query.get("From", m.form.get("From"))
+            for m in reversed(candidates)  # Twilio lists newest first
+            if m.form.get("From") == query.get("From", m.form.get("From"))
         ]
         size, number = int(query.get("PageSize", 50)), int(query.get("Page", 0))
         chunk = wanted[number * size : (number + 1) * size]
@@ -225,9 +231,11 @@ def validate(form: dict[str, str]) -> None:
         raise TwilioFailure(400, 21910)
 
 
-def resource(account_sid: str, sid: str, form: dict[str, str]) -> dict[str, Any]:
+def resource(
+    account_sid: str, sid: str, form: dict[str, str], *, created: datetime | None = None
+) -> dict[str, Any]:
     """The Message JSON Twilio answers a create with (numbers are strings, as Twilio sends)."""
-    now = format_datetime(datetime.now(UTC))
+    now = format_datetime(created or datetime.now(UTC))
     uri = f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}"
     service = form.get("MessagingServiceSid")
     return {
@@ -274,6 +282,11 @@ class _Handler(BaseHTTPRequestHandler):
         match = MESSAGES_PATH.match(parts.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         form = self.read_form()  # always drained, so the keep-alive connection stays in step
+        if form is None:
+            # The client went away mid-request (e.g. a worker killed with SIGKILL): Twilio
+            # never acts on half a request, so neither do we.
+            self.close_connection = True
+            return
         try:
             if not self.authorized():
                 raise TwilioFailure(401)
@@ -288,9 +301,13 @@ class _Handler(BaseHTTPRequestHandler):
         expected = base64.b64encode(f"{fake.account_sid}:{fake.auth_token}".encode()).decode()
         return self.headers.get("Authorization") == f"Basic {expected}"
 
-    def read_form(self) -> dict[str, str]:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+    def read_form(self) -> dict[str, str] | None:
+        """The form fields, or None when the body ended short of its Content-Length."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if len(raw) < length:
+            return None
+        return {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
 
     def answer(self, status: int, payload: dict[str, Any]) -> None:
         body = json.dumps(payload).encode()

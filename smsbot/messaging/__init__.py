@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 
 class TransportError(RuntimeError):
@@ -24,7 +26,31 @@ class TransportError(RuntimeError):
         self.status = status
 
 
+@dataclass(frozen=True)
+class SentRecord:
+    """A message the provider holds for a recipient: its id, text and creation time (naive UTC)."""
+
+    sid: str
+    body: str
+    date_created: datetime
+
+
 class Transport(Protocol):
-    """Sends one message; returns the provider's message id (e.g. a Twilio ``SM…`` SID)."""
+    """Sends one message; returns the provider's message id (e.g. a Twilio ``SM…`` SID).
+
+    A transport may also implement ``SentLookup``: dispatch then asks the provider what a
+    worker that died mid-send really sent, instead of sending it again (see
+    ``dispatch.reconcile_stale_claims``).
+    """
 
     def send(self, to: str, body: str, **opts: Any) -> str: ...
+
+
+@runtime_checkable
+class SentLookup(Protocol):
+    """Optional: the messages the provider accepted for ``to`` since ``since`` (naive UTC).
+
+    Raises ``TransportError`` when the provider cannot be asked right now.
+    """
+
+    def find_sent(self, to: str, since: datetime) -> list[SentRecord]: ...

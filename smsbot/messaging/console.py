@@ -5,8 +5,16 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from smsbot.messaging import SentRecord
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -15,12 +23,18 @@ class SentMessage:
     body: str
     sid: str
     opts: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=_utcnow)  # naive UTC, as the provider's clock
 
 
 class MemoryTransport:
-    """Records what would be sent in ``outbox``; thread-safe so dispatch tests can share it."""
+    """Records what would be sent in ``outbox``; thread-safe so dispatch tests can share it.
+
+    ``clock`` stamps each message (naive UTC); tests that dispatch at a chosen ``now`` set it
+    to the same clock, as a provider's clock agrees with ours.
+    """
 
     def __init__(self) -> None:
+        self.clock: Callable[[], datetime] = _utcnow
         self.outbox: list[SentMessage] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -28,8 +42,14 @@ class MemoryTransport:
     def send(self, to: str, body: str, **opts: Any) -> str:
         with self._lock:
             sid = f"SMlocal{next(self._ids):027d}"
-            self.outbox.append(SentMessage(to, body, sid, opts))
+            self.outbox.append(SentMessage(to, body, sid, opts, self.clock()))
         return sid
+
+    def find_sent(self, to: str, since: datetime) -> list[SentRecord]:
+        """What the outbox holds for ``to`` since ``since``, newest first (like Twilio's list)."""
+        with self._lock:
+            sent = [m for m in self.outbox if m.to == to and m.created_at >= since]
+        return [SentRecord(m.sid, m.body, m.created_at) for m in reversed(sent)]
 
 
 class ConsoleTransport(MemoryTransport):

@@ -6,20 +6,27 @@ warns that codes change, so the mapping stays data, not ``if``s spread through c
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from smsbot.messaging import TransportError
+from smsbot.messaging import SentRecord, TransportError
 
 DEFAULT_API_URL = "https://api.twilio.com"
+# How many of a recipient's latest messages ``find_sent`` reads. A family gets a handful of
+# messages a day, so this reaches far further back than any claim lease.
+LOOKUP_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,57 @@ def transport_error(code: int | None, status: int | None, *, cause: str = "") ->
     )
 
 
+@contextmanager
+def _as_transport_errors() -> Iterator[None]:
+    """Turn what the twilio client raises into our ``TransportError``."""
+    try:
+        yield
+    except (TwilioRestException, TwilioServiceException) as exc:
+        # Without an error JSON body (e.g. a proxy's 502) the client uses the status as code.
+        code = None if exc.code == exc.status else exc.code
+        raise transport_error(code, exc.status) from exc
+    except TwilioException as exc:
+        # A list page that fails comes as a bare TwilioException("Unable to fetch page", response).
+        response = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], Response) else None
+        if response is None:
+            raise transport_error(None, None, cause=type(exc).__name__) from exc
+        raise transport_error(_error_code(response), response.status_code) from exc
+    except requests.RequestException as exc:
+        raise transport_error(None, None, cause=type(exc).__name__) from exc
+
+
+def _error_code(response: Response) -> int | None:
+    """The ``code`` of Twilio's error JSON, if the body is one."""
+    try:
+        code = json.loads(response.text).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None
+
+
+class _SettingsCachingSession(requests.Session):
+    """A Session that reads proxy and CA settings from the environment once per origin.
+
+    requests re-reads them (every ``*_PROXY`` variable, ``NO_PROXY`` matching, a stat of
+    the CA bundle) on each request: at hundreds of sends a second that was about a tenth
+    of a dispatch worker's CPU. The environment does not change while a worker runs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
+        if stream is not None or verify is not None or cert is not None:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        key = (*urlsplit(url)[:2], tuple(sorted((proxies or {}).items())))
+        settings = self._environment.get(key)
+        if settings is None:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            self._environment[key] = settings
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+
 class ApiUrlHttpClient(TwilioHttpClient):
     """Sends each request to ``api_url`` instead of api.twilio.com.
 
@@ -92,6 +150,9 @@ class ApiUrlHttpClient(TwilioHttpClient):
     def __init__(self, api_url: str, *, timeout: float) -> None:
         super().__init__(timeout=timeout)
         self.base = urlsplit(api_url)
+        session = _SettingsCachingSession()
+        session.adapters = self.session.adapters  # keeps the pool size Twilio's client mounted
+        self.session = session
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         parts = urlsplit(url)
@@ -162,15 +223,29 @@ class TwilioTransport:
 
     def send(self, to: str, body: str, **opts: Any) -> str:
         """Send one message; returns its ``SM…`` SID. Option: ``validity_period`` (seconds)."""
-        try:
+        with _as_transport_errors():
             message = self.client.messages.create(**self.message_fields(to, body, **opts))
-        except (TwilioRestException, TwilioServiceException) as exc:
-            # Without an error JSON body (e.g. a proxy's 502) the client uses the status as code.
-            code = None if exc.code == exc.status else exc.code
-            raise transport_error(code, exc.status) from exc
-        except requests.RequestException as exc:
-            raise transport_error(None, None, cause=type(exc).__name__) from exc
         return str(message.sid)
+
+    def find_sent(self, to: str, since: datetime) -> list[SentRecord]:
+        """Messages Twilio accepted for ``to`` created at or after ``since`` (naive UTC), newest first.
+
+        Filters on ``date_created`` here rather than with ``date_sent_after``: a message
+        still queued at Twilio (a long code sends one segment a second; a bulk run queues
+        for hours) has no ``date_sent`` yet, and that is exactly the one a stopped worker
+        may have left behind.
+        """
+        with _as_transport_errors():
+            messages = self.client.messages.list(to=to, limit=LOOKUP_LIMIT)
+        found = []
+        for message in messages:
+            created = message.date_created
+            if created is None:
+                continue
+            created = created.astimezone(UTC).replace(tzinfo=None)
+            if created >= since:
+                found.append(SentRecord(str(message.sid), message.body or "", created))
+        return found
 
     def close(self) -> None:
         """Close every thread's connections (keeps tests free of unclosed-socket warnings)."""

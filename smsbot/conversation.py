@@ -53,66 +53,88 @@ class Outcome:
 
 
 def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | None = None) -> Outcome:
-    """Store ``inbound`` (once per SID), process it once, and return the reply to send."""
+    """Store ``inbound`` (once per SID), process it once, and return the reply to send.
+
+    Two transactions on one connection, each a single commit: the inbound row, already
+    claimed for processing, then everything processing decides plus the reply. Commits
+    are the cost that matters under load (each waits for the WAL to reach the disk).
+    """
     now = now or utcnow()
-    message_id, is_new = _store_inbound(db, inbound, now)
-    if not is_new and not _claim(db, message_id, retry=True):
-        return _previous_outcome(db, message_id)
-    if is_new:
-        _claim(db, message_id, retry=False)
+    session = db.sessionmaker()
     try:
-        with db.session() as session:
-            message = session.get(Message, message_id)
-            outcome = process(session, settings, message, inbound.num_media, now)
+        message = _store_inbound(session, inbound, now)
+        if isinstance(message, int):
+            # Seen this MessageSid before: process it only if the earlier run failed.
+            if not _claim(session, message, retry=True):
+                session.close()
+                return _previous_outcome(db, message)
+            message = session.get(Message, message)
+        message_id = message.id
+        try:
+            # Set first, committed only together with the outcome: one UPDATE, not two.
             message.status = "processed"
+            outcome = process(session, settings, message, inbound.num_media, now)
             if outcome.reply is not None:
                 session.add(_reply_row(message, outcome))
-        return outcome
-    except Exception:
-        log.exception("processing inbound message %s failed", message_id)
-        with db.session() as session:
+            session.commit()
+            return outcome
+        except Exception:
+            session.rollback()
+            log.exception("processing inbound message %s failed", message_id)
             session.execute(update(Message).where(Message.id == message_id).values(status="failed"))
-        return Outcome(reply=_reply_text(settings, "error", "en"))
+            session.commit()
+            return Outcome(reply=_reply_text(settings, "error", "en"))
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
-def _store_inbound(db: Database, inbound: Inbound, now: datetime) -> tuple[int, bool]:
-    """Commit the inbound row before anything else; return (id, created)."""
+def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message | int:
+    """Commit the inbound row, claimed for processing, before anything else.
+
+    Returns the new row, or the id of the row an earlier delivery of the same SID stored.
+    The unique ``provider_sid`` decides which delivery is first, so a new message costs no
+    lookup and no separate claim.
+    """
     for _attempt in range(3):
         try:
-            with db.session() as session:
-                existing = session.scalar(select(Message.id).where(Message.provider_sid == inbound.sid))
-                if existing is not None:
-                    return existing, False
-                family = families.find_or_create_family(session, inbound.phone, inbound.channel, now)
-                message = Message(
-                    family_id=family.id,
-                    direction="in",
-                    kind="symptom",
-                    body=inbound.body,
-                    provider_sid=inbound.sid,
-                    status="received",
-                    num_media=inbound.num_media,
-                    segments=count_segments(inbound.body),
-                    created_at=now,
-                )
-                session.add(message)
-                session.flush()
-                return message.id, True
+            family = families.find_or_create_family(session, inbound.phone, inbound.channel, now)
+            message = Message(
+                family=family,  # held by the row, so processing reads it without a query
+                direction="in",
+                kind="symptom",
+                body=inbound.body,
+                provider_sid=inbound.sid,
+                status="processing",
+                num_media=inbound.num_media,
+                segments=count_segments(inbound.body),
+                created_at=now,
+            )
+            session.add(message)
+            session.commit()
+            return message
         except IntegrityError:
-            continue  # a concurrent delivery of the same SID (or family) won the race
+            session.rollback()
+            existing = session.scalar(select(Message.id).where(Message.provider_sid == inbound.sid))
+            session.commit()
+            if existing is not None:
+                return existing
+            # else a concurrent first text from the same number created the family: retry
     raise RuntimeError("could not store inbound message")
 
 
-def _claim(db: Database, message_id: int, *, retry: bool) -> bool:
+def _claim(session: Session, message_id: int, *, retry: bool) -> bool:
     """Mark the message as being processed; only one delivery wins."""
     allowed = ("received", "failed") if retry else ("received",)
-    with db.session() as session:
-        result = session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status.in_(allowed))
-            .values(status="processing")
-        )
-        return result.rowcount == 1
+    result = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status.in_(allowed))
+        .values(status="processing")
+    )
+    session.commit()
+    return result.rowcount == 1
 
 
 def _previous_outcome(db: Database, message_id: int) -> Outcome:

@@ -22,8 +22,10 @@ from smsbot.db import Database
 from smsbot.keywords import load_keywords
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message, utcnow
+from smsbot.programmes import load_programmes
 from smsbot.replies import render_reply
 from smsbot.triage import Decision, assess, load_rules
+from smsbot.triage.engine import engine_for
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,19 @@ class Outcome:
     level: str | None = None
     flags: tuple[str, ...] = field(default_factory=tuple)
     duplicate: bool = False
+
+
+def prepare(settings: Settings) -> None:
+    """Load and compile the rule files the pipeline reads, once, before the first text.
+
+    They are cached per process; under gunicorn (``preload_app``) this runs in the master,
+    so every forked worker starts warm instead of each thread parsing YAML and building the
+    triage engine at once on its first message, while Twilio waits.
+    """
+    rules_path = settings.rules_path
+    load_keywords(rules_path)
+    engine_for(load_rules(rules_path))
+    load_programmes(rules_path)
 
 
 def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | None = None) -> Outcome:

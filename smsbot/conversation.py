@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from smsbot import alerts, families, reminders
@@ -137,6 +137,12 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
             if existing is not None:
                 return existing
             # else a concurrent first text from the same number created the family: retry
+        except DBAPIError as error:
+            # A pooled connection the server dropped since its last use: nothing was stored,
+            # and the pool has already replaced it, so storing again is safe.
+            if not error.connection_invalidated:
+                raise
+            session.rollback()
     raise RuntimeError("could not store inbound message")
 
 

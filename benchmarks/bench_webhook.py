@@ -160,8 +160,67 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Server:
+    port: int
+    pid: int
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU each process has used so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def database_pids(url: str) -> list[int]:
+    """The PostgreSQL backends serving ``url``'s database (none for SQLite)."""
+    if not url.startswith("postgresql"):
+        return []
+    engine = create_engine(normalise_url(url))
+    with engine.connect() as connection:
+        pids = connection.scalars(
+            text(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).all()
+    engine.dispose()
+    return list(pids)
+
+
 @contextmanager
-def gunicorn(app: str, env: dict[str, str], workers: int, threads: int, log: Path) -> Iterator[int]:
+def measured(server: Server, url: str | None, result: dict) -> Iterator[None]:
+    """Add the phase's CPU per request (gunicorn workers, database backends) and load average."""
+    workers = server.worker_pids()
+    before_app = cpu_seconds(workers)
+    before_db = cpu_seconds(database_pids(url)) if url else {}
+    result["loadavg_before"] = os.getloadavg()[0]
+    yield
+    result["loadavg_after"] = os.getloadavg()[0]
+    after_app = cpu_seconds(workers)
+    requests = max(result["requests"], 1)
+    result["app_cpu_ms_per_request"] = (
+        1000 * sum(v - before_app.get(k, 0) for k, v in after_app.items()) / requests
+    )
+    if url:
+        after_db = cpu_seconds(database_pids(url))
+        used = sum(v - before_db.get(k, 0) for k, v in after_db.items())
+        result["db_cpu_ms_per_request"] = 1000 * used / requests
+
+
+@contextmanager
+def gunicorn(app: str, env: dict[str, str], workers: int, threads: int, log: Path) -> Iterator[Server]:
     """Start ``app`` under gunicorn with smsbot's config; yield its port once it answers."""
     port = free_port()
     full_env = {
@@ -195,7 +254,7 @@ def gunicorn(app: str, env: dict[str, str], workers: int, threads: int, log: Pat
                 raise RuntimeError(f"gunicorn {app} did not start; see {log}")
             time.sleep(0.2)
         time.sleep(1)  # every worker up
-        yield port
+        yield Server(port, process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -358,12 +417,18 @@ def bench_smsbot(
     run_id = uuid.uuid4().hex[:6]
     saturation_pool = signed_pool(f"{run_id}S", args.pool, texts, args.phones)
     fixed_pool = signed_pool(f"{run_id}F", int(args.rate * args.duration), texts, args.phones)
-    with gunicorn("smsbot:create_app()", env, workers, args.threads, log) as port:
+    saturation: dict = {"requests": 0}
+    fixed: dict = {"requests": 0}
+    with gunicorn("smsbot:create_app()", env, workers, args.threads, log) as server:
         print(f"[{label}] saturation, {args.duration:.0f} s …", flush=True)
-        saturation = run_wrk(port, saturation_pool, args.duration, args.connections, args.wrk_threads)
+        with measured(server, url, saturation):
+            saturation.update(
+                run_wrk(server.port, saturation_pool, args.duration, args.connections, args.wrk_threads)
+            )
         time.sleep(2)
         print(f"[{label}] fixed {args.rate:.0f} msg/s, {args.duration:.0f} s …", flush=True)
-        fixed = run_fixed_rate(port, fixed_pool, args.rate, args.duration)
+        with measured(server, url, fixed):
+            fixed.update(run_fixed_rate(server.port, fixed_pool, args.rate, args.duration))
     checks = verify(url, saturation.pop("sent_sids") + fixed.pop("sent_sids"))
     return {
         "workers": workers,
@@ -407,9 +472,13 @@ def main() -> int:
 
     if not args.skip_floor:
         floor_pool = signed_pool("FLOOR", 5000, texts, args.phones)
-        with gunicorn("bare_twiml:create_app()", {}, args.workers, args.threads, log) as port:
+        floor: dict = {"requests": 0}
+        with gunicorn("bare_twiml:create_app()", {}, args.workers, args.threads, log) as server:
             print(f"[floor] bare Flask TwiML, {args.duration:.0f} s …", flush=True)
-            floor = run_wrk(port, floor_pool, args.duration, args.connections, args.wrk_threads)
+            with measured(server, None, floor):
+                floor.update(
+                    run_wrk(server.port, floor_pool, args.duration, args.connections, args.wrk_threads)
+                )
         floor.pop("sent_sids")
         results["floor"] = {"workers": args.workers, "threads": args.threads, "saturation": floor}
 
@@ -450,13 +519,14 @@ def print_table(results: dict, args: argparse.Namespace) -> None:
     print()
     print(
         f"{'target':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}  "
-        f"{'@' + str(int(args.rate)) + '/s p50':>11}{'p99':>8}  verify"
+        f"{'@' + str(int(args.rate)) + '/s p50':>11}{'p99':>8}{'cpu ms/req':>12}{'load':>6}  verify"
     )
     if "floor" in results:
         sat = results["floor"]["saturation"]
         label = f"bare Flask ({results['floor']['workers']}w)"
         print(
-            f"{label:<22}{sat['throughput_rps']:>9.0f}{sat['p50_ms']:>9.1f}{sat['p99_ms']:>9.1f}{'1.00':>8}"
+            f"{label:<22}{sat['throughput_rps']:>9.0f}{sat['p50_ms']:>9.1f}{sat['p99_ms']:>9.1f}{'1.00':>8}  "
+            f"{'':>11}{'':>8}{cpu(sat):>12}{sat['loadavg_after']:>6.1f}"
         )
     for name in ("postgres", "sqlite"):
         if name not in results:
@@ -472,8 +542,16 @@ def print_table(results: dict, args: argparse.Namespace) -> None:
         label = f"smsbot {name} ({entry['workers']}w)"
         print(
             f"{label:<22}{sat['throughput_rps']:>9.0f}{sat['p50_ms']:>9.1f}{sat['p99_ms']:>9.1f}{ratio:>8}  "
-            f"{fixed['p50_ms']:>11.1f}{fixed['p99_ms']:>8.1f}  {verdict}"
+            f"{fixed['p50_ms']:>11.1f}{fixed['p99_ms']:>8.1f}{cpu(sat):>12}{sat['loadavg_after']:>6.1f}"
+            f"  {verdict}"
         )
+
+
+def cpu(phase: dict) -> str:
+    """CPU ms per request at saturation: app (gunicorn workers) + database backends."""
+    app = phase["app_cpu_ms_per_request"]
+    db = phase.get("db_cpu_ms_per_request")
+    return f"{app:.2f}" if db is None else f"{app:.1f}+{db:.1f}"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -19,12 +20,12 @@ from sqlalchemy.orm import Session
 from smsbot import alerts, families, reminders
 from smsbot.config import Settings
 from smsbot.db import Database
-from smsbot.keywords import load_keywords
+from smsbot.keywords import Keywords, load_keywords
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message, utcnow
 from smsbot.programmes import load_programmes
 from smsbot.replies import render_reply
-from smsbot.triage import Decision, assess, load_rules
+from smsbot.triage import Decision, RuleSet, assess, load_rules
 from smsbot.triage.engine import engine_for
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,24 @@ def prepare(settings: Settings) -> None:
     so every forked worker starts warm instead of each thread parsing YAML and building the
     triage engine at once on its first message, while Twilio waits.
     """
-    rules_path = settings.rules_path
-    load_keywords(rules_path)
-    engine_for(load_rules(rules_path))
-    load_programmes(rules_path)
+    _keywords, ruleset = _rulebook(settings)
+    engine_for(ruleset)
+    load_programmes(settings.rules_path)
+
+
+@lru_cache(maxsize=8)
+def _rulebook(settings: Settings) -> tuple[Keywords, RuleSet]:
+    """The keyword list and triage rules of ``settings``' rules directory.
+
+    Looked up once per settings: finding the directory stats the file system, and this
+    runs for every message.
+    """
+    return load_keywords(settings.rules_path), load_rules(settings.rules_path)
+
+
+# Replies repeat (one text per level and language, give or take the baby's name), and
+# counting walks every character.
+_reply_segments = lru_cache(maxsize=1024)(count_segments)
 
 
 def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | None = None) -> Outcome:
@@ -188,7 +203,7 @@ def _reply_row(inbound: Message, outcome: Outcome) -> Message:
         level=outcome.level,
         flags=list(outcome.flags),
         lang=inbound.lang,
-        segments=count_segments(outcome.reply or ""),
+        segments=_reply_segments(outcome.reply or ""),
         created_at=inbound.created_at,
     )
 
@@ -198,7 +213,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     family = message.family
     family.last_contact_at = now
     text = (message.body or "").strip()
-    keywords = load_keywords(settings.rules_path)
+    keywords, ruleset = _rulebook(settings)
 
     keyword = keywords.match(text)
     if keyword is not None:
@@ -211,7 +226,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
         name = "media" if num_media else "empty"
         return Outcome(reply=None if family.opted_out else _reply_text(settings, name, lang), level="info")
 
-    decision = assess(text, baby_age_days=_baby_age_days(family, now), rules=load_rules(settings.rules_path))
+    decision = assess(text, baby_age_days=_baby_age_days(family, now), rules=ruleset)
     message.level, message.flags, message.lang = decision.level, list(decision.flags), decision.lang
     if decision.level != "info" or decision.lang != "en":
         family.language = decision.lang
@@ -254,7 +269,9 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     reply = (
         answered.reply
         if answered is not None and answered.reply and level in ("info", "routine")
-        else render_reply(decision, emergency_number=settings.emergency_number, baby_name=family.baby_name)
+        else render_reply(
+            decision, emergency_number=settings.emergency_number, rules=ruleset, baby_name=family.baby_name
+        )
     )
     return Outcome(reply=reply, level=level, flags=decision.flags)
 
@@ -298,7 +315,7 @@ def _flooding(session: Session, settings: Settings, family: Family, now: datetim
 
 
 def _reply_text(settings: Settings, name: str, lang: str) -> str:
-    return load_keywords(settings.rules_path).reply(name, lang, emergency_number=settings.emergency_number)
+    return _rulebook(settings)[0].reply(name, lang, emergency_number=settings.emergency_number)
 
 
 def _baby_age_days(family: Family, now: datetime) -> int | None:

@@ -315,12 +315,19 @@ def run_wrk(port: int, pool: list[Signed], duration: float, connections: int, th
     }
 
 
-def run_fixed_rate(port: int, pool: list[Signed], rate: float, duration: float, senders: int = 32) -> dict:
-    """Open loop: request i is due at start + i/rate; latency counts from that due time."""
+def run_fixed_rate(
+    port: int, pool: list[Signed], rate: float, duration: float, senders: int = 32, give_up: float = 30.0
+) -> dict:
+    """Open loop: request i is due at start + i/rate; latency counts from that due time.
+
+    A request still waiting ``give_up`` seconds after its due time is not sent (counted as
+    skipped), so an overloaded server cannot stretch the phase without bound.
+    """
     count = min(int(rate * duration), len(pool))
     due: queue.Queue[tuple[int, float] | None] = queue.Queue()
     latencies = [0.0] * count
     statuses: Counter[int] = Counter()
+    skipped: set[int] = set()
     lock = threading.Lock()
 
     def sender() -> None:
@@ -328,6 +335,12 @@ def run_fixed_rate(port: int, pool: list[Signed], rate: float, duration: float, 
         while (job := due.get()) is not None:
             index, scheduled = job
             item = pool[index]
+            if time.perf_counter() - scheduled > give_up:
+                latencies[index] = time.perf_counter() - scheduled
+                with lock:
+                    statuses[-1] += 1
+                    skipped.add(index)
+                continue
             headers = {
                 "Content-Type": "application/x-www-form-urlencoded",
                 "X-Twilio-Signature": item.signature,
@@ -369,7 +382,8 @@ def run_fixed_rate(port: int, pool: list[Signed], rate: float, duration: float, 
         "max_ms": ordered[-1] * 1000,
         "requests": count,
         "non_200": count - statuses[200],
-        "sent_sids": [item.sid for item in pool[:count]],
+        "skipped": len(skipped),
+        "sent_sids": [item.sid for index, item in enumerate(pool[:count]) if index not in skipped],
     }
 
 

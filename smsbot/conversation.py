@@ -129,6 +129,7 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
     lookup and no separate claim.
     """
     for _attempt in range(3):
+        committing = False
         try:
             family = families.find_or_create_family(session, inbound.phone, inbound.channel, now)
             message = Message(
@@ -143,6 +144,7 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
                 created_at=now,
             )
             session.add(message)
+            committing = True
             session.commit()
             return message
         except IntegrityError:
@@ -153,9 +155,10 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
                 return existing
             # else a concurrent first text from the same number created the family: retry
         except DBAPIError as error:
-            # A pooled connection the server dropped since its last use: nothing was stored,
-            # and the pool has already replaced it, so storing again is safe.
-            if not error.connection_invalidated:
+            # A pooled connection the server dropped since its last use, found before the
+            # commit: nothing was stored and the pool has replaced it, so storing again is
+            # safe. A connection lost during the commit may have stored it: no guessing.
+            if committing or not error.connection_invalidated:
                 raise
             session.rollback()
     raise RuntimeError("could not store inbound message")

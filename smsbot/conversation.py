@@ -95,7 +95,7 @@ def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | 
         message = _store_inbound(session, inbound, now)
         if isinstance(message, int):
             # Seen this MessageSid before: process it only if the earlier run failed.
-            if not _claim(session, message, retry=True):
+            if not _claim(session, message):
                 session.close()
                 return _previous_outcome(db, message)
             message = session.get(Message, message)
@@ -164,12 +164,11 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
     raise RuntimeError("could not store inbound message")
 
 
-def _claim(session: Session, message_id: int, *, retry: bool) -> bool:
-    """Mark the message as being processed; only one delivery wins."""
-    allowed = ("received", "failed") if retry else ("received",)
+def _claim(session: Session, message_id: int) -> bool:
+    """Claim a stored message whose processing failed (or never started); one delivery wins."""
     result = session.execute(
         update(Message)
-        .where(Message.id == message_id, Message.status.in_(allowed))
+        .where(Message.id == message_id, Message.status.in_(("received", "failed")))
         .values(status="processing")
     )
     session.commit()

@@ -11,19 +11,22 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from smsbot import alerts, families, reminders
 from smsbot.config import Settings
 from smsbot.db import Database
-from smsbot.keywords import load_keywords
+from smsbot.keywords import Keywords, load_keywords
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message, utcnow
+from smsbot.programmes import load_programmes
 from smsbot.replies import render_reply
-from smsbot.triage import Decision, assess, load_rules
+from smsbot.triage import Decision, RuleSet, assess, load_rules
+from smsbot.triage.engine import engine_for
 
 log = logging.getLogger(__name__)
 
@@ -52,67 +55,124 @@ class Outcome:
     duplicate: bool = False
 
 
+def prepare(settings: Settings) -> None:
+    """Load and compile the rule files the pipeline reads, once, before the first text.
+
+    They are cached per process; under gunicorn (``preload_app``) this runs in the master,
+    so every forked worker starts warm instead of each thread parsing YAML and building the
+    triage engine at once on its first message, while Twilio waits.
+    """
+    _keywords, ruleset = _rulebook(settings)
+    engine_for(ruleset)
+    load_programmes(settings.rules_path)
+
+
+@lru_cache(maxsize=8)
+def _rulebook(settings: Settings) -> tuple[Keywords, RuleSet]:
+    """The keyword list and triage rules of ``settings``' rules directory.
+
+    Looked up once per settings: finding the directory stats the file system, and this
+    runs for every message.
+    """
+    return load_keywords(settings.rules_path), load_rules(settings.rules_path)
+
+
+# Replies repeat (one text per level and language, give or take the baby's name), and
+# counting walks every character.
+_reply_segments = lru_cache(maxsize=1024)(count_segments)
+
+
 def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | None = None) -> Outcome:
-    """Store ``inbound`` (once per SID), process it once, and return the reply to send."""
+    """Store ``inbound`` (once per SID), process it once, and return the reply to send.
+
+    Two transactions on one connection, each a single commit: the inbound row, already
+    claimed for processing, then everything processing decides plus the reply. Commits
+    are the cost that matters under load (each waits for the WAL to reach the disk).
+    """
     now = now or utcnow()
-    message_id, is_new = _store_inbound(db, inbound, now)
-    if not is_new and not _claim(db, message_id, retry=True):
-        return _previous_outcome(db, message_id)
-    if is_new:
-        _claim(db, message_id, retry=False)
+    session = db.sessionmaker()
     try:
-        with db.session() as session:
-            message = session.get(Message, message_id)
-            outcome = process(session, settings, message, inbound.num_media, now)
+        message = _store_inbound(session, inbound, now)
+        if isinstance(message, int):
+            # Seen this MessageSid before: process it only if the earlier run failed.
+            if not _claim(session, message):
+                session.close()
+                return _previous_outcome(db, message)
+            message = session.get(Message, message)
+        message_id = message.id
+        try:
+            # Set first, committed only together with the outcome: one UPDATE, not two.
             message.status = "processed"
+            outcome = process(session, settings, message, inbound.num_media, now)
             if outcome.reply is not None:
                 session.add(_reply_row(message, outcome))
-        return outcome
-    except Exception:
-        log.exception("processing inbound message %s failed", message_id)
-        with db.session() as session:
+            session.commit()
+            return outcome
+        except Exception:
+            session.rollback()
+            log.exception("processing inbound message %s failed", message_id)
             session.execute(update(Message).where(Message.id == message_id).values(status="failed"))
-        return Outcome(reply=_reply_text(settings, "error", "en"))
+            session.commit()
+            return Outcome(reply=_reply_text(settings, "error", "en"))
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
-def _store_inbound(db: Database, inbound: Inbound, now: datetime) -> tuple[int, bool]:
-    """Commit the inbound row before anything else; return (id, created)."""
+def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message | int:
+    """Commit the inbound row, claimed for processing, before anything else.
+
+    Returns the new row, or the id of the row an earlier delivery of the same SID stored.
+    The unique ``provider_sid`` decides which delivery is first, so a new message costs no
+    lookup and no separate claim.
+    """
     for _attempt in range(3):
+        committing = False
         try:
-            with db.session() as session:
-                existing = session.scalar(select(Message.id).where(Message.provider_sid == inbound.sid))
-                if existing is not None:
-                    return existing, False
-                family = families.find_or_create_family(session, inbound.phone, inbound.channel, now)
-                message = Message(
-                    family_id=family.id,
-                    direction="in",
-                    kind="symptom",
-                    body=inbound.body,
-                    provider_sid=inbound.sid,
-                    status="received",
-                    num_media=inbound.num_media,
-                    segments=count_segments(inbound.body),
-                    created_at=now,
-                )
-                session.add(message)
-                session.flush()
-                return message.id, True
+            family = families.find_or_create_family(session, inbound.phone, inbound.channel, now)
+            message = Message(
+                family=family,  # held by the row, so processing reads it without a query
+                direction="in",
+                kind="symptom",
+                body=inbound.body,
+                provider_sid=inbound.sid,
+                status="processing",
+                num_media=inbound.num_media,
+                segments=count_segments(inbound.body),
+                created_at=now,
+            )
+            session.add(message)
+            committing = True
+            session.commit()
+            return message
         except IntegrityError:
-            continue  # a concurrent delivery of the same SID (or family) won the race
+            session.rollback()
+            existing = session.scalar(select(Message.id).where(Message.provider_sid == inbound.sid))
+            session.commit()
+            if existing is not None:
+                return existing
+            # else a concurrent first text from the same number created the family: retry
+        except DBAPIError as error:
+            # A pooled connection the server dropped since its last use, found before the
+            # commit: nothing was stored and the pool has replaced it, so storing again is
+            # safe. A connection lost during the commit may have stored it: no guessing.
+            if committing or not error.connection_invalidated:
+                raise
+            session.rollback()
     raise RuntimeError("could not store inbound message")
 
 
-def _claim(db: Database, message_id: int, *, retry: bool) -> bool:
-    """Mark the message as being processed; only one delivery wins."""
-    allowed = ("received", "failed") if retry else ("received",)
-    with db.session() as session:
-        result = session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status.in_(allowed))
-            .values(status="processing")
-        )
-        return result.rowcount == 1
+def _claim(session: Session, message_id: int) -> bool:
+    """Claim a stored message whose processing failed (or never started); one delivery wins."""
+    result = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status.in_(("received", "failed")))
+        .values(status="processing")
+    )
+    session.commit()
+    return result.rowcount == 1
 
 
 def _previous_outcome(db: Database, message_id: int) -> Outcome:
@@ -145,7 +205,7 @@ def _reply_row(inbound: Message, outcome: Outcome) -> Message:
         level=outcome.level,
         flags=list(outcome.flags),
         lang=inbound.lang,
-        segments=count_segments(outcome.reply or ""),
+        segments=_reply_segments(outcome.reply or ""),
         created_at=inbound.created_at,
     )
 
@@ -155,7 +215,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     family = message.family
     family.last_contact_at = now
     text = (message.body or "").strip()
-    keywords = load_keywords(settings.rules_path)
+    keywords, ruleset = _rulebook(settings)
 
     keyword = keywords.match(text)
     if keyword is not None:
@@ -168,7 +228,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
         name = "media" if num_media else "empty"
         return Outcome(reply=None if family.opted_out else _reply_text(settings, name, lang), level="info")
 
-    decision = assess(text, baby_age_days=_baby_age_days(family, now), rules=load_rules(settings.rules_path))
+    decision = assess(text, baby_age_days=_baby_age_days(family, now), rules=ruleset)
     message.level, message.flags, message.lang = decision.level, list(decision.flags), decision.lang
     if decision.level != "info" or decision.lang != "en":
         family.language = decision.lang
@@ -211,7 +271,9 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     reply = (
         answered.reply
         if answered is not None and answered.reply and level in ("info", "routine")
-        else render_reply(decision, emergency_number=settings.emergency_number, baby_name=family.baby_name)
+        else render_reply(
+            decision, emergency_number=settings.emergency_number, rules=ruleset, baby_name=family.baby_name
+        )
     )
     return Outcome(reply=reply, level=level, flags=decision.flags)
 
@@ -255,7 +317,7 @@ def _flooding(session: Session, settings: Settings, family: Family, now: datetim
 
 
 def _reply_text(settings: Settings, name: str, lang: str) -> str:
-    return load_keywords(settings.rules_path).reply(name, lang, emergency_number=settings.emergency_number)
+    return _rulebook(settings)[0].reply(name, lang, emergency_number=settings.emergency_number)
 
 
 def _baby_age_days(family: Family, now: datetime) -> int | None:

@@ -6,6 +6,7 @@ several workers. The schema is only ever created by Alembic migrations.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,10 +14,13 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# A pooled connection returned this recently is taken as alive; older ones are pinged first.
+IDLE_PING_SECONDS = 5.0
 
 
 def normalise_url(url: str) -> str:
@@ -41,7 +45,31 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Pre-ping only connections that sat idle, so the webhook does not pay a round trip per message.
+
+    A connection used a moment ago is alive; one that waited in the pool may have been cut
+    (a PostgreSQL restart, a proxy's idle timeout) and is replaced before anyone uses it.
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        returned = record.info.get("returned_at")
+        if returned is not None and time.monotonic() - returned < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.DisconnectionError() from error  # the pool reconnects and tries again
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["returned_at"] = time.monotonic()
 
 
 def alembic_config(url: str) -> Config:

@@ -24,6 +24,17 @@ errorlog = "-"
 forwarded_allow_ips = os.environ.get("SMSBOT_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
+def post_fork(_server, worker) -> None:  # type: ignore[no-untyped-def]
+    """Give each worker its own connection pool.
+
+    The app (and its engine) was built in the master; a connection the master had opened
+    would otherwise be shared by every forked worker, and their queries would interleave.
+    """
+    database = worker.app.wsgi().extensions.get("smsbot.db")
+    if database is not None:
+        database.engine.dispose(close=False)
+
+
 def child_exit(_server, worker) -> None:  # type: ignore[no-untyped-def]
     """Drop a dead worker's metric files so /metrics does not count it forever."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -144,7 +144,11 @@ class Message(Base):
     kind: Mapped[str] = mapped_column(String(16), default="reply")
     body: Mapped[str | None] = mapped_column(Text)  # None once purged by retention
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
-    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    # Indexed: a retried webhook looks up the reply stored for the first delivery, and deleting
+    # messages (erase, retention) must find the replies pointing at them.
+    reply_to_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True
+    )
     checkin_id: Mapped[int | None] = mapped_column(ForeignKey("checkins.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(20), default="received")
     error_code: Mapped[int | None] = mapped_column(Integer)

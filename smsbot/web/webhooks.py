@@ -18,6 +18,13 @@ from smsbot.web.twilio_auth import twilio_signed
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/twilio")
 
+
+@bp.record_once
+def _warm_rules(state) -> None:  # type: ignore[no-untyped-def]
+    # At app creation (the gunicorn master, with preload_app), not on a parent's first text.
+    conversation.prepare(state.app.extensions["smsbot.settings"])
+
+
 MAX_BODY_CHARS = 1600  # Twilio's own limit; anything longer was not sent by Twilio
 
 

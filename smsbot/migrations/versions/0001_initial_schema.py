@@ -174,6 +174,7 @@ def upgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_messages_created_at"), ["created_at"], unique=False)
         batch_op.create_index("ix_messages_family_created", ["family_id", "created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_messages_reply_to_id"), ["reply_to_id"], unique=False)
 
     op.create_table(
         "alerts",
@@ -231,6 +232,7 @@ def downgrade() -> None:
 
     op.drop_table("alerts")
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_messages_reply_to_id"))
         batch_op.drop_index("ix_messages_family_created")
         batch_op.drop_index(batch_op.f("ix_messages_created_at"))
 

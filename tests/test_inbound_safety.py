@@ -1,0 +1,79 @@
+"""The inbound path's safety promises, which the fast path must keep: the text is committed
+before any processing, a retry never runs twice, and a failed run can be retried."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event, func, select, text
+
+from smsbot.models import Alert, CheckIn, Message
+from tests.test_webhook import count, reply_text
+
+SID = "SM" + "7" * 32
+EMERGENCY = "his lips are blue and his arms keep jerking"
+
+
+@contextmanager
+def on_checkin_query(db, action) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Run ``action`` when processing first reads the check-ins table (the database seam)."""
+
+    def listener(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "FROM checkins" in statement:
+            action()
+
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        yield
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+
+
+def rows(db, model) -> int:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def test_inbound_is_committed_before_processing_starts(text_bot, db):
+    seen = []
+
+    def look_from_another_connection() -> None:
+        with db.engine.connect() as other:
+            seen.extend(
+                other.execute(text("SELECT status FROM messages WHERE provider_sid = :sid"), {"sid": SID})
+            )
+
+    with on_checkin_query(db, look_from_another_connection):
+        reply_text(text_bot(EMERGENCY, sid=SID))
+    assert [row.status for row in seen[:1]] == ["processing"]
+
+
+def test_processing_failure_keeps_the_inbound_and_a_retry_processes_it(text_bot, db):
+    def fail() -> None:
+        raise RuntimeError("database went away mid-processing")
+
+    with on_checkin_query(db, fail):
+        first = reply_text(text_bot(EMERGENCY, sid=SID))
+    with db.session() as session:
+        inbound = session.scalar(select(Message).where(Message.provider_sid == SID))
+        assert inbound.status == "failed" and inbound.body == EMERGENCY
+    assert rows(db, Alert) == 0 and count(db, Message.direction == "out") == 0
+
+    second = reply_text(text_bot(EMERGENCY, sid=SID))
+    assert second != first and "911" in second.split(".")[0]
+    with db.session() as session:
+        assert session.scalar(select(Message.status).where(Message.provider_sid == SID)) == "processed"
+    assert count(db, Message.direction == "in") == 1
+    assert count(db, Message.direction == "out") == 1
+    assert rows(db, Alert) == 1
+
+
+def test_retry_after_success_adds_no_row_alert_or_checkin(text_bot, db):
+    first = reply_text(text_bot(EMERGENCY, sid=SID))
+    alerts, checkins = rows(db, Alert), rows(db, CheckIn)
+    second = reply_text(text_bot(EMERGENCY, sid=SID))
+    assert second == first
+    assert (rows(db, Alert), rows(db, CheckIn)) == (alerts, checkins) and alerts == 1
+    assert count(db, Message.direction == "in") == 1
+    assert count(db, Message.direction == "out") == 1

@@ -35,6 +35,13 @@ def post_fork(_server, worker) -> None:  # type: ignore[no-untyped-def]
         database.engine.dispose(close=False)
 
 
+def on_starting(_server) -> None:  # type: ignore[no-untyped-def]
+    """JSON logs for the app, as ``smsbot serve`` sets them up (workers inherit them)."""
+    from smsbot.logs import configure_logging
+
+    configure_logging()
+
+
 def child_exit(_server, worker) -> None:  # type: ignore[no-untyped-def]
     """Drop a dead worker's metric files so /metrics does not count it forever."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

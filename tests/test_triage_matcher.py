@@ -228,6 +228,8 @@ def test_language_can_be_forced_or_detected() -> None:
         ("tiene treinta y ocho punto cinco", 101.3),
         ("38 punto 2 de temperatura", 100.76),
         ("ninety nine point one rectal", 99.1),
+        ("TEMP ONE OH ONE POINT TWO", 101.2),
+        ("fiebre de treinta y ocho o treinta y nueve", 102.2),
     ],
 )
 def test_temperatures_written_in_words_are_read(text: str, reading: float) -> None:
@@ -236,3 +238,4 @@ def test_temperatures_written_in_words_are_read(text: str, reading: float) -> No
 
 def test_lone_number_words_are_not_temperatures() -> None:
     assert assess("she ate two oz, twenty one days old").temperature_f is None
+    assert assess("oh no, temp is normal, she shook two or three times").temperature_f is None

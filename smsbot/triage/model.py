@@ -99,6 +99,8 @@ class Language:
     not_age_cues: frozenset[str]
     # Words for a decimal point in a number written out ("thirty eight point five").
     decimal_words: frozenset[str] = frozenset()
+    # Words read as a zero digit inside a spoken number ("one oh one").
+    zero_words: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,10 @@ def spoken_numbers(tokens: Sequence[str], lang: Language) -> list[str]:
     """``tokens`` with a number written out in words joined into one number token.
 
     "one hundred point eight" → "100.8", "treinta y ocho punto cinco" → "38.5",
-    "a hundred and one" → "101", "38 punto 2" → "38.2". A lone number word stays as it is.
+    "a hundred and one" → "101", "one oh one point two" → "101.2" (read digit by digit),
+    "38 punto 2" → "38.2". A lone number word stays as it is.
     """
-    words, joiners = lang.numbers, lang.continuers | {"and", "y"}
+    words = lang.numbers
     out: list[str] = []
     i = 0
     while i < len(tokens):
@@ -36,17 +37,24 @@ def spoken_numbers(tokens: Sequence[str], lang: Language) -> list[str]:
         if total is not None:  # digits: only a spoken decimal may follow ("38 punto 2")
             j += 1
         else:
-            total = 0
+            total, values = 0, []
             while j < len(tokens):
-                value = words.get(tokens[j])
+                tok = tokens[j]
+                value = words.get(tok)
+                if value is None and values and tok in lang.zero_words:
+                    value = 0  # "one oh one"
                 following = tokens[j + 1] if j + 1 < len(tokens) else ""
-                if value is None and j > i and tokens[j] in joiners and words.get(following, 99) < 10:
+                joins = tok in {"and", "y"} and total % 10 == 0 and words.get(following, 99) < 10
+                if value is None and values and joins:
                     j += 1  # "treinta y ocho", "a hundred and one"
                     continue
                 if value is None:
                     break
                 total = (total or 1) * value if value == 100 else total + value
+                values.append(value)
                 j += 1
+            if len(values) > 1 and all(v < 10 for v in values):
+                total = int("".join(map(str, values)))  # digit by digit: "one oh one", "three eight"
         decimals = ""
         if j > i and j + 1 < len(tokens) and tokens[j] in lang.decimal_words:
             k = j + 1

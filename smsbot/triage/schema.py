@@ -237,6 +237,7 @@ def _parse_language(r: _Reader, raw: Any) -> Language | None:
             "non_temperature_units",
             "not_age_cues",
             "decimal_words",
+            "zero_words",
         )
     }
     hints = raw.get("hints") or {}

@@ -79,11 +79,21 @@ def test_spanish_decisions_get_spanish_replies() -> None:
 
 def test_baby_name_is_used_and_dropped_when_it_would_break_the_budget() -> None:
     decision = assess("she stopped breathing for 20 seconds")
-    assert "lay Ana on their side" in render_reply(decision, emergency_number="911", baby_name="Ana")
+    assert "stay with Ana" in render_reply(decision, emergency_number="911", baby_name="Ana")
     long_name = "Á" * 60  # forces UCS-2 and overflows 3 segments
     reply = render_reply(decision, emergency_number="911", baby_name=long_name)
     assert long_name not in reply
     assert count_segments(reply) <= MAX_SEGMENTS
+
+
+def test_emergency_first_aid_fits_the_emergency() -> None:
+    fever = render_reply(assess("temp 100.8 and shaky"), emergency_number="911")
+    assert "on their side" not in fever  # seizure first aid only where a seizure is suspected
+    assert fever.lower().count("fever medicine") == 1
+    assert "note the time" in fever
+    seizure = render_reply(assess("his eyes rolled up and his arms kept jerking"), emergency_number="911")
+    assert "on their side" in seizure and "nothing in the mouth" in seizure
+    assert seizure.startswith("Call 911 now")
 
 
 def test_a_caregiver_is_asked_to_let_the_parent_know_without_raising_the_level() -> None:

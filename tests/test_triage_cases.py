@@ -13,13 +13,15 @@ from smsbot.triage import LEVELS, assess, severity
 DATA = Path(__file__).parent / "data"
 DEV = yaml.safe_load((DATA / "dev_cases.yaml").read_text(encoding="utf-8"))
 EXTRA = yaml.safe_load((DATA / "extra_cases.yaml").read_text(encoding="utf-8"))
+# Red-team texts (written before running them); shape as EXTRA plus a `why` per case.
+REDTEAM = yaml.safe_load((DATA / "redteam_cases.yaml").read_text(encoding="utf-8"))
 
 
 def _id(case: dict) -> str:
     return f"{case['level']}:{case['text'][:50]}"
 
 
-@pytest.mark.parametrize("case", DEV + EXTRA, ids=_id)
+@pytest.mark.parametrize("case", DEV + EXTRA + REDTEAM, ids=_id)
 def test_it_never_misses_an_emergency_and_answers_in_the_parents_language(case: dict) -> None:
     decision = assess(case["text"])
     if case["level"] == "emergency":
@@ -27,7 +29,7 @@ def test_it_never_misses_an_emergency_and_answers_in_the_parents_language(case: 
     assert decision.lang == case["lang"]
 
 
-@pytest.mark.parametrize("case", [c for c in DEV + EXTRA if c["level"] == "urgent"], ids=_id)
+@pytest.mark.parametrize("case", [c for c in DEV + EXTRA + REDTEAM if c["level"] == "urgent"], ids=_id)
 def test_it_never_under_triages_an_urgent_case(case: dict) -> None:
     assert severity(assess(case["text"]).level) >= severity("urgent")
 
@@ -47,7 +49,7 @@ def report(cases: list[dict]) -> tuple[float, str]:
     return exact, "\n".join(lines)
 
 
-@pytest.mark.parametrize("cases", [DEV, EXTRA], ids=["dev", "extra"])
+@pytest.mark.parametrize("cases", [DEV, EXTRA, REDTEAM], ids=["dev", "extra", "redteam"])
 def test_exact_level_accuracy_is_at_least_95_percent(cases: list[dict]) -> None:
     exact, table = report(cases)
     print(table)

@@ -218,3 +218,24 @@ def test_language_can_be_forced_or_detected() -> None:
     assert fired("le tiemblan las piernas").lang == "es"
     assert fired("legs shake").lang == "en"
     assert fired("legs shake", lang="es").lang == "es"
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("temp is one hundred point eight", 100.8),
+        ("temp of a hundred and one", 101.0),
+        ("tiene treinta y ocho punto cinco", 101.3),
+        ("38 punto 2 de temperatura", 100.76),
+        ("ninety nine point one rectal", 99.1),
+        ("TEMP ONE OH ONE POINT TWO", 101.2),
+        ("fiebre de treinta y ocho o treinta y nueve", 102.2),
+    ],
+)
+def test_temperatures_written_in_words_are_read(text: str, reading: float) -> None:
+    assert assess(text).temperature_f == reading
+
+
+def test_lone_number_words_are_not_temperatures() -> None:
+    assert assess("she ate two oz, twenty one days old").temperature_f is None
+    assert assess("oh no, temp is normal, she shook two or three times").temperature_f is None

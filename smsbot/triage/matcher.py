@@ -115,6 +115,7 @@ class Lexicon:
         self.root = _Node()
         vocabulary: set[str] = set(self.cues | self.breaks | self.continuers)
         vocabulary.update(language.numbers, language.age_units, language.non_temperature_units)
+        vocabulary.update(language.decimal_words, language.zero_words)
         vocabulary.update(language.celsius_units, language.fahrenheit_units, language.degree_units)
         vocabulary.update(language.temperature_context, language.not_age_cues, *language.hints.values())
         all_stems: set[str] = set()

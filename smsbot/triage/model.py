@@ -97,6 +97,10 @@ class Language:
     non_temperature_units: frozenset[str]
     age_units: Mapping[str, int]
     not_age_cues: frozenset[str]
+    # Words for a decimal point in a number written out ("thirty eight point five").
+    decimal_words: frozenset[str] = frozenset()
+    # Words read as a zero digit inside a spoken number ("one oh one").
+    zero_words: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,59 @@ def _to_f(celsius: float) -> float:
     return round(celsius * 9 / 5 + 32, 2)
 
 
+def spoken_numbers(tokens: Sequence[str], lang: Language) -> list[str]:
+    """``tokens`` with a number written out in words joined into one number token.
+
+    "one hundred point eight" → "100.8", "treinta y ocho punto cinco" → "38.5",
+    "a hundred and one" → "101", "one oh one point two" → "101.2" (read digit by digit),
+    "38 punto 2" → "38.2". A lone number word stays as it is.
+    """
+    words = lang.numbers
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        j, total = i, number(tokens[i])
+        if total is not None:  # digits: only a spoken decimal may follow ("38 punto 2")
+            j += 1
+        else:
+            total, values = 0, []
+            while j < len(tokens):
+                tok = tokens[j]
+                value = words.get(tok)
+                if value is None and values and tok in lang.zero_words:
+                    value = 0  # "one oh one"
+                following = tokens[j + 1] if j + 1 < len(tokens) else ""
+                joins = tok in {"and", "y"} and total % 10 == 0 and words.get(following, 99) < 10
+                if value is None and values and joins:
+                    j += 1  # "treinta y ocho", "a hundred and one"
+                    continue
+                if value is None:
+                    break
+                total = (total or 1) * value if value == 100 else total + value
+                values.append(value)
+                j += 1
+            if len(values) > 1 and all(v < 10 for v in values):
+                total = int("".join(map(str, values)))  # digit by digit: "one oh one", "three eight"
+        decimals = ""
+        if j > i and j + 1 < len(tokens) and tokens[j] in lang.decimal_words:
+            k = j + 1
+            while k < len(tokens) and (words.get(tokens[k], 10) < 10 or tokens[k].isdigit()):
+                decimals += str(words.get(tokens[k], tokens[k]))
+                k += 1
+            if decimals:
+                j = k
+        if j - i > 1:
+            out.append(f"{total:g}" + (f".{decimals}" if decimals else ""))
+            i = j
+        else:
+            out.append(tokens[i])
+            i += 1
+    return out
+
+
 def temperatures_f(tokens: Sequence[str], lang: Language) -> list[float]:
     """Every temperature reading in the text, converted to °F."""
+    tokens = spoken_numbers(tokens, lang)
     about_temperature: bool | None = None  # only worked out when a bare whole number needs it
     out: list[float] = []
     for i, tok in enumerate(tokens):

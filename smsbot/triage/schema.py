@@ -236,6 +236,8 @@ def _parse_language(r: _Reader, raw: Any) -> Language | None:
             "temperature_context",
             "non_temperature_units",
             "not_age_cues",
+            "decimal_words",
+            "zero_words",
         )
     }
     hints = raw.get("hints") or {}

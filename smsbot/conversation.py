@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # How long a duplicate delivery waits for the first one's reply before giving up.
 DUPLICATE_WAIT_SECONDS = 5.0
+# Longer than any request may run (gunicorn's timeout is 15 s, Twilio's budget too).
+ABANDONED_AFTER = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | 
         message = _store_inbound(session, inbound, now)
         if isinstance(message, int):
             # Seen this MessageSid before: process it only if the earlier run failed.
-            if not _claim(session, message):
+            if not _claim(session, message, now):
                 session.close()
                 return _previous_outcome(db, message)
             message = session.get(Message, message)
@@ -164,11 +166,21 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
     raise RuntimeError("could not store inbound message")
 
 
-def _claim(session: Session, message_id: int) -> bool:
-    """Claim a stored message whose processing failed (or never started); one delivery wins."""
+def _claim(session: Session, message_id: int, now: datetime) -> bool:
+    """Claim a stored message whose processing failed or died with its process; one delivery wins.
+
+    A row still ``processing`` long after it arrived belongs to a worker that was killed
+    mid-request: a retry must triage it, or an emergency text would never raise its alert.
+    """
     result = session.execute(
         update(Message)
-        .where(Message.id == message_id, Message.status.in_(("received", "failed")))
+        .where(
+            Message.id == message_id,
+            or_(
+                Message.status.in_(("received", "failed")),
+                and_(Message.status == "processing", Message.created_at < now - ABANDONED_AFTER),
+            ),
+        )
         .values(status="processing")
     )
     session.commit()

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
+import time_machine
 from sqlalchemy import event, func, select, text
 
-from smsbot.models import Alert, CheckIn, Message
+from smsbot.families import find_or_create_family
+from smsbot.models import Alert, CheckIn, Message, utcnow
 from tests.test_webhook import count, reply_text
 
 SID = "SM" + "7" * 32
@@ -77,3 +80,18 @@ def test_retry_after_success_adds_no_row_alert_or_checkin(text_bot, db):
     assert (rows(db, Alert), rows(db, CheckIn)) == (alerts, checkins) and alerts == 1
     assert count(db, Message.direction == "in") == 1
     assert count(db, Message.direction == "out") == 1
+
+
+def test_a_text_abandoned_by_a_killed_worker_is_triaged_by_the_retry(text_bot, db):
+    with db.session() as session:
+        # What a worker killed mid-request leaves behind: stored, claimed, never processed.
+        family = find_or_create_family(session, "+15550100001", "sms", utcnow())
+        session.add(
+            Message(
+                family_id=family.id, direction="in", body=EMERGENCY, provider_sid=SID, status="processing"
+            )
+        )
+    assert reply_text(text_bot(EMERGENCY, sid=SID)) is None  # the first worker might still be on it
+    with time_machine.travel(utcnow() + timedelta(minutes=1), tick=False):
+        assert reply_text(text_bot(EMERGENCY, sid=SID)).startswith("Call 911")
+    assert rows(db, Alert) == 1 and count(db, Message.direction == "in") == 1

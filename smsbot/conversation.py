@@ -293,6 +293,10 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
 def _handle_keyword(
     session: Session, settings: Settings, family: Family, action: str, lang: str, now: datetime
 ) -> Outcome:
+    if action != "start" and family.opted_out:
+        # Opted out means no message of any kind: not even a second STOP confirmation or a
+        # HELP text. (Twilio would refuse to deliver them too.) START is the way back.
+        return Outcome(reply=None, level="info")
     if action == "stop":
         families.opt_out(session, family, now=now, source="keyword")
     elif action == "start":

@@ -104,7 +104,8 @@ def test_stop_opts_out_and_nothing_more_is_sent(text_bot, db):
     assert "START" in confirmation
     assert family(db).opted_out
     assert reply_text(text_bot("his legs are shaking a bit when he cries")) is None
-    assert reply_text(text_bot("HELP")) is not None  # HELP is always answered (CTIA)
+    assert reply_text(text_bot("HELP")) is None
+    assert reply_text(text_bot("STOP")) is None  # no second confirmation either
 
 
 def test_start_opts_back_in(text_bot, db):

@@ -25,7 +25,7 @@ from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message, utcnow
 from smsbot.programmes import load_programmes
 from smsbot.replies import render_reply
-from smsbot.triage import Decision, RuleSet, assess, load_rules
+from smsbot.triage import Decision, RuleSet, assess, load_rules, severity
 from smsbot.triage.engine import engine_for
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
 
     level = decision.level
     worse = answered is not None and answered.outcome == "worse"
-    if worse and _rank(level) < _rank("urgent"):
+    if worse and severity(level) < severity("urgent"):
         # "Worse" on a check-in means same-day care even when the words alone look mild.
         level = "urgent"
         decision = Decision(level=level, flags=(*decision.flags, "checkin-worse"), lang=decision.lang)
@@ -341,6 +341,3 @@ def _baby_age_days(family: Family, now: datetime) -> int | None:
         return None
     return max((now.date() - family.baby_birth_date).days, 0)
 
-
-def _rank(level: str) -> int:
-    return ("info", "routine", "urgent", "emergency").index(level)

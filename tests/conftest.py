@@ -101,7 +101,7 @@ def make_app(settings_overrides: dict[str, Any], outbox: MemoryTransport) -> Ite
     for app in apps:
         if courier := app.extensions.get("smsbot.alert_courier"):
             courier.stop()
-        app.extensions["smsbot.db"].engine.dispose()
+        app.extensions["smsbot.db"].close()
 
 
 @pytest.fixture

@@ -14,12 +14,13 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from smsbot import alerts, families, reminders
 from smsbot.config import Settings
-from smsbot.db import Database
+from smsbot.db import Database, upsert
 from smsbot.keywords import Keywords, load_keywords
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message, utcnow
@@ -55,6 +56,7 @@ class Outcome:
     level: str | None = None
     flags: tuple[str, ...] = field(default_factory=tuple)
     duplicate: bool = False
+    paged: bool = False  # raised an alert for a clinic: its on-call should hear now
 
 
 def prepare(settings: Settings) -> None:
@@ -92,7 +94,8 @@ def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | 
     are the cost that matters under load (each waits for the WAL to reach the disk).
     """
     now = now or utcnow()
-    session = db.sessionmaker()
+    # No autoflush: processing writes once, at the commit, not before each of its reads.
+    session = db.sessionmaker(autoflush=False)
     try:
         message = _store_inbound(session, inbound, now)
         if isinstance(message, int):
@@ -127,35 +130,38 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
     """Commit the inbound row, claimed for processing, before anything else.
 
     Returns the new row, or the id of the row an earlier delivery of the same SID stored.
-    The unique ``provider_sid`` decides which delivery is first, so a new message costs no
-    lookup and no separate claim.
+    The unique ``provider_sid`` decides which delivery is first (``ON CONFLICT DO
+    NOTHING``), so a new message costs no lookup, no separate claim and no error path.
     """
-    for _attempt in range(3):
+    for _attempt in range(2):
         committing = False
         try:
             family = families.find_or_create_family(session, inbound.phone, inbound.channel, now)
-            message = Message(
-                family=family,  # held by the row, so processing reads it without a query
-                direction="in",
-                kind="symptom",
-                body=inbound.body,
-                provider_sid=inbound.sid,
-                status="processing",
-                num_media=inbound.num_media,
-                segments=count_segments(inbound.body),
-                created_at=now,
-            )
-            session.add(message)
+            message = session.scalars(
+                upsert(session, Message)
+                .values(
+                    family_id=family.id,
+                    direction="in",
+                    kind="symptom",
+                    body=inbound.body,
+                    provider_sid=inbound.sid,
+                    status="processing",
+                    num_media=inbound.num_media,
+                    segments=count_segments(inbound.body),
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=[Message.provider_sid])
+                .returning(Message)
+            ).first()
+            if message is None:
+                existing = session.scalar(select(Message.id).where(Message.provider_sid == inbound.sid))
+                session.commit()
+                return existing  # type: ignore[return-value]
+            # Processing reads the family through the message: no query, no lazy load.
+            set_committed_value(message, "family", family)
             committing = True
             session.commit()
             return message
-        except IntegrityError:
-            session.rollback()
-            existing = session.scalar(select(Message.id).where(Message.provider_sid == inbound.sid))
-            session.commit()
-            if existing is not None:
-                return existing
-            # else a concurrent first text from the same number created the family: retry
         except DBAPIError as error:
             # A pooled connection the server dropped since its last use, found before the
             # commit: nothing was stored and the pool has replaced it, so storing again is
@@ -260,8 +266,9 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
         decision = Decision(level=level, flags=(*decision.flags, "checkin-worse"), lang=decision.lang)
         message.level, message.flags = level, list(decision.flags)
 
+    paged = False
     if level in ("emergency", "urgent"):
-        alerts.raise_alert(
+        raised = alerts.raise_alert(
             session,
             settings,
             family,
@@ -270,16 +277,17 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
             message=message,
             now=now,
         )
+        paged = any(alert.clinic_id is not None for alert in raised)
     if not family.opted_out:
         reminders.schedule_after_decision(session, family, level, now=now, settings=settings)
 
     if family.opted_out:
         # They said STOP: we still triage and alert their clinic, but send nothing.
-        return Outcome(reply=None, level=level, flags=decision.flags)
+        return Outcome(reply=None, level=level, flags=decision.flags, paged=paged)
     if level != "emergency" and _flooding(session, settings, family, now):
         # Stored, triaged and alerted like any other text; only the reply is held back,
         # and never for an emergency.
-        return Outcome(reply=None, level=level, flags=decision.flags)
+        return Outcome(reply=None, level=level, flags=decision.flags, paged=paged)
     reply = (
         answered.reply
         if answered is not None and answered.reply and level in ("info", "routine")
@@ -287,7 +295,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
             decision, emergency_number=settings.emergency_number, rules=ruleset, baby_name=family.baby_name
         )
     )
-    return Outcome(reply=reply, level=level, flags=decision.flags)
+    return Outcome(reply=reply, level=level, flags=decision.flags, paged=paged)
 
 
 def _handle_keyword(

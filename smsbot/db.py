@@ -15,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -141,6 +142,16 @@ def request_session() -> Session:
     if "db_session" not in g:
         g.db_session = get_db().sessionmaker()
     return g.db_session
+
+
+def upsert(session: Session, model: type) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT for ``model`` that can take ``ON CONFLICT`` on the session's database.
+
+    Both supported databases spell it the same way; SQLAlchemy only needs to know which one.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
 
 
 def _close_request_session(_exc: BaseException | None) -> None:

@@ -6,10 +6,11 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from smsbot import reminders
+from smsbot.db import upsert
 from smsbot.models import Enrollment, Event, Family
 from smsbot.phones import mask_phone
 
@@ -17,12 +18,17 @@ log = logging.getLogger(__name__)
 
 
 def find_or_create_family(session: Session, phone: str, channel: str, now: datetime) -> Family:
-    family = session.scalar(select(Family).where(Family.phone == phone, Family.channel == channel))
-    if family is None:
-        family = Family(phone=phone, channel=channel, created_at=now)
-        session.add(family)
-        session.flush()
-    return family
+    """The family texting from ``phone`` on ``channel``, created on its first text.
+
+    One statement whether it is new or known (every inbound message starts here), and two
+    first texts from the same number at once both get the one row: the unique phone and
+    channel decide, and the loser's no-op update returns the winner's row.
+    """
+    insert = upsert(session, Family).values(phone=phone, channel=channel, created_at=now)
+    statement = insert.on_conflict_do_update(
+        index_elements=[Family.phone, Family.channel], set_={"phone": insert.excluded.phone}
+    ).returning(Family)
+    return session.scalars(statement, execution_options={"populate_existing": True}).one()
 
 
 def opt_out(session: Session, family: Family, *, now: datetime, source: str, **detail: Any) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from smsbot.config import Settings, default_rules_dir
@@ -23,6 +23,7 @@ ANSWER_WINDOW = timedelta(hours=48)  # a reply this long after a check-in still 
 UNANSWERED_STATUSES = ("sent", "unanswered")  # sent and still without an answer
 # A free-text answer that triage puts at these levels is recorded as "worse".
 RED_FLAG_LEVELS = ("urgent", "emergency")
+REPLACED = "replaced by a newer report"
 
 
 def schedule_programme(
@@ -67,17 +68,26 @@ def schedule_programme(
     same_run = (
         CheckIn.enrollment_id.is_(None) if enrollment_id is None else CheckIn.enrollment_id == enrollment_id
     )
-    cancel_where(
-        session,
-        "replaced by a newer report",
-        CheckIn.family_id == family.id,
-        CheckIn.programme == programme.id,
-        same_run,
-        CheckIn.dedupe_key.not_in(wanted),
-    )
-    existing = {
-        c.dedupe_key: c for c in session.scalars(select(CheckIn).where(CheckIn.dedupe_key.in_(wanted)))
-    }
+    # One read for both jobs: the rows already wanted, and the pending rest of this run,
+    # which a newer report replaces (written with everything else at the next flush).
+    existing: dict[str, CheckIn] = {}
+    for checkin in session.scalars(
+        select(CheckIn).where(
+            or_(
+                CheckIn.dedupe_key.in_(wanted),
+                and_(
+                    CheckIn.family_id == family.id,
+                    CheckIn.programme == programme.id,
+                    same_run,
+                    CheckIn.status == "pending",
+                ),
+            )
+        )
+    ):
+        if checkin.dedupe_key in wanted:
+            existing[checkin.dedupe_key] = checkin
+        else:
+            checkin.status, checkin.last_error = "cancelled", REPLACED
     scheduled = []
     for key, (number, due) in wanted.items():
         checkin = existing.get(key)

@@ -76,7 +76,7 @@ def inbound_sms() -> Response:
     sid = sid or f"LOCAL{uuid.uuid4().hex}"
     inbound = conversation.Inbound(sid=sid, phone=phone, channel=channel, body=body, num_media=_num_media())
     outcome = conversation.receive(get_db(), settings, inbound)
-    if outcome.level in ("emergency", "urgent") and not outcome.duplicate:
+    if outcome.paged:
         # Page the clinic now rather than at the next scheduler tick; never block the reply.
         _alert_courier().wake()
     metrics.INBOUND.labels(outcome.level or "none").inc()

@@ -348,4 +348,3 @@ def _baby_age_days(family: Family, now: datetime) -> int | None:
     if family.baby_birth_date is None:
         return None
     return max((now.date() - family.baby_birth_date).days, 0)
-

@@ -108,3 +108,16 @@ def test_a_reply_over_the_sms_budget_is_reported(rules_dir: Path) -> None:
     result = check(rules_dir)
     assert result.exit_code == 1
     assert "SMS segments, more than 3" in result.output
+
+
+def test_a_bad_emoji_entry_names_the_emoji(rules_dir: Path) -> None:
+    language = rules_dir / "language.yaml"
+    text = language.read_text(encoding="utf-8")
+    language.write_text(
+        text.replace('"🔵": {en: blue, es: azul}', '"🔵": {en: blue}\n    "x": blue'), encoding="utf-8"
+    )
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert "language.emoji" in result.output
+    assert "'🔵': must be a word or give words for en and es" in result.output
+    assert "'x': keys must be emoji" in result.output

@@ -20,6 +20,49 @@ def test_tokenise_keeps_numbers_and_turns_emoji_into_sentence_breaks() -> None:
     assert tokenise("temp 38,2C 😭 hes ok") == ["temp", "38,2", "c", ".", "hes", "ok"]
 
 
+def test_tokenise_reads_listed_emoji_as_words_and_keeps_others_as_breaks() -> None:
+    table = {"🔵": "blue", "🌡": "temp"}
+    assert tokenise("lips 🔵😰 🌡️ 38,2", table) == ["lips", "blue", ".", "temp", "38,2"]
+    assert tokenise("lips 🔵", None) == ["lips", "."]
+
+
+@pytest.mark.parametrize(
+    ("text", "level", "flag", "lang"),
+    [
+        ("her lips 🔵", "emergency", "colour-change", "en"),
+        ("lips 💙😰 and his legs are shaking", "emergency", "colour-change", "en"),
+        ("his face went 🩶 and hes twitching", "emergency", "colour-change", "en"),
+        ("lips 💜 and legs jerking", "emergency", "colour-change", "en"),
+        ("se le pusieron los labios 🟣 y tiembla", "emergency", "colour-change", "es"),
+        ("🌡️ 38.4 y le tiemblan las piernas", "emergency", "fever-under-3-months", "es"),
+        ("shes 🤒 and shaky", "emergency", "fever-reported-under-3-months", "en"),
+        ("he got into my 💊 and now hes shaky", "emergency", "swallowed-medicine-or-drug", "en"),
+        ("esta muy 😴 y tiembla", "urgent", "sleepier-than-usual", "es"),
+    ],
+)
+def test_emoji_that_stand_for_words_are_read_as_words(text: str, level: str, flag: str, lang: str) -> None:
+    decision = fired(text)
+    assert (decision.level, decision.lang) == (level, lang)
+    assert flag in decision.flags
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["thank you so much 💙", "muchas gracias 💜", "ok 👍", "legs 🫨 when crying, stops when i hold him"],
+)
+def test_emoji_as_words_do_not_over_triage_thanks_and_benign_texts(text: str) -> None:
+    assert fired(text).level in ("info", "routine")
+
+
+def test_an_emoji_is_read_in_the_language_of_the_text() -> None:
+    from smsbot.triage.engine import engine_for
+
+    lexicon = engine_for(load_rules()).lexicon
+    assert lexicon.tokens("labios 🔵", "es") == ["labios", "azul"]
+    assert lexicon.tokens("lips 🔵", "en") == ["lips", "blue"]
+    assert fired("no esta 🔵, solo tiembla cuando llora").level == "routine"
+
+
 def test_repeated_letters_still_match() -> None:
     assert fired("hes sooo stifff and shaking").level == "emergency"
     assert "colour-change" in fired("his lips are bluee").flags

@@ -80,6 +80,11 @@ class Engine:
     def assess(self, text: str, baby_age_days: int | None, lang: str | None) -> Decision:
         lexicon, language = self.lexicon, self.ruleset.language
         tokens = lexicon.tokens(text)
+        # Emoji that stand for words ("lips 🔵") are read in the text's language, so the
+        # language is first told from the words alone.
+        reply_lang = lang if lang in LANGS else self.detect_lang(tokens)
+        if lexicon.has_emoji_words(text):
+            tokens = lexicon.tokens(text, reply_lang)
         matches = lexicon.scan(tokens)
         present: set[str] = set()  # "term:x" / "rule:x" / "topic:x" found and not negated
         term_spans: dict[str, list[Match]] = {}
@@ -116,7 +121,7 @@ class Engine:
         return Decision(
             level=level,
             flags=tuple(flags),
-            lang=lang if lang in LANGS else self.detect_lang(tokens),
+            lang=reply_lang,
             temperature_f=max(readings) if readings else None,
             age_days=age if ages else None,
         )

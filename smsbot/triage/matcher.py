@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
@@ -30,6 +30,8 @@ _REPEATS = re.compile(r"(.)\1{2,}")
 _DOUBLES = re.compile(r"(.)\1+")
 _COMBINING = re.compile(r"[\u0300-\u036f]")
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
+# Presentation selectors and skin tones only restyle the emoji before them: "🌡️" is "🌡".
+_EMOJI_STYLE = re.compile("[\ufe0e\ufe0f\U0001f3fb-\U0001f3ff]")
 
 
 def normalise(text: str) -> str:
@@ -41,14 +43,36 @@ def normalise(text: str) -> str:
     return _APOSTROPHE.sub("", text)
 
 
-def tokenise(text: str) -> list[str]:
-    """Words, numbers and boundary marks; emoji and brackets end a clause like a full stop."""
+def tokenise(text: str, emoji: Mapping[str, str] | None = None) -> list[str]:
+    """Words, numbers and boundary marks; emoji and brackets end a clause like a full stop.
+
+    ``emoji`` maps an emoji to the word(s) it stands for ("lips 🔵" reads "lips blue"); an
+    emoji it does not list still ends the clause.
+    """
+    text = normalise(text)
+    if not text.isascii():
+        text = _EMOJI_STYLE.sub("", text)
+        if emoji:
+            text = "".join(f" {emoji[ch]} " if ch in emoji else ch for ch in _emoji_split(text, emoji))
     out = []
-    for tok in _TOKEN.findall(normalise(text)):
+    for tok in _TOKEN.findall(text):
         if tok == SOFT or (tok[0].isalnum() and tok.isascii()):
             out.append(tok)
         else:
             out.append(HARD)
+    return out
+
+
+def _emoji_split(text: str, emoji: Mapping[str, str]) -> list[str]:
+    """``text`` as single characters, except that multi-character emoji keys stay whole."""
+    longest = max(map(len, emoji))
+    out, i = [], 0
+    while i < len(text):
+        for size in range(min(longest, len(text) - i), 0, -1):
+            if size == 1 or text[i : i + size] in emoji:
+                out.append(text[i : i + size])
+                i += size
+                break
     return out
 
 
@@ -118,6 +142,12 @@ class Lexicon:
         vocabulary.update(language.decimal_words, language.zero_words)
         vocabulary.update(language.celsius_units, language.fahrenheit_units, language.degree_units)
         vocabulary.update(language.temperature_context, language.not_age_cues, *language.hints.values())
+        # Emoji read as words, one table per language (style marks stripped as in tokenise).
+        self.emoji: dict[str, dict[str, str]] = {}
+        for char, words in language.emoji.items():
+            for lang, word in words.items():
+                self.emoji.setdefault(lang, {})[_EMOJI_STYLE.sub("", normalise(char))] = word
+                vocabulary.update(word.split())
         all_stems: set[str] = set()
         phrase_words: set[str] = set()
         for owner, phrase in [*phrases, *(("pseudo", p) for p in language.pseudo_negations)]:
@@ -177,8 +207,16 @@ class Lexicon:
     def _has_stem(self, token: str) -> bool:
         return any(token[:n] in self.all_stems for n in self.all_stem_lengths if n <= len(token))
 
-    def tokens(self, text: str) -> list[str]:
-        return [self.canonical(t) for t in tokenise(text)]
+    def tokens(self, text: str, lang: str | None = None) -> list[str]:
+        """Canonical tokens; with ``lang``, emoji of the language's emoji table read as words."""
+        return [self.canonical(t) for t in tokenise(text, self.emoji.get(lang) if lang else None)]
+
+    def has_emoji_words(self, text: str) -> bool:
+        """Whether ``text`` holds an emoji that some language's table reads as a word."""
+        if text.isascii():
+            return False
+        chars = _EMOJI_STYLE.sub("", normalise(text))
+        return any(key in chars for table in self.emoji.values() for key in table)
 
     def scan(self, tokens: Sequence[str]) -> list[Match]:
         """Every phrase occurrence, minus excluded look-alikes, with negation marked."""

@@ -101,6 +101,9 @@ class Language:
     decimal_words: frozenset[str] = frozenset()
     # Words read as a zero digit inside a spoken number ("one oh one").
     zero_words: frozenset[str] = frozenset()
+    # Emoji read as words, per reply language: {"🔵": {"en": "blue", "es": "azul"}}. Emoji not
+    # listed end a clause like a full stop.
+    emoji: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

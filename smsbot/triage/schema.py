@@ -251,11 +251,39 @@ def _parse_language(r: _Reader, raw: Any) -> Language | None:
             r.fail("must map words to whole numbers", fld=f"language.{name}")
     words["pseudo_negations"] = tuple(sorted(words["pseudo_negations"]))
     return Language(
+        emoji=_parse_emoji(r, raw.get("emoji")),
         hints={lang: r.strings(hints.get(lang), f"language.hints.{lang}", None, None) for lang in LANGS},
         numbers=dict(numbers) if isinstance(numbers, dict) else {},
         age_units=dict(ages) if isinstance(ages, dict) else {},
         **words,
     )
+
+
+_EMOJI_WORDS = re.compile(r"^[a-z]+(?: [a-z]+)*$")
+
+
+def _parse_emoji(r: _Reader, raw: Any) -> dict[str, dict[str, str]]:
+    """``emoji: {"🔵": {en: blue, es: azul}, "🫨": shaking}``: the word(s) each emoji is read as."""
+    if raw is None:
+        return {}
+    where = "language.emoji"
+    if not isinstance(raw, dict):
+        r.fail("must map each emoji to a word or to {en: word, es: word}", fld=where)
+        return {}
+    table: dict[str, dict[str, str]] = {}
+    for char, value in raw.items():
+        if not isinstance(char, str) or not char.strip() or char.isascii() or any(c.isalnum() for c in char):
+            r.fail(f"{char!r}: keys must be emoji (no letters, digits or plain ASCII)", fld=where)
+            continue
+        words = dict.fromkeys(LANGS, value) if isinstance(value, str) else value
+        if not isinstance(words, dict) or set(words) != set(LANGS):
+            r.fail(f"{char!r}: must be a word or give words for en and es", fld=f"{where}.{char}")
+            continue
+        if not all(isinstance(w, str) and _EMOJI_WORDS.match(normalise(w)) for w in words.values()):
+            r.fail(f"{char!r}: words must be plain lower-case words", fld=f"{where}.{char}")
+            continue
+        table[char] = {lang: normalise(w) for lang, w in words.items()}
+    return table
 
 
 def _parse_settings(r: _Reader, raw: Any) -> Settings | None:

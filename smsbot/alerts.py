@@ -110,7 +110,8 @@ def raise_alert(
             )
         )
         created.append(alert)
-    session.flush()
+    if created:
+        session.flush()
     return created
 
 

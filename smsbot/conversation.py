@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from smsbot import alerts, families, reminders
@@ -137,26 +137,29 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
         committing = False
         try:
             family = families.find_or_create_family(session, inbound.phone, inbound.channel, now)
-            message = session.scalars(
+            values = {
+                "family_id": family.id,
+                "direction": "in",
+                "kind": "symptom",
+                "body": inbound.body,
+                "provider_sid": inbound.sid,
+                "status": "processing",
+                "num_media": inbound.num_media,
+                "segments": count_segments(inbound.body),
+                "created_at": now,
+            }
+            message_id = session.scalar(
                 upsert(session, Message)
-                .values(
-                    family_id=family.id,
-                    direction="in",
-                    kind="symptom",
-                    body=inbound.body,
-                    provider_sid=inbound.sid,
-                    status="processing",
-                    num_media=inbound.num_media,
-                    segments=count_segments(inbound.body),
-                    created_at=now,
-                )
+                .values(values)
                 .on_conflict_do_nothing(index_elements=[Message.provider_sid])
-                .returning(Message)
-            ).first()
-            if message is None:
+                .returning(Message.id)
+            )
+            if message_id is None:
                 existing = session.scalar(select(Message.id).where(Message.provider_sid == inbound.sid))
                 session.commit()
                 return existing  # type: ignore[return-value]
+            unset = dict.fromkeys(("clinic_id", "reply_to_id", "checkin_id", "error_code", "level", "lang"))
+            message = _persistent(session, Message(id=message_id, **values, **unset, flags=[]))
             # Processing reads the family through the message: no query, no lazy load.
             set_committed_value(message, "family", family)
             committing = True
@@ -170,6 +173,13 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
                 raise
             session.rollback()
     raise RuntimeError("could not store inbound message")
+
+
+def _persistent(session: Session, message: Message) -> Message:
+    """``message``, fully built from the row just inserted, as if the session had loaded it."""
+    make_transient_to_detached(message)
+    session.add(message)
+    return message
 
 
 def _claim(session: Session, message_id: int, now: datetime) -> bool:

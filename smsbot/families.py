@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from smsbot import reminders
@@ -20,10 +20,13 @@ log = logging.getLogger(__name__)
 def find_or_create_family(session: Session, phone: str, channel: str, now: datetime) -> Family:
     """The family texting from ``phone`` on ``channel``, created on its first text.
 
-    One statement whether it is new or known (every inbound message starts here), and two
-    first texts from the same number at once both get the one row: the unique phone and
-    channel decide, and the loser's no-op update returns the winner's row.
+    Every inbound message starts here, and nearly all come from known families: one read.
+    Two first texts from the same number at once both get the one row: the unique phone
+    and channel decide, and the loser's no-op update returns the winner's row.
     """
+    family = session.scalar(select(Family).where(Family.phone == phone, Family.channel == channel))
+    if family is not None:
+        return family
     insert = upsert(session, Family).values(phone=phone, channel=channel, created_at=now)
     statement = insert.on_conflict_do_update(
         index_elements=[Family.phone, Family.channel], set_={"phone": insert.excluded.phone}

@@ -159,7 +159,7 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"{env_name(name)} must be HH:MM") from None
     if settings.checkin_grace_hours <= 0 or settings.dispatch_interval_seconds <= 0:
         raise ConfigError("SMSBOT_CHECKIN_GRACE_HOURS and SMSBOT_DISPATCH_INTERVAL_SECONDS must be > 0")
-    for name in ("claim_lease_seconds", "retry_backoff_seconds"):
+    for name in ("claim_lease_seconds", "retry_backoff_seconds", "flood_messages_per_minute"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{env_name(name)} must be > 0")
     if settings.retention_days < 0:

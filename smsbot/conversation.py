@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 # How long a duplicate delivery waits for the first one's reply before giving up.
 DUPLICATE_WAIT_SECONDS = 5.0
+# Texts counted for the flood limit. A family silent for this long cannot be flooding, which
+# spares nearly every message the count.
+FLOOD_WINDOW = timedelta(minutes=1)
 # Longer than any request may run (gunicorn's timeout is 15 s, Twilio's budget too).
 ABANDONED_AFTER = timedelta(seconds=30)
 
@@ -241,6 +244,7 @@ def _reply_row(inbound: Message, outcome: Outcome) -> Message:
 def process(session: Session, settings: Settings, message: Message, num_media: int, now: datetime) -> Outcome:
     """Decide the reply and actions for one stored inbound message."""
     family = message.family
+    quiet_before = family.last_contact_at is None or family.last_contact_at <= now - FLOOD_WINDOW
     family.last_contact_at = now
     text = (message.body or "").strip()
     keywords, ruleset = _rulebook(settings)
@@ -294,7 +298,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     if family.opted_out:
         # They said STOP: we still triage and alert their clinic, but send nothing.
         return Outcome(reply=None, level=level, flags=decision.flags, paged=paged)
-    if level != "emergency" and _flooding(session, settings, family, now):
+    if level != "emergency" and not quiet_before and _flooding(session, settings, family, now):
         # Stored, triaged and alerted like any other text; only the reply is held back,
         # and never for an emergency.
         return Outcome(reply=None, level=level, flags=decision.flags, paged=paged)
@@ -344,7 +348,7 @@ def _flooding(session: Session, settings: Settings, family: Family, now: datetim
         select(func.count(Message.id)).where(
             Message.family_id == family.id,
             Message.direction == "in",
-            Message.created_at > now - timedelta(minutes=1),
+            Message.created_at > now - FLOOD_WINDOW,
         )
     )
     return recent > settings.flood_messages_per_minute

@@ -26,6 +26,7 @@ from tests.test_webhook import reply_text
         ({"SMSBOT_QUIET_HOURS_START": "late"}, "SMSBOT_QUIET_HOURS_START"),
         ({"SMSBOT_DEFAULT_TIMEZONE": "Mars/Olympus"}, "SMSBOT_DEFAULT_TIMEZONE"),
         ({"SMSBOT_RETENTION_DAYS": "soon"}, "SMSBOT_RETENTION_DAYS"),
+        ({"SMSBOT_FLOOD_MESSAGES_PER_MINUTE": "0"}, "SMSBOT_FLOOD_MESSAGES_PER_MINUTE"),
         ({"SMSBOT_DATABASE_URL": "mysql://x"}, "SMSBOT_DATABASE_URL"),
         ({"SMSBOT_PUBLIC_URL": "sms.example.org"}, "SMSBOT_PUBLIC_URL"),
     ],

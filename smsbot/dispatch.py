@@ -440,10 +440,10 @@ def _record_failure(
 ) -> None:
     delay = backoff(checkin.attempts + 1, base=timedelta(seconds=settings.retry_backoff_seconds))
     checkin.last_error = str(error)[:255]
-    if error.status is None and not error.permanent and can_look:
-        # No answer at all (a timeout, a dropped connection): the provider may well have
-        # accepted the message. Keep the claim until the backoff ends; then reconciliation
-        # records it if the provider has it and re-pends it (counting the attempt) if not.
+    if _maybe_accepted(error) and can_look:
+        # The provider may well have accepted the message. Keep the claim until the backoff
+        # ends; then reconciliation records it if the provider has it and re-pends it
+        # (counting the attempt) if not.
         checkin.status, checkin.claimed_until = "sending", now + delay
         report.retried += 1
         return
@@ -459,6 +459,12 @@ def _record_failure(
     else:
         checkin.status, checkin.due_at = "pending", now + delay
         report.retried += 1
+
+
+def _maybe_accepted(error: TransportError) -> bool:
+    """No answer at all (a timeout, a dropped connection) or a server error (a gateway that
+    timed out behind Twilio's edge): the message may have been taken. A 429 or a 4xx was not."""
+    return not error.permanent and (error.status is None or error.status >= 500)
 
 
 def backoff(attempts: int, rng: random.Random | None = None, *, base: timedelta = BACKOFF_BASE) -> timedelta:

@@ -76,7 +76,8 @@ class FakeTwilio:
     """Threaded fake of ``/2010-04-01/Accounts/{sid}/Messages.json`` on 127.0.0.1.
 
     Use as a context manager. Fault injection: ``fail_number`` (a recipient always gets an
-    error), ``fail_next`` (the next N creates fail), ``set_failure_rate`` (seeded random
+    error), ``fail_next`` (the next N creates fail), ``fail_after_accepting`` (the next N
+    creates are stored, then answered with an error), ``set_failure_rate`` (seeded random
     failures for load tests) and ``delay`` (seconds before answering, for timeouts).
     ``clock`` (aware UTC) stamps ``date_created``: tests that dispatch at a chosen ``now``
     set it to agree with theirs, as Twilio's clock agrees with a real worker's.
@@ -92,6 +93,7 @@ class FakeTwilio:
         self._by_to: dict[str, list[ReceivedMessage]] = {}  # so a list filtered on To stays cheap
         self._number_failures: dict[str, tuple[int, int]] = {}  # number → (status, code)
         self._scripted: list[TwilioFailure] = []
+        self._after_accepting: list[TwilioFailure] = []
         self._failure_rate = 0.0
         self._failure_statuses: tuple[int, ...] = ()
         self._random = random.Random(0)
@@ -141,6 +143,11 @@ class FakeTwilio:
         with self._lock:
             self._scripted.extend(TwilioFailure(status, code) for _ in range(count))
 
+    def fail_after_accepting(self, count: int, *, status: int = 502) -> None:
+        """Store the next ``count`` creates, then answer each with HTTP ``status`` anyway."""
+        with self._lock:
+            self._after_accepting.extend(TwilioFailure(status) for _ in range(count))
+
     def set_failure_rate(self, rate: float, *, statuses: tuple[int, ...] = (429, 500), seed: int = 0) -> None:
         """Fail a seeded random ``rate`` of creates with one of ``statuses``."""
         with self._lock:
@@ -181,6 +188,8 @@ class FakeTwilio:
         with self._lock:
             self._messages.append(message)
             self._by_to.setdefault(form["To"], []).append(message)
+            if self._after_accepting:
+                raise self._after_accepting.pop(0)
         return message
 
     def page(self, account_sid: str, query: dict[str, str]) -> dict[str, Any]:

@@ -350,6 +350,22 @@ def test_a_send_that_timed_out_after_twilio_accepted_it_is_recorded_not_sent_twi
     assert message_sids(db) == [accepted.sid]
 
 
+def test_a_server_error_after_twilio_took_the_message_is_recorded_not_resent(db, settings, fake, twilio):
+    report_routine(db, settings)
+    fake.fail_after_accepting(1, status=502)
+
+    report = dispatch_due(db, twilio, settings, DAY_1)
+    checkin = all_checkins(db)[0]
+    assert (report.retried, checkin.status, checkin.attempts) == (1, "sending", 0)
+
+    assert not dispatch_due(db, twilio, settings, DAY_1 + timedelta(seconds=30))  # backing off
+    report = dispatch_due(db, twilio, settings, DAY_1 + timedelta(minutes=2))
+
+    assert (report.reconciled, report.recovered, report.sent) == (1, 0, 1)
+    [accepted] = fake.requests
+    assert sent_rows(db) == [("sent", accepted.sid)]
+
+
 def test_a_send_that_never_reached_twilio_is_looked_up_then_sent_once(db, settings, fake, twilio):
     report_routine(db, settings)
     with socket.socket() as closed:  # a port nothing listens on: the connection is refused

@@ -9,6 +9,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from smsbot import metrics
 from smsbot.cli_settings import cli_settings
 from smsbot.db import Database
 from smsbot.messaging.factory import make_transport
@@ -18,13 +19,30 @@ from smsbot.scheduler import build_scheduler
 
 
 @click.command("worker")
-def worker() -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve this worker's Prometheus metrics (check-ins, dispatch lag) on this port.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address for --metrics-port; it has no token, so keep it on an internal network.",
+)
+def worker(metrics_port: int | None, metrics_host: str) -> None:
     """Run the scheduler alone (production): dispatch due check-ins beside the web workers.
 
     Several workers may run at once; each check-in is still sent once. Run migrations
     first: this command does not change the schema.
     """
     settings = cli_settings()
+    if metrics_port is not None:
+        try:
+            metrics.serve(metrics_port, metrics_host)
+        except OSError as error:
+            where = f"{metrics_host}:{metrics_port}"
+            raise click.ClickException(f"cannot serve metrics on {where}: {error}") from None
     scheduler = build_scheduler(
         Database(settings.database_url), make_transport(settings), settings, background=False
     )

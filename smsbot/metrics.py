@@ -1,5 +1,6 @@
 """Prometheus metrics. Counters live in the process that observes them; under gunicorn set
-``PROMETHEUS_MULTIPROC_DIR`` so ``/metrics`` aggregates every web worker."""
+``PROMETHEUS_MULTIPROC_DIR`` so ``/metrics`` aggregates every web worker. A ``smsbot worker``
+(check-ins, dispatch lag) serves its own on an internal port (``serve``)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 
 INBOUND = Counter("smsbot_inbound_messages_total", "Inbound messages by triage level", ["level"])
@@ -31,10 +34,20 @@ DISPATCH_LAG = Histogram(
 )
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text for this process, or for all workers in multiprocess mode."""
+def _registry() -> CollectorRegistry:
+    """This process's metrics, or every worker's in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        return registry
+    return REGISTRY
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text for ``/metrics``."""
+    return generate_latest(_registry()), CONTENT_TYPE_LATEST
+
+
+def serve(port: int, host: str) -> None:
+    """Expose the metrics on ``host:port`` from a background thread (no token: keep it internal)."""
+    start_http_server(port, addr=host, registry=_registry())

@@ -1,4 +1,4 @@
-"""``smsbot serve`` as a real subprocess on a free loopback port, driven over real HTTP."""
+"""``smsbot serve`` and ``smsbot worker`` as real subprocesses on free loopback ports, over real HTTP."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from twilio.request_validator import RequestValidator
+
+from smsbot.db import Database, upgrade
+from smsbot.models import CheckIn, Family, utcnow
 
 TOKEN = "e2e-auth-token"
 
@@ -87,3 +91,57 @@ def test_signed_emergency_text_over_real_http(server: str):
 def test_bad_signature_over_real_http_is_403(server: str):
     form = {"MessageSid": "SM" + "f" * 32, "From": "+15550100001", "Body": "hi"}
     assert post(server + "/twilio/sms", form, "d3Jvbmc=")[0] == 403
+
+
+def test_worker_serves_its_dispatch_metrics_on_an_internal_port(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'worker.db'}"
+    upgrade(url)
+    with Database(url) as db, db.session() as session:
+        family = Family(phone="+15550100001", channel="sms", created_at=utcnow())
+        session.add(family)
+        session.flush()
+        due = utcnow() - timedelta(minutes=1)
+        session.add(
+            CheckIn(
+                family_id=family.id,
+                programme="after_routine",
+                step=1,
+                status="pending",
+                due_at=due,
+                attempts=0,
+                dedupe_key="due-now",
+            )
+        )
+    port = free_port()
+    env = {
+        **os.environ,
+        "SMSBOT_DATABASE_URL": url,
+        "SMSBOT_TRANSPORT": "console",
+        "SMSBOT_DISPATCH_INTERVAL_SECONDS": "0.2",
+        "SMSBOT_QUIET_HOURS_START": "00:00",  # no quiet hours: the check-in goes out now
+        "SMSBOT_QUIET_HOURS_END": "00:00",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smsbot", "worker", "--metrics-port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline, page = time.monotonic() + 30, ""
+        while 'smsbot_checkins_total{result="sent"} 1.0' not in page:
+            assert process.poll() is None and time.monotonic() < deadline, (
+                page or process.stderr.read().decode()
+            )
+            time.sleep(0.2)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as response:
+                    page = response.read().decode()
+            except (urllib.error.URLError, ConnectionError):
+                continue
+        assert "smsbot_dispatch_lag_seconds_count 1.0" in page
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stderr.close()

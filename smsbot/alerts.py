@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Integer, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from smsbot.clinic_texts import load_clinic_texts
@@ -51,11 +51,22 @@ SIGNATURE_HEADER = "X-Smsbot-Signature"
 TIMESTAMP_HEADER = "X-Smsbot-Timestamp"
 
 
+# Run for every red-flag text, so built once (composing a statement costs more than running it).
+_FOLLOWING_CLINICS = select(Enrollment.clinic_id).where(
+    Enrollment.family_id == bindparam("family"), Enrollment.status != "ended"
+)
+_OPEN_RECENT_ALERT = select(Alert.id).where(
+    Alert.family_id == bindparam("family"),
+    Alert.clinic_id.is_not_distinct_from(bindparam("clinic", type_=Integer)),
+    Alert.level == bindparam("level"),
+    Alert.acknowledged_at.is_(None),
+    Alert.created_at > bindparam("since"),
+)
+
+
 def target_clinics(session: Session, settings: Settings, family: Family) -> list[int | None]:
     """Clinics that follow this family; the default clinic (if set) for walk-in texters."""
-    clinic_ids = session.scalars(
-        select(Enrollment.clinic_id).where(Enrollment.family_id == family.id, Enrollment.status != "ended")
-    ).all()
+    clinic_ids = session.scalars(_FOLLOWING_CLINICS, {"family": family.id}).all()
     if clinic_ids:
         return list(clinic_ids)
     if settings.default_clinic:
@@ -79,13 +90,8 @@ def raise_alert(
     created = []
     for clinic_id in target_clinics(session, settings, family):
         open_recent = session.scalar(
-            select(Alert.id).where(
-                Alert.family_id == family.id,
-                Alert.clinic_id.is_(None) if clinic_id is None else Alert.clinic_id == clinic_id,
-                Alert.level == level,
-                Alert.acknowledged_at.is_(None),
-                Alert.created_at > now - DEDUPE_WINDOW,
-            )
+            _OPEN_RECENT_ALERT,
+            {"family": family.id, "clinic": clinic_id, "level": level, "since": now - DEDUPE_WINDOW},
         )
         if open_recent is not None:
             continue

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Insert, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from smsbot import alerts, families, reminders
 from smsbot.config import Settings
-from smsbot.db import Database, upsert
+from smsbot.db import Database, dialect_insert
 from smsbot.keywords import Keywords, load_keywords
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message, utcnow
@@ -151,12 +151,7 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
                 "segments": count_segments(inbound.body),
                 "created_at": now,
             }
-            message_id = session.scalar(
-                upsert(session, Message)
-                .values(values)
-                .on_conflict_do_nothing(index_elements=[Message.provider_sid])
-                .returning(Message.id)
-            )
+            message_id = session.scalar(_store_statement(session.get_bind().dialect.name), values)
             if message_id is None:
                 existing = session.scalar(select(Message.id).where(Message.provider_sid == inbound.sid))
                 session.commit()
@@ -183,6 +178,35 @@ def _persistent(session: Session, message: Message) -> Message:
     make_transient_to_detached(message)
     session.add(message)
     return message
+
+
+@lru_cache(maxsize=2)
+def _store_statement(dialect: str) -> Insert:
+    """The inbound INSERT, built once per database kind (composing it costs more than running it)."""
+    columns = (
+        "family_id",
+        "direction",
+        "kind",
+        "body",
+        "provider_sid",
+        "status",
+        "num_media",
+        "segments",
+        "created_at",
+    )
+    return (
+        dialect_insert(dialect, Message)
+        .values({column: bindparam(column) for column in columns})
+        .on_conflict_do_nothing(index_elements=[Message.provider_sid])
+        .returning(Message.id)
+    )
+
+
+_RECENT_INBOUND = select(func.count(Message.id)).where(
+    Message.family_id == bindparam("family"),
+    Message.direction == "in",
+    Message.created_at > bindparam("since"),
+)
 
 
 def _claim(session: Session, message_id: int, now: datetime) -> bool:
@@ -344,13 +368,7 @@ def _consent_pending_enrollments(session: Session, settings: Settings, family: F
 
 def _flooding(session: Session, settings: Settings, family: Family, now: datetime) -> bool:
     """More texts from this family in the last minute than anyone writes by hand."""
-    recent = session.scalar(
-        select(func.count(Message.id)).where(
-            Message.family_id == family.id,
-            Message.direction == "in",
-            Message.created_at > now - FLOOD_WINDOW,
-        )
-    )
+    recent = session.scalar(_RECENT_INBOUND, {"family": family.id, "since": now - FLOOD_WINDOW})
     return recent > settings.flood_messages_per_minute
 
 

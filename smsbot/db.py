@@ -145,13 +145,13 @@ def request_session() -> Session:
 
 
 def upsert(session: Session, model: type) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT for ``model`` that can take ``ON CONFLICT`` on the session's database.
+    """An INSERT for ``model`` that can take ``ON CONFLICT`` on the session's database."""
+    return dialect_insert(session.get_bind().dialect.name, model)
 
-    Both supported databases spell it the same way; SQLAlchemy only needs to know which one.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite.insert(model)
+
+def dialect_insert(dialect: str, model: type) -> postgresql.Insert | sqlite.Insert:
+    """Both supported databases spell ``ON CONFLICT`` the same; SQLAlchemy needs to know which."""
+    return postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
 
 
 def _close_request_session(_exc: BaseException | None) -> None:

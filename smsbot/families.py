@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from smsbot import reminders
@@ -17,6 +17,10 @@ from smsbot.phones import mask_phone
 log = logging.getLogger(__name__)
 
 
+# Built once: composing a statement costs more than running it, and this runs for every text.
+_BY_NUMBER = select(Family).where(Family.phone == bindparam("phone"), Family.channel == bindparam("channel"))
+
+
 def find_or_create_family(session: Session, phone: str, channel: str, now: datetime) -> Family:
     """The family texting from ``phone`` on ``channel``, created on its first text.
 
@@ -24,7 +28,7 @@ def find_or_create_family(session: Session, phone: str, channel: str, now: datet
     Two first texts from the same number at once both get the one row: the unique phone
     and channel decide, and the loser's no-op update returns the winner's row.
     """
-    family = session.scalar(select(Family).where(Family.phone == phone, Family.channel == channel))
+    family = session.scalar(_BY_NUMBER, {"phone": phone, "channel": channel})
     if family is not None:
         return family
     insert = upsert(session, Family).values(phone=phone, channel=channel, created_at=now)

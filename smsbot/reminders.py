@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, Integer, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from smsbot.config import Settings, default_rules_dir
@@ -65,25 +65,11 @@ def schedule_programme(
             key = f"{family.id}:{programme.id}:{enrollment_id or 0}:{due:%Y%m%dT%H%M}:{step.number}"
             wanted[key] = (step.number, next_allowed(due, zone, window))
 
-    same_run = (
-        CheckIn.enrollment_id.is_(None) if enrollment_id is None else CheckIn.enrollment_id == enrollment_id
-    )
     # One read for both jobs: the rows already wanted, and the pending rest of this run,
     # which a newer report replaces (written with everything else at the next flush).
     existing: dict[str, CheckIn] = {}
-    for checkin in session.scalars(
-        select(CheckIn).where(
-            or_(
-                CheckIn.dedupe_key.in_(wanted),
-                and_(
-                    CheckIn.family_id == family.id,
-                    CheckIn.programme == programme.id,
-                    same_run,
-                    CheckIn.status == "pending",
-                ),
-            )
-        )
-    ):
+    run = {"keys": list(wanted), "family": family.id, "programme": programme.id, "enrollment": enrollment_id}
+    for checkin in session.scalars(_RUN_CHECKINS, run):
         if checkin.dedupe_key in wanted:
             existing[checkin.dedupe_key] = checkin
         else:
@@ -155,18 +141,35 @@ def cancel_where(session: Session, reason: str, *conditions: ColumnElement[bool]
     return result.rowcount  # type: ignore[attr-defined, no-any-return]
 
 
+# Statements the inbound pipeline runs for nearly every text are built once: composing one
+# costs more than running it.
+_OPEN_CHECKIN = (
+    select(CheckIn)
+    .where(
+        CheckIn.family_id == bindparam("family"),
+        CheckIn.status == "sent",
+        CheckIn.sent_at >= bindparam("since"),
+    )
+    .order_by(CheckIn.sent_at.desc())
+    .limit(1)
+)
+# The rows a programme run wants already, and the pending rest of that run.
+_RUN_CHECKINS = select(CheckIn).where(
+    or_(
+        CheckIn.dedupe_key.in_(bindparam("keys", expanding=True)),
+        and_(
+            CheckIn.family_id == bindparam("family"),
+            CheckIn.programme == bindparam("programme"),
+            CheckIn.enrollment_id.is_not_distinct_from(bindparam("enrollment", type_=Integer)),
+            CheckIn.status == "pending",
+        ),
+    )
+)
+
+
 def open_checkin(session: Session, family: Family, now: datetime) -> CheckIn | None:
     """The latest check-in sent to the family that still awaits an answer, if any."""
-    return session.scalars(
-        select(CheckIn)
-        .where(
-            CheckIn.family_id == family.id,
-            CheckIn.status == "sent",
-            CheckIn.sent_at >= now - ANSWER_WINDOW,
-        )
-        .order_by(CheckIn.sent_at.desc())
-        .limit(1)
-    ).first()
+    return session.scalars(_OPEN_CHECKIN, {"family": family.id, "since": now - ANSWER_WINDOW}).first()
 
 
 def parse_answer(text: str, *, rules_dir: Path | None = None) -> str | None:

@@ -11,10 +11,11 @@ GSM7_BASIC = set(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENDED = set("^{}\\[~]|€\f")  # each costs two septets
+GSM7 = frozenset(GSM7_BASIC | GSM7_EXTENDED)
 
 
 def is_gsm7(text: str) -> bool:
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENDED for ch in text)
+    return GSM7.issuperset(text)
 
 
 def count_segments(text: str) -> int:
@@ -22,7 +23,7 @@ def count_segments(text: str) -> int:
     if not text:
         return 1
     if is_gsm7(text):
-        septets = sum(2 if ch in GSM7_EXTENDED else 1 for ch in text)
+        septets = len(text) + sum(map(text.count, GSM7_EXTENDED))
         return 1 if septets <= 160 else -(-septets // 153)
     # UCS-2 counts UTF-16 code units: an emoji outside the BMP takes two.
     units = len(text.encode("utf-16-le")) // 2

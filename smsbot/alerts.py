@@ -116,8 +116,6 @@ def raise_alert(
             )
         )
         created.append(alert)
-    if created:
-        session.flush()
     return created
 
 

@@ -75,11 +75,9 @@ def schedule_programme(
         else:
             checkin.status, checkin.last_error = "cancelled", REPLACED
     scheduled = []
-    added = False
     for key, (number, due) in wanted.items():
         checkin = existing.get(key)
         if checkin is None:
-            added = True
             checkin = CheckIn(
                 family_id=family.id,
                 enrollment_id=enrollment_id,
@@ -96,9 +94,7 @@ def schedule_programme(
             checkin.status, checkin.due_at, checkin.attempts, checkin.last_error = "pending", due, 0, None
         if checkin.status == "pending":
             scheduled.append(checkin)
-    if added:
-        session.flush()  # the new rows' ids, for the caller
-    return scheduled
+    return scheduled  # new rows are written (and get their ids) at the session's next flush
 
 
 def schedule_after_decision(

@@ -121,3 +121,18 @@ def test_a_bad_emoji_entry_names_the_emoji(rules_dir: Path) -> None:
     assert "language.emoji" in result.output
     assert "'🔵': must be a word or give words for en and es" in result.output
     assert "'x': keys must be emoji" in result.output
+
+
+def test_bad_shorthand_digit_and_swap_entries_are_reported(rules_dir: Path) -> None:
+    language = rules_dir / "language.yaml"
+    text = language.read_text(encoding="utf-8")
+    text = text.replace("shorthand: {bby: baby,", 'shorthand: {"Bby": baby, x: "2x",')
+    text = text.replace('digit_words: {"2": [to, too], "4": [for]}', 'digit_words: {"two": [to]}')
+    text = text.replace("phonetic_swaps: [[b, v],", "phonetic_swaps: [[b, b], [b, v],")
+    language.write_text(text, encoding="utf-8")
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert "'Bby': keys must be one lower-case token" in result.output
+    assert "'x': must be plain lower-case words" in result.output
+    assert "'two': keys must be one lower-case token of digits" in result.output
+    assert "language.phonetic_swaps" in result.output

@@ -282,3 +282,45 @@ def test_temperatures_written_in_words_are_read(text: str, reading: float) -> No
 def test_lone_number_words_are_not_temperatures() -> None:
     assert assess("she ate two oz, twenty one days old").temperature_f is None
     assert assess("oh no, temp is normal, she shook two or three times").temperature_f is None
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("lil one rly hard 2 wake n her arms r twitchy idk", "hard-to-wake"),
+        ("stopped breathin 4 like 20 sec", "breathing-stopped"),
+        ("struggling 2 breathe n shaky", "breathing-struggle"),
+        ("cant get her 2 respond, shakin", "hard-to-wake"),
+    ],
+)
+def test_texting_shorthand_and_digits_for_words_are_read(text: str, flag: str) -> None:
+    decision = fired(text)
+    assert decision.level == "emergency" and flag in decision.flags, decision
+
+
+def test_digits_read_as_words_still_count_as_numbers() -> None:
+    assert fired("only 2 wet diapers today n shes shaky").level == "urgent"
+    assert fired("ate 4 oz, shaky when crying, stops when i hold her").level == "routine"
+    assert fired("temp 38.2 rn,bby shaky").temperature_f is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("mi bebe bomito verde y esta temblando", "green-vomit"),
+        ("se le boltean los ojos y tiembla", "seizure-eyes"),
+        ("no me ase caso y tiembla", "unresponsive"),
+    ],
+)
+def test_spanish_spelled_by_ear_is_respelled(text: str, flag: str) -> None:
+    decision = fired(text)
+    assert decision.level == "emergency" and flag in decision.flags, decision
+
+
+def test_respelling_leaves_known_words_and_english_alone() -> None:
+    from smsbot.triage.engine import engine_for
+
+    lexicon = engine_for(load_rules()).lexicon
+    assert lexicon.tokens("se callo cuando lo cargue", "es")[1] == "callo"  # went quiet, not "cayo" (fell)
+    assert lexicon.tokens("his nose is red", "en") == ["his", "nose", "is", "red"]
+    assert fired("le tiembla la barbilla cuando yora, se calma con el pecho").level == "routine"

@@ -81,9 +81,10 @@ class Engine:
         lexicon, language = self.lexicon, self.ruleset.language
         tokens = lexicon.tokens(text)
         # Emoji that stand for words ("lips 🔵") are read in the text's language, so the
-        # language is first told from the words alone.
+        # language is first told from the words alone (so are Spanish words spelled by ear).
         reply_lang = lang if lang in LANGS else self.detect_lang(tokens)
-        if lexicon.has_emoji_words(text):
+        # Spanish spelled by ear ("bomito") is respelled once the text is known to be Spanish.
+        if reply_lang == "es" or lexicon.has_emoji_words(text):
             tokens = lexicon.tokens(text, reply_lang)
         matches = lexicon.scan(tokens)
         present: set[str] = set()  # "term:x" / "rule:x" / "topic:x" found and not negated

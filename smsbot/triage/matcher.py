@@ -136,12 +136,16 @@ class Lexicon:
         # A gap may cross a comma ("it wont stop, even when i hold it") but not a "but".
         self.gap_stops = self.cues | frozenset(language.contrasts) | {HARD}
         self.continuers = frozenset(language.continuers)
+        self.shorthand = dict(language.shorthand)
+        self.digit_words = dict(language.digit_words)
+        self.swaps = tuple(language.phonetic_swaps)
         self.root = _Node()
         vocabulary: set[str] = set(self.cues | self.breaks | self.continuers)
         vocabulary.update(language.numbers, language.age_units, language.non_temperature_units)
         vocabulary.update(language.decimal_words, language.zero_words)
         vocabulary.update(language.celsius_units, language.fahrenheit_units, language.degree_units)
         vocabulary.update(language.temperature_context, language.not_age_cues, *language.hints.values())
+        vocabulary.update(w for words in self.shorthand.values() for w in words)
         # Emoji read as words, one table per language (style marks stripped as in tokenise).
         self.emoji: dict[str, dict[str, str]] = {}
         for char, words in language.emoji.items():
@@ -175,11 +179,12 @@ class Lexicon:
         self.fuzzy_targets = dict(by_letter)
         self.canonical = lru_cache(maxsize=65536)(self._canonical)
         self.first_edges = lru_cache(maxsize=65536)(self._first_edges)
+        self.respelled = lru_cache(maxsize=65536)(self._respelled)
 
     def _first_edges(self, token: str) -> tuple[_Node, ...]:
         """Trie nodes a phrase starting with ``token`` leads to; cached, as texts reuse words."""
         root = self.root
-        edges = [root.words[token]] if token in root.words else []
+        edges = [root.words[w] for w in (token, *self.digit_words.get(token, ())) if w in root.words]
         edges += [root.stems[token[:n]] for n in root.stem_lengths if token[:n] in root.stems]
         return tuple(edges)
 
@@ -204,12 +209,37 @@ class Lexicon:
         best = process.extractOne(token, targets, scorer=fuzz.ratio, score_cutoff=cutoff)
         return best[0] if best else token
 
+    def _respelled(self, token: str) -> str:
+        """A Spanish word spelled by ear read as the rule word it sounds like: "bomito" → "vomito".
+
+        Only for a word no phrase knows, and only one swap at a time, so a real word never moves.
+        """
+        if len(token) < 3 or not token.isalpha() or token in self.vocabulary or self._has_stem(token):
+            return token
+        for old, new in self.swaps:
+            if not old:
+                variants = [new + token]
+            else:
+                at = [i for i in range(len(token)) if token.startswith(old, i)]
+                variants = [token[:i] + new + token[i + len(old) :] for i in at]
+            for variant in variants:
+                if len(variant) >= 4 and (variant in self.vocabulary or self._has_stem(variant)):
+                    return variant
+        return token
+
     def _has_stem(self, token: str) -> bool:
         return any(token[:n] in self.all_stems for n in self.all_stem_lengths if n <= len(token))
 
     def tokens(self, text: str, lang: str | None = None) -> list[str]:
-        """Canonical tokens; with ``lang``, emoji of the language's emoji table read as words."""
-        return [self.canonical(t) for t in tokenise(text, self.emoji.get(lang) if lang else None)]
+        """Canonical tokens, texting shorthand spelled out ("bby" → "baby"); with ``lang``, emoji
+        of the language's emoji table read as words, and Spanish spelled by ear respelled."""
+        raw = tokenise(text, self.emoji.get(lang) if lang else None)
+        if self.shorthand:
+            raw = [w for t in raw for w in self.shorthand.get(t, (t,))]
+        out = [self.canonical(t) for t in raw]
+        if lang == "es" and self.swaps:
+            out = [self.respelled(t) for t in out]
+        return out
 
     def has_emoji_words(self, text: str) -> bool:
         """Whether ``text`` holds an emoji that some language's table reads as a word."""
@@ -231,9 +261,10 @@ class Lexicon:
     def _step(self, node: _Node, tokens: Sequence[str], pos: int, start: int, found: list[Match]) -> None:
         """Follow the edges of ``node`` that tokens[pos] matches (the word itself, or a stem of it)."""
         tok = tokens[pos]
-        child = node.words.get(tok)
-        if child is not None:
-            self._walk(child, tokens, pos + 1, start, found)
+        for word in (tok, *self.digit_words.get(tok, ())):
+            child = node.words.get(word)
+            if child is not None:
+                self._walk(child, tokens, pos + 1, start, found)
         for length in node.stem_lengths:
             if length > len(tok):
                 break

@@ -104,6 +104,14 @@ class Language:
     # Emoji read as words, per reply language: {"🔵": {"en": "blue", "es": "azul"}}. Emoji not
     # listed end a clause like a full stop.
     emoji: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Texting shorthand read as the word(s) it stands for, whole tokens only: {"bby": "baby"}.
+    shorthand: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Digits texted for words ("hard 2 wake", "stopped 4 a minute"): a phrase word may match the
+    # digit, while the digit stays a number for temperatures and counts: {"2": ("to", "too")}.
+    digit_words: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Spanish spelled by ear ("bomito", "boltean", "cabesa"): letter swaps tried, one at a time,
+    # on a word of a Spanish text that no phrase knows: (("b", "v"), ("h", "")) ...
+    phonetic_swaps: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,9 @@ def _parse_language(r: _Reader, raw: Any) -> Language | None:
     words["pseudo_negations"] = tuple(sorted(words["pseudo_negations"]))
     return Language(
         emoji=_parse_emoji(r, raw.get("emoji")),
+        shorthand=_parse_word_table(r, raw.get("shorthand"), "shorthand"),
+        digit_words=_parse_word_table(r, raw.get("digit_words"), "digit_words", keys_are_digits=True),
+        phonetic_swaps=_parse_swaps(r, raw.get("phonetic_swaps")),
         hints={lang: r.strings(hints.get(lang), f"language.hints.{lang}", None, None) for lang in LANGS},
         numbers=dict(numbers) if isinstance(numbers, dict) else {},
         age_units=dict(ages) if isinstance(ages, dict) else {},
@@ -260,6 +263,50 @@ def _parse_language(r: _Reader, raw: Any) -> Language | None:
 
 
 _EMOJI_WORDS = re.compile(r"^[a-z]+(?: [a-z]+)*$")
+
+
+def _parse_word_table(
+    r: _Reader, raw: Any, name: str, *, keys_are_digits: bool = False
+) -> dict[str, tuple[str, ...]]:
+    """``{bby: baby, idk: i dont know}`` or ``{"2": [to, too]}``: a token and the word(s) it is read as."""
+    if raw is None:
+        return {}
+    where = f"language.{name}"
+    if not isinstance(raw, dict):
+        r.fail("must map a token to a word or a list of words", fld=where)
+        return {}
+    key_ok = str.isdigit if keys_are_digits else str.isalnum
+    table: dict[str, tuple[str, ...]] = {}
+    for key, value in raw.items():
+        key = str(key)
+        values = value if isinstance(value, list) else [value]
+        if key != normalise(key) or not key_ok(key):
+            kind = "one lower-case token of digits" if keys_are_digits else "one lower-case token"
+            r.fail(f"{key!r}: keys must be {kind}", fld=where)
+            continue
+        if not values or not all(isinstance(v, str) and _EMOJI_WORDS.match(v) for v in values):
+            r.fail(f"{key!r}: must be plain lower-case words", fld=f"{where}.{key}")
+            continue
+        # shorthand: one reading, maybe of several words; digit_words: alternative single words
+        table[key] = tuple(values) if keys_are_digits else tuple(" ".join(values).split())
+    return table
+
+
+def _parse_swaps(r: _Reader, raw: Any) -> tuple[tuple[str, str], ...]:
+    """``[[b, v], ["", h]]``: one letter group swapped for another; an empty first one adds a prefix."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(
+        isinstance(p, list)
+        and len(p) == 2
+        and all(isinstance(x, str) and (x == "" or (x.isalpha() and x == normalise(x))) for x in p)
+        and p[0] != p[1]
+        for p in raw
+    ):
+        where = "language.phonetic_swaps"
+        r.fail('must be a list of [letters, letters] pairs, e.g. [b, v] or ["", h]', fld=where)
+        return ()
+    return tuple((a, b) for a, b in raw)
 
 
 def _parse_emoji(r: _Reader, raw: Any) -> dict[str, dict[str, str]]:

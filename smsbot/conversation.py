@@ -98,8 +98,10 @@ def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | 
     are the cost that matters under load (each waits for the WAL to reach the disk).
     """
     now = now or utcnow()
-    # No autoflush: processing writes once, at the commit, not before each of its reads.
-    session = db.sessionmaker(autoflush=False)
+    # Bound to one connection for both transactions, rather than back to the pool in
+    # between; no autoflush: processing writes once, at the commit, not before each read.
+    connection = db.engine.connect()
+    session = db.sessionmaker(bind=connection, autoflush=False)
     try:
         message = _store_inbound(session, inbound, now)
         if isinstance(message, int):
@@ -128,6 +130,7 @@ def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | 
         raise
     finally:
         session.close()
+        connection.close()
 
 
 def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message | int:

@@ -199,10 +199,10 @@ def _store_statement(dialect: str) -> Insert:
         "created_at",
     )
     return (
-        dialect_insert(dialect, Message)
+        dialect_insert(dialect, Message.__table__)
         .values({column: bindparam(column) for column in columns})
-        .on_conflict_do_nothing(index_elements=[Message.provider_sid])
-        .returning(Message.id)
+        .on_conflict_do_nothing(index_elements=["provider_sid"])
+        .returning(Message.__table__.c.id)
     )
 
 

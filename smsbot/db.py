@@ -14,7 +14,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Engine, Table, create_engine, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -149,9 +149,12 @@ def upsert(session: Session, model: type) -> postgresql.Insert | sqlite.Insert:
     return dialect_insert(session.get_bind().dialect.name, model)
 
 
-def dialect_insert(dialect: str, model: type) -> postgresql.Insert | sqlite.Insert:
-    """Both supported databases spell ``ON CONFLICT`` the same; SQLAlchemy needs to know which."""
-    return postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
+def dialect_insert(dialect: str, target: type | Table) -> postgresql.Insert | sqlite.Insert:
+    """Both supported databases spell ``ON CONFLICT`` the same; SQLAlchemy needs to know which.
+
+    ``target`` a model for an ORM insert (rows come back as objects), a table for plain Core.
+    """
+    return postgresql.insert(target) if dialect == "postgresql" else sqlite.insert(target)
 
 
 def _close_request_session(_exc: BaseException | None) -> None:

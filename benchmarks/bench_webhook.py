@@ -21,7 +21,7 @@ The load generator shares the machine's cores with gunicorn and PostgreSQL: the 
 for everything on one box, which is why wrk (C, two threads) drives the saturation phases.
 
     .venv/bin/python benchmarks/bench_webhook.py [--duration 15] [--rate 200] [--workers 2] \\
-        [--threads 4] [--connections 16] [--database-url postgresql://postgres@127.0.0.1:5432/test] \\
+        [--threads 2] [--connections 16] [--database-url postgresql://postgres@127.0.0.1:5432/test] \\
         [--sqlite]
 
 Results go to ``benchmarks/results/webhook-<time>.json`` (gitignored) and a table on stdout.
@@ -459,7 +459,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
     parser.add_argument("--rate", type=float, default=200.0, help="messages/s in the fixed-rate phase")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("SMSBOT_WEB_THREADS", "4")))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("SMSBOT_WEB_THREADS", "2")))
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--phones", type=int, default=200)

@@ -2,8 +2,10 @@
 
 In one run (loopback only, every phase bounded by ``--duration``):
 
-1. floor: ``benchmarks/bare_twiml.py`` (fixed TwiML, no database) under gunicorn with the same
-   settings as smsbot, at saturation (wrk, closed loop);
+1. floors: ``benchmarks/bare_twiml.py`` (fixed TwiML, no database) under gunicorn with the same
+   settings as smsbot, at saturation (wrk, closed loop); then the same app storing each
+   MessageSid with one autocommitted INSERT on PostgreSQL (the least a webhook that must not
+   lose a message can do), so the cost of durability is measured apart from smsbot's own;
 2. smsbot under gunicorn on PostgreSQL (a scratch database created on ``--database-url``'s
    server, migrated with ``smsbot db upgrade``, dropped afterwards; console transport, no
    scheduler), at saturation (wrk), then open loop at a fixed ``--rate`` messages/s;
@@ -497,6 +499,17 @@ def main() -> int:
         results["floor"] = {"workers": args.workers, "threads": args.threads, "saturation": floor}
 
     with scratch_postgres_database(args.database_url) as url:
+        if not args.skip_floor:
+            durable: dict = {"requests": 0}
+            env = {"BARE_DATABASE_URL": url.replace("postgresql+psycopg://", "postgresql://")}
+            with gunicorn("bare_twiml:create_app()", env, args.workers, args.threads, log) as server:
+                print(f"[floor] bare Flask + one INSERT and commit, {args.duration:.0f} s …", flush=True)
+                with measured(server, url, durable):
+                    durable.update(
+                        run_wrk(server.port, floor_pool, args.duration, args.connections, args.wrk_threads)
+                    )
+            durable.pop("sent_sids")
+            results["durable_floor"] = {"workers": args.workers, "saturation": durable}
         results["postgres"] = bench_smsbot(url, args, texts, args.workers, "postgres", log)
     if args.sqlite:
         with tempfile.TemporaryDirectory() as directory:
@@ -504,9 +517,13 @@ def main() -> int:
 
     if "floor" in results:
         floor_rps = results["floor"]["saturation"]["throughput_rps"]
+        durable_rps = results["durable_floor"]["saturation"]["throughput_rps"]
+        results["durable_floor"]["ratio_to_floor"] = durable_rps / floor_rps
         for name in ("postgres", "sqlite"):
             if name in results:
-                results[name]["ratio_to_floor"] = results[name]["saturation"]["throughput_rps"] / floor_rps
+                rps = results[name]["saturation"]["throughput_rps"]
+                results[name]["ratio_to_floor"] = rps / floor_rps
+                results[name]["ratio_to_durable_floor"] = rps / durable_rps
 
     out = RESULTS / f"webhook-{stamp}.json"
     out.write_text(json.dumps(results, indent=2))
@@ -536,12 +553,14 @@ def print_table(results: dict, args: argparse.Namespace) -> None:
         f"{'@' + str(int(args.rate)) + '/s p50':>11}{'p99':>8}{'cpu ms/req':>12}{'load':>6}  verify"
     )
     if "floor" in results:
-        sat = results["floor"]["saturation"]
-        label = f"bare Flask ({results['floor']['workers']}w)"
-        print(
-            f"{label:<22}{sat['throughput_rps']:>9.0f}{sat['p50_ms']:>9.1f}{sat['p99_ms']:>9.1f}{'1.00':>8}  "
-            f"{'':>11}{'':>8}{cpu(sat):>12}{sat['loadavg_after']:>6.1f}"
-        )
+        for name, title in (("floor", "bare Flask"), ("durable_floor", "bare + INSERT")):
+            sat = results[name]["saturation"]
+            label = f"{title} ({results[name]['workers']}w)"
+            ratio = f"{results[name].get('ratio_to_floor', 1.0):.2f}"
+            print(
+                f"{label:<22}{sat['throughput_rps']:>9.0f}{sat['p50_ms']:>9.1f}{sat['p99_ms']:>9.1f}"
+                f"{ratio:>8}  {'':>11}{'':>8}{cpu(sat):>12}{sat['loadavg_after']:>6.1f}"
+            )
     for name in ("postgres", "sqlite"):
         if name not in results:
             continue
@@ -559,6 +578,8 @@ def print_table(results: dict, args: argparse.Namespace) -> None:
             f"{fixed['p50_ms']:>11.1f}{fixed['p99_ms']:>8.1f}{cpu(sat):>12}{sat['loadavg_after']:>6.1f}"
             f"  {verdict}"
         )
+        if "ratio_to_durable_floor" in entry:
+            print(f"{'':<22}{entry['ratio_to_durable_floor']:>35.2f} of the durable floor")
 
 
 def cpu(phase: dict) -> str:

@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,25 +31,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextmanager
+def smsbot_process(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m smsbot ARGS`` running until the block ends (stderr kept for failures)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smsbot", *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stderr.close()
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ,
         "SMSBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
         "SMSBOT_TRANSPORT": "console",
         "TWILIO_AUTH_TOKEN": TOKEN,
         "SMSBOT_PUBLIC_URL": base,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "smsbot", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with smsbot_process(["serve", "--port", str(port)], env, tmp_path) as process:
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -60,10 +71,6 @@ def server(tmp_path: Path) -> Iterator[str]:
                     raise RuntimeError(process.stderr.read().decode()) from None
                 time.sleep(0.2)
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stderr.close()
 
 
 def post(url: str, form: dict[str, str], signature: str | None) -> tuple[int, str]:
@@ -114,21 +121,13 @@ def test_worker_serves_its_dispatch_metrics_on_an_internal_port(tmp_path: Path):
         )
     port = free_port()
     env = {
-        **os.environ,
         "SMSBOT_DATABASE_URL": url,
         "SMSBOT_TRANSPORT": "console",
         "SMSBOT_DISPATCH_INTERVAL_SECONDS": "0.2",
         "SMSBOT_QUIET_HOURS_START": "00:00",  # no quiet hours: the check-in goes out now
         "SMSBOT_QUIET_HOURS_END": "00:00",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "smsbot", "worker", "--metrics-port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with smsbot_process(["worker", "--metrics-port", str(port)], env, tmp_path) as process:
         deadline, page = time.monotonic() + 30, ""
         while 'smsbot_checkins_total{result="sent"} 1.0' not in page:
             assert process.poll() is None and time.monotonic() < deadline, (
@@ -141,7 +140,3 @@ def test_worker_serves_its_dispatch_metrics_on_an_internal_port(tmp_path: Path):
             except (urllib.error.URLError, ConnectionError):
                 continue
         assert "smsbot_dispatch_lag_seconds_count 1.0" in page
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stderr.close()

@@ -390,7 +390,8 @@ def run_fixed_rate(
 
 
 def verify(url: str, sent: list[str]) -> dict:
-    """The inbound rows must be exactly the distinct SIDs sent, each stored once."""
+    """The inbound rows must be exactly the distinct SIDs sent, each stored once and processed
+    (none left ``failed`` or ``processing``)."""
     time.sleep(1)  # requests still in flight when wrk stopped
     engine = create_engine(normalise_url(url))
     with engine.connect() as connection:
@@ -409,7 +410,9 @@ def verify(url: str, sent: list[str]) -> dict:
         "unexpected": len(stored.keys() - distinct_sent),
         "inbound_status": dict(Counter(status for _sid, status in rows)),
         "replies": replies,
-        "ok": len(rows) == len(distinct_sent) and stored.keys() == distinct_sent,
+        "ok": len(rows) == len(distinct_sent)
+        and stored.keys() == distinct_sent
+        and all(status == "processed" for _sid, status in rows),
     }
 
 
@@ -570,7 +573,7 @@ def print_table(results: dict, args: argparse.Namespace) -> None:
         non_200 = sat["non_200"] + fixed["non_200"] + sat["socket_errors"]
         verdict = (
             f"{checks['inbound_rows']} rows / {checks['distinct_sids_sent']} sids, "
-            f"{checks['duplicate_rows']} dup, {non_200} non-200"
+            f"{checks['duplicate_rows']} dup, {non_200} non-200, {checks['inbound_status']}"
         )
         label = f"smsbot {name} ({entry['workers']}w)"
         print(

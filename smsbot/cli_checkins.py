@@ -40,7 +40,7 @@ def worker(metrics_port: int | None, metrics_host: str) -> None:
     if metrics_port is not None:
         try:
             metrics.serve(metrics_port, metrics_host)
-        except OSError as error:
+        except (OSError, RuntimeError) as error:
             where = f"{metrics_host}:{metrics_port}"
             raise click.ClickException(f"cannot serve metrics on {where}: {error}") from None
     scheduler = build_scheduler(

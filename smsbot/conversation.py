@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Insert, and_, bindparam, func, or_, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -34,9 +34,7 @@ log = logging.getLogger(__name__)
 
 # How long a duplicate delivery waits for the first one's reply before giving up.
 DUPLICATE_WAIT_SECONDS = 5.0
-# Texts counted for the flood limit. A family silent for this long cannot be flooding, which
-# spares nearly every message the count.
-FLOOD_WINDOW = timedelta(minutes=1)
+FLOOD_WINDOW = timedelta(minutes=1)  # texts counted for the flood limit
 # Longer than any request may run (gunicorn's timeout is 15 s, Twilio's budget too).
 ABANDONED_AFTER = timedelta(seconds=30)
 
@@ -108,10 +106,13 @@ def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | 
             # Seen this MessageSid before: process it only if the earlier run failed.
             if not _claim(session, message, now):
                 session.close()
+                connection.close()  # not held while waiting for the first delivery's reply
                 return _previous_outcome(db, message)
-            message = session.get(Message, message)
+            message = session.get_one(Message, message)
         message_id = message.id
         try:
+            # Processing reads the family through the message: no lazy load.
+            set_committed_value(message, "family", _lock_family(session, message.family_id, now))
             # Set first, committed only together with the outcome: one UPDATE, not two.
             message.status = "processed"
             outcome = process(session, settings, message, inbound.num_media, now)
@@ -138,14 +139,13 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
 
     Returns the new row, or the id of the row an earlier delivery of the same SID stored.
     The unique ``provider_sid`` decides which delivery is first (``ON CONFLICT DO
-    NOTHING``), so a new message costs no lookup, no separate claim and no error path.
+    NOTHING``), so a new message costs no lookup and no separate claim.
     """
-    for _attempt in range(2):
+    for _attempt in range(3):
         committing = False
         try:
-            family = families.find_or_create_family(session, inbound.phone, inbound.channel, now)
             values = {
-                "family_id": family.id,
+                "family_id": families.family_id(session, inbound.phone, inbound.channel, now),
                 "direction": "in",
                 "kind": "symptom",
                 "body": inbound.body,
@@ -159,14 +159,17 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
             if message_id is None:
                 existing = session.scalar(select(Message.id).where(Message.provider_sid == inbound.sid))
                 session.commit()
-                return existing  # type: ignore[return-value]
+                if existing is not None:
+                    return existing
+                continue  # erased in between (privacy erase, retention): store it afresh
             unset = dict.fromkeys(("clinic_id", "reply_to_id", "checkin_id", "error_code", "level", "lang"))
             message = _persistent(session, Message(id=message_id, **values, **unset, flags=[]))
-            # Processing reads the family through the message: no query, no lazy load.
-            set_committed_value(message, "family", family)
             committing = True
             session.commit()
             return message
+        except IntegrityError:
+            # The family was erased between finding it and storing the text: find it again.
+            session.rollback()
         except DBAPIError as error:
             # A pooled connection the server dropped since its last use, found before the
             # commit: nothing was stored and the pool has replaced it, so storing again is
@@ -175,6 +178,26 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
                 raise
             session.rollback()
     raise RuntimeError("could not store inbound message")
+
+
+# The first write of processing, so it takes the family's row lock (PostgreSQL) or the
+# database's write lock (SQLite) before anything is read.
+_TOUCH_FAMILY = (
+    Family.__table__.update()
+    .where(Family.__table__.c.id == bindparam("family"))
+    .values(last_contact_at=bindparam("contact"))
+)
+
+
+def _lock_family(session: Session, family_id: int, now: datetime) -> Family:
+    """The family, read only once its lock is held: one text of a family is processed at a time.
+
+    So each text sees what the family's previous one wrote (the check-ins it scheduled, the
+    alert it raised, a STOP) instead of both scheduling the same check-ins, and the second
+    failing on their unique key.
+    """
+    session.execute(_TOUCH_FAMILY, {"family": family_id, "contact": now})
+    return session.get_one(Family, family_id, populate_existing=True)
 
 
 def _persistent(session: Session, message: Message) -> Message:
@@ -277,7 +300,6 @@ def _reply_row(inbound: Message, outcome: Outcome) -> dict[str, Any]:
 def process(session: Session, settings: Settings, message: Message, num_media: int, now: datetime) -> Outcome:
     """Decide the reply and actions for one stored inbound message."""
     family = message.family
-    quiet_before = family.last_contact_at is None or family.last_contact_at <= now - FLOOD_WINDOW
     family.last_contact_at = now
     text = (message.body or "").strip()
     keywords, ruleset = _rulebook(settings)
@@ -331,7 +353,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     if family.opted_out:
         # They said STOP: we still triage and alert their clinic, but send nothing.
         return Outcome(reply=None, level=level, flags=decision.flags, paged=paged)
-    if level != "emergency" and not quiet_before and _flooding(session, settings, family, now):
+    if level != "emergency" and _flooding(session, settings, family, now):
         # Stored, triaged and alerted like any other text; only the reply is held back,
         # and never for an emergency.
         return Outcome(reply=None, level=level, flags=decision.flags, paged=paged)

@@ -147,8 +147,9 @@ def reconcile_stale_claims(
     claimed again (atomically, so two reconcilers never share one), then, if the transport
     can look (``SentLookup``), the provider is asked for a message to the family with the
     same text since the check-in was due that no other row of ours holds. Found: recorded
-    with that SID. Not found: re-pended. A failed lookup leaves the row for the next run;
-    a transport that cannot look re-pends it (a rare duplicate beats a lost check-in).
+    with that SID. Not found: re-pended. A lookup that failed for now leaves the row for the
+    next run; a transport that cannot look, or a lookup refused for good, re-pends it (a
+    rare duplicate beats a lost check-in).
     A send that got no answer at all (timeout) is kept ``sending`` the same way, so it too
     is looked up before it is sent again.
     """
@@ -186,10 +187,14 @@ def _reconcile_batch(
     )
     messages = []
     for checkin, found in zip(checkins, lookups, strict=True):
-        if isinstance(found, TransportError):
+        if isinstance(found, TransportError) and not found.permanent:
             # Keep the claim (it has a fresh lease): the next run after it asks again.
             checkin.last_error = f"lease expired; provider lookup failed: {found}"[:255]
             continue
+        if isinstance(found, TransportError):
+            # The provider refuses to ever answer (e.g. credentials without read access to
+            # Messages): as if the transport could not look, rather than waiting forever.
+            found = None
         checkin.claimed_until = None
         texts = _texts_sent(checkin, programmes, settings)
         match = next((m for m in found or () if m.body in texts and m.sid not in recorded), None)

@@ -18,24 +18,31 @@ log = logging.getLogger(__name__)
 
 
 # Built once: composing a statement costs more than running it, and this runs for every text.
-_BY_NUMBER = select(Family).where(Family.phone == bindparam("phone"), Family.channel == bindparam("channel"))
+_ID_BY_NUMBER = select(Family.id).where(
+    Family.phone == bindparam("phone"), Family.channel == bindparam("channel")
+)
 
 
-def find_or_create_family(session: Session, phone: str, channel: str, now: datetime) -> Family:
-    """The family texting from ``phone`` on ``channel``, created on its first text.
+def family_id(session: Session, phone: str, channel: str, now: datetime) -> int:
+    """The id of the family texting from ``phone`` on ``channel``, created on its first text.
 
     Every inbound message starts here, and nearly all come from known families: one read.
     Two first texts from the same number at once both get the one row: the unique phone
-    and channel decide, and the loser's no-op update returns the winner's row.
+    and channel decide, and the loser's no-op update returns the winner's id.
     """
-    family = session.scalar(_BY_NUMBER, {"phone": phone, "channel": channel})
-    if family is not None:
-        return family
+    found = session.scalar(_ID_BY_NUMBER, {"phone": phone, "channel": channel})
+    if found is not None:
+        return found
     insert = upsert(session, Family).values(phone=phone, channel=channel, created_at=now)
     statement = insert.on_conflict_do_update(
         index_elements=[Family.phone, Family.channel], set_={"phone": insert.excluded.phone}
-    ).returning(Family)
-    return session.scalars(statement, execution_options={"populate_existing": True}).one()
+    ).returning(Family.id)
+    return session.scalars(statement).one()
+
+
+def find_or_create_family(session: Session, phone: str, channel: str, now: datetime) -> Family:
+    """The family texting from ``phone`` on ``channel`` (see ``family_id``)."""
+    return session.get_one(Family, family_id(session, phone, channel, now))
 
 
 def opt_out(session: Session, family: Family, *, now: datetime, source: str, **detail: Any) -> int:

@@ -49,5 +49,12 @@ def render() -> tuple[bytes, str]:
 
 
 def serve(port: int, host: str) -> None:
-    """Expose the metrics on ``host:port`` from a background thread (no token: keep it internal)."""
-    start_http_server(port, addr=host, registry=_registry())
+    """Expose this process's metrics on ``host:port`` from a background thread (no token: keep
+    it internal). In multiprocess mode they are already in the shared directory that the web
+    ``/metrics`` adds up, and serving them here too would count them twice."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        raise RuntimeError(
+            "PROMETHEUS_MULTIPROC_DIR is set: this process's metrics are served by the web "
+            "/metrics already; unset it for this process to serve them on their own port"
+        )
+    start_http_server(port, addr=host)

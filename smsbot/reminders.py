@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Integer, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from smsbot.config import Settings, default_rules_dir
@@ -65,19 +65,26 @@ def schedule_programme(
             key = f"{family.id}:{programme.id}:{enrollment_id or 0}:{due:%Y%m%dT%H%M}:{step.number}"
             wanted[key] = (step.number, next_allowed(due, zone, window))
 
-    # One read for both jobs: the rows already wanted, and the pending rest of this run,
-    # which a newer report replaces (written with everything else at the next flush).
-    existing: dict[str, CheckIn] = {}
-    run = {"keys": list(wanted), "family": family.id, "programme": programme.id, "enrollment": enrollment_id}
-    for checkin in session.scalars(_RUN_CHECKINS, run):
-        if checkin.dedupe_key in wanted:
-            existing[checkin.dedupe_key] = checkin
-        else:
-            checkin.status, checkin.last_error = "cancelled", REPLACED
+    same_run = (
+        CheckIn.enrollment_id.is_(None) if enrollment_id is None else CheckIn.enrollment_id == enrollment_id
+    )
+    # One conditional UPDATE, never a read-then-write: a check-in a dispatcher claims in the
+    # meantime is no longer pending, so it is left alone rather than marked cancelled.
+    cancel_where(
+        session,
+        REPLACED,
+        CheckIn.family_id == family.id,
+        CheckIn.programme == programme.id,
+        same_run,
+        CheckIn.dedupe_key.not_in(wanted),
+    )
+    existing = {c.dedupe_key: c for c in session.scalars(_WANTED_CHECKINS, {"keys": list(wanted)})}
     scheduled = []
+    added = False
     for key, (number, due) in wanted.items():
         checkin = existing.get(key)
         if checkin is None:
+            added = True
             checkin = CheckIn(
                 family_id=family.id,
                 enrollment_id=enrollment_id,
@@ -94,7 +101,9 @@ def schedule_programme(
             checkin.status, checkin.due_at, checkin.attempts, checkin.last_error = "pending", due, 0, None
         if checkin.status == "pending":
             scheduled.append(checkin)
-    return scheduled  # new rows are written (and get their ids) at the session's next flush
+    if added:
+        session.flush()  # the new rows' ids, and a second scheduling in this session sees them
+    return scheduled
 
 
 def schedule_after_decision(
@@ -149,18 +158,7 @@ _OPEN_CHECKIN = (
     .order_by(CheckIn.sent_at.desc())
     .limit(1)
 )
-# The rows a programme run wants already, and the pending rest of that run.
-_RUN_CHECKINS = select(CheckIn).where(
-    or_(
-        CheckIn.dedupe_key.in_(bindparam("keys", expanding=True)),
-        and_(
-            CheckIn.family_id == bindparam("family"),
-            CheckIn.programme == bindparam("programme"),
-            CheckIn.enrollment_id.is_not_distinct_from(bindparam("enrollment", type_=Integer)),
-            CheckIn.status == "pending",
-        ),
-    )
-)
+_WANTED_CHECKINS = select(CheckIn).where(CheckIn.dedupe_key.in_(bindparam("keys", expanding=True)))
 
 
 def open_checkin(session: Session, family: Family, now: datetime) -> CheckIn | None:

@@ -204,6 +204,22 @@ def test_a_failed_lookup_keeps_the_claim_and_a_later_run_reconciles_it(db, setti
     assert sent_rows(db) == [("sent", transport.outbox[0].sid)]
 
 
+def test_a_lookup_refused_for_good_resends_instead_of_holding_the_claim_forever(db, settings):
+    class NoReadAccess(MemoryTransport):
+        def find_sent(self, to: str, since: datetime) -> list[SentRecord]:
+            raise TransportError("Twilio 20003: authentication failed (HTTP 403)", status=403, permanent=True)
+
+    transport = NoReadAccess()
+    transport.clock = lambda: DAY_1
+    report_routine(db, settings)
+    crash_dispatch(db, CrashingTransport(transport, die_on=1, after_send=False), settings)
+
+    report = dispatch_due(db, transport, settings, AFTER_LEASE)
+
+    assert (report.recovered, report.sent, len(transport.outbox)) == (1, 1, 1)
+    assert sent_rows(db) == [("sent", transport.outbox[0].sid)]
+
+
 def test_a_transport_that_cannot_look_resends_and_says_so(db, settings):
     class SendOnly:
         def __init__(self) -> None:

@@ -3,15 +3,19 @@ before any processing, a retry never runs twice, and a failed run can be retried
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import time_machine
 from sqlalchemy import event, func, select, text
 
 from smsbot.families import find_or_create_family
 from smsbot.models import Alert, CheckIn, Message, utcnow
+from tests.conftest import PARENT, PUBLIC_URL, twilio_signature
 from tests.test_webhook import count, reply_text
 
 SID = "SM" + "7" * 32
@@ -95,3 +99,51 @@ def test_a_text_abandoned_by_a_killed_worker_is_triaged_by_the_retry(text_bot, d
     with time_machine.travel(utcnow() + timedelta(minutes=1), tick=False):
         assert reply_text(text_bot(EMERGENCY, sid=SID)).startswith("Call 911")
     assert rows(db, Alert) == 1 and count(db, Message.direction == "in") == 1
+
+
+def concurrently(count: int, action: Callable[[int], Any]) -> list[Any]:
+    """``action(0..count-1)`` from ``count`` threads released at the same moment."""
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> Any:
+        barrier.wait()
+        return action(index)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def text_from_thread(app, sid: str, body: str):  # type: ignore[no-untyped-def]
+    """One signed text through a test client of this thread's own."""
+    form = {"MessageSid": sid, "From": PARENT, "Body": body}
+    signature = twilio_signature(PUBLIC_URL + "/twilio/sms", form)
+    return app.test_client().post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+
+
+def inbound_statuses(db) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        query = select(Message.status, func.count()).where(Message.direction == "in").group_by(Message.status)
+        return dict(session.execute(query).all())
+
+
+def test_texts_a_parent_sends_at_once_are_each_triaged_and_answered(app, db):
+    responses = concurrently(
+        4, lambda i: text_from_thread(app, f"SM{i:032d}", "his legs shake when he cries")
+    )
+
+    assert all(r.status_code == 200 and "<Message>" in r.get_data(as_text=True) for r in responses)
+    assert inbound_statuses(db) == {"processed": 4}
+    with db.session() as session:
+        pending = session.scalar(select(func.count()).select_from(CheckIn).where(CheckIn.status == "pending"))
+    assert pending == 3  # one routine follow-up run, not one per text
+
+
+def test_a_burst_from_one_number_is_held_to_the_flood_limit(make_app):
+    app = make_app(flood_messages_per_minute=3)
+    responses = concurrently(
+        8, lambda i: text_from_thread(app, f"SM{i:032d}", "his legs shake when he cries")
+    )
+
+    # Each text is processed after the ones before it: the fourth and later see > 3.
+    assert sum("<Message>" in r.get_data(as_text=True) for r in responses) <= 3
+    assert inbound_statuses(app.extensions["smsbot.db"]) == {"processed": 8}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import event, update
 
-from smsbot.models import CheckIn
+from smsbot.models import CheckIn, Family
 from smsbot.programmes import FILENAME, load_programmes, validate_checkins_file
 from smsbot.reminders import (
     answer_open_checkin,
@@ -152,6 +154,59 @@ def test_a_new_report_replaces_pending_followups_instead_of_piling_up(db, settin
         ("pending", 2),
     ]
     assert all_checkins(db)[0].last_error == "replaced by a newer report"
+
+
+def test_a_report_never_cancels_a_checkin_that_a_dispatcher_sends_meanwhile(db, settings):
+    now = datetime(2026, 11, 27, 15)
+    with db.session() as session:
+        family = add_family(session)
+        earlier = CheckIn(
+            family_id=family.id,
+            programme="after_routine",
+            step=1,
+            status="pending",
+            due_at=now,
+            attempts=0,
+            dedupe_key="earlier-report",
+        )
+        session.add(earlier)
+
+    def dispatcher_sends() -> None:
+        with db.session() as other:
+            other.execute(
+                update(CheckIn)
+                .where(CheckIn.dedupe_key == "earlier-report", CheckIn.status == "pending")
+                .values(status="sent", sent_at=now, provider_sid="SMsent")
+            )
+
+    dispatcher = threading.Thread(target=dispatcher_sends)
+    webhook_statements = []
+
+    def between_statements(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        # The dispatcher claims and sends between the webhook's first and second check-in
+        # statements (it waits, at most 2 s, if the webhook holds a lock on the row).
+        if threading.current_thread() is not dispatcher and "checkins" in statement:
+            webhook_statements.append(statement)
+            if len(webhook_statements) == 2:
+                dispatcher.start()
+                dispatcher.join(timeout=2)
+
+    webhook = db.sessionmaker(autoflush=False)  # as the inbound pipeline's session
+    event.listen(db.engine, "before_cursor_execute", between_statements)
+    try:
+        schedule_after_decision(
+            webhook, webhook.get(Family, family.id), "routine", now=now, settings=settings
+        )
+        webhook.commit()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", between_statements)
+        webhook.close()
+        dispatcher.join()
+
+    [row] = [c for c in all_checkins(db) if c.dedupe_key == "earlier-report"]
+    # Either the report replaced it before it went out, or it went out and stays sent.
+    assert (row.status, row.provider_sid) in {("cancelled", None), ("sent", "SMsent")}
+    assert len(webhook_statements) >= 2
 
 
 def test_info_schedules_nothing_and_emergency_checks_back_within_the_hour(db, settings):

@@ -181,11 +181,13 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
 
 
 # The first write of processing, so it takes the family's row lock (PostgreSQL) or the
-# database's write lock (SQLite) before anything is read.
+# database's write lock (SQLite) before anything is read; it returns the row it locked.
 _TOUCH_FAMILY = (
-    Family.__table__.update()
-    .where(Family.__table__.c.id == bindparam("family"))
+    update(Family)
+    .where(Family.id == bindparam("family"))
     .values(last_contact_at=bindparam("contact"))
+    .returning(Family)
+    .execution_options(synchronize_session=False, populate_existing=True)
 )
 
 
@@ -196,8 +198,7 @@ def _lock_family(session: Session, family_id: int, now: datetime) -> Family:
     alert it raised, a STOP) instead of both scheduling the same check-ins, and the second
     failing on their unique key.
     """
-    session.execute(_TOUCH_FAMILY, {"family": family_id, "contact": now})
-    return session.get_one(Family, family_id, populate_existing=True)
+    return session.scalars(_TOUCH_FAMILY, {"family": family_id, "contact": now}).one()
 
 
 def _persistent(session: Session, message: Message) -> Message:

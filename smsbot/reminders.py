@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, bindparam, select, update
+from sqlalchemy import ColumnElement, Integer, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from smsbot.config import Settings, default_rules_dir
@@ -65,20 +65,19 @@ def schedule_programme(
             key = f"{family.id}:{programme.id}:{enrollment_id or 0}:{due:%Y%m%dT%H%M}:{step.number}"
             wanted[key] = (step.number, next_allowed(due, zone, window))
 
-    same_run = (
-        CheckIn.enrollment_id.is_(None) if enrollment_id is None else CheckIn.enrollment_id == enrollment_id
-    )
-    # One conditional UPDATE, never a read-then-write: a check-in a dispatcher claims in the
-    # meantime is no longer pending, so it is left alone rather than marked cancelled.
-    cancel_where(
-        session,
-        REPLACED,
-        CheckIn.family_id == family.id,
-        CheckIn.programme == programme.id,
-        same_run,
-        CheckIn.dedupe_key.not_in(wanted),
-    )
-    existing = {c.dedupe_key: c for c in session.scalars(_WANTED_CHECKINS, {"keys": list(wanted)})}
+    # One read finds the rows already wanted and the pending rest of the run; a newer report
+    # replaces the rest with a conditional UPDATE, not by writing back what was read: a row a
+    # dispatcher claims in the meantime is no longer pending and is left alone.
+    run = {"keys": list(wanted), "family": family.id, "programme": programme.id, "enrollment": enrollment_id}
+    existing: dict[str, CheckIn] = {}
+    replaced = []
+    for checkin in session.scalars(_RUN_CHECKINS, run):
+        if checkin.dedupe_key in wanted:
+            existing[checkin.dedupe_key] = checkin
+        else:
+            replaced.append(checkin.id)
+    if replaced:
+        cancel_where(session, REPLACED, CheckIn.id.in_(replaced))
     scheduled = []
     added = False
     for key, (number, due) in wanted.items():
@@ -158,7 +157,18 @@ _OPEN_CHECKIN = (
     .order_by(CheckIn.sent_at.desc())
     .limit(1)
 )
-_WANTED_CHECKINS = select(CheckIn).where(CheckIn.dedupe_key.in_(bindparam("keys", expanding=True)))
+# The rows a programme run wants already, and the pending rest of that run.
+_RUN_CHECKINS = select(CheckIn).where(
+    or_(
+        CheckIn.dedupe_key.in_(bindparam("keys", expanding=True)),
+        and_(
+            CheckIn.family_id == bindparam("family"),
+            CheckIn.programme == bindparam("programme"),
+            CheckIn.enrollment_id.is_not_distinct_from(bindparam("enrollment", type_=Integer)),
+            CheckIn.status == "pending",
+        ),
+    )
+)
 
 
 def open_checkin(session: Session, family: Family, now: datetime) -> CheckIn | None:

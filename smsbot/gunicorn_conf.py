@@ -13,7 +13,7 @@ import os
 bind = os.environ.get("SMSBOT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("SMSBOT_WEB_WORKERS", "2"))
 # Two threads per worker overlap one request's database waits with another's Python; more
-# only queue on the GIL (benchmarks/bench_webhook.py: p99 at 200 msg/s 32-42 ms with 2, 198 ms with 8).
+# only queue on the GIL (benchmarks/bench_webhook.py, p99 at 200 msg/s: 198 ms with 8, under 100 with 2).
 threads = int(os.environ.get("SMSBOT_WEB_THREADS", "2"))
 worker_class = "gthread"
 # Twilio gives a webhook 15 s in all; never let a request hang longer than that.

@@ -210,21 +210,10 @@ def _persistent(session: Session, message: Message) -> Message:
 
 @lru_cache(maxsize=2)
 def _store_statement(dialect: str) -> Insert:
-    """The inbound INSERT, built once per database kind (composing it costs more than running it)."""
-    columns = (
-        "family_id",
-        "direction",
-        "kind",
-        "body",
-        "provider_sid",
-        "status",
-        "num_media",
-        "segments",
-        "created_at",
-    )
+    """The inbound INSERT (its columns are the values it is run with), built once per database
+    kind: composing it costs more than running it."""
     return (
         dialect_insert(dialect, Message.__table__)
-        .values({column: bindparam(column) for column in columns})
         .on_conflict_do_nothing(index_elements=["provider_sid"])
         .returning(Message.__table__.c.id)
     )
@@ -299,9 +288,11 @@ def _reply_row(inbound: Message, outcome: Outcome) -> dict[str, Any]:
 
 
 def process(session: Session, settings: Settings, message: Message, num_media: int, now: datetime) -> Outcome:
-    """Decide the reply and actions for one stored inbound message."""
+    """Decide the reply and actions for one stored inbound message.
+
+    ``message.family`` is the row ``_lock_family`` locked, which also recorded the contact.
+    """
     family = message.family
-    family.last_contact_at = now
     text = (message.body or "").strip()
     keywords, ruleset = _rulebook(settings)
 

@@ -187,11 +187,11 @@ def _reconcile_batch(
     )
     messages = []
     for checkin, found in zip(checkins, lookups, strict=True):
-        if isinstance(found, TransportError) and not found.permanent:
-            # Keep the claim (it has a fresh lease): the next run after it asks again.
-            checkin.last_error = f"lease expired; provider lookup failed: {found}"[:255]
-            continue
         if isinstance(found, TransportError):
+            if not found.permanent:
+                # Keep the claim (it has a fresh lease): the next run after it asks again.
+                checkin.last_error = f"lease expired; provider lookup failed: {found}"[:255]
+                continue
             # The provider refuses to ever answer (e.g. credentials without read access to
             # Messages): as if the transport could not look, rather than waiting forever.
             found = None

@@ -45,6 +45,21 @@ def add_family(session: Any, *, phone: str = PARENT_PHONE, **fields: Any) -> Fam
     return family
 
 
+def add_checkin(session: Any, family: Family, *, due_at: datetime, dedupe_key: str) -> CheckIn:
+    """A pending first step of the routine follow-up, due at ``due_at``."""
+    checkin = CheckIn(
+        family_id=family.id,
+        programme="after_routine",
+        step=1,
+        status="pending",
+        due_at=due_at,
+        attempts=0,
+        dedupe_key=dedupe_key,
+    )
+    session.add(checkin)
+    return checkin
+
+
 def add_enrollment(
     session: Any, family: Family, *, status: str = "active", **clinic_fields: Any
 ) -> Enrollment:

@@ -24,6 +24,7 @@ from smsbot.reminders import (
 )
 from tests.checkin_fixtures import (
     RULES_DIR,
+    add_checkin,
     add_enrollment,
     add_family,
     all_checkins,
@@ -160,16 +161,7 @@ def test_a_report_never_cancels_a_checkin_that_a_dispatcher_sends_meanwhile(db, 
     now = datetime(2026, 11, 27, 15)
     with db.session() as session:
         family = add_family(session)
-        earlier = CheckIn(
-            family_id=family.id,
-            programme="after_routine",
-            step=1,
-            status="pending",
-            due_at=now,
-            attempts=0,
-            dedupe_key="earlier-report",
-        )
-        session.add(earlier)
+        add_checkin(session, family, due_at=now, dedupe_key="earlier-report")
 
     def dispatcher_sends() -> None:
         with db.session() as other:

@@ -20,7 +20,8 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from smsbot.db import Database, upgrade
-from smsbot.models import CheckIn, Family, utcnow
+from smsbot.models import Family, utcnow
+from tests.checkin_fixtures import add_checkin
 
 TOKEN = "e2e-auth-token"
 
@@ -107,18 +108,7 @@ def test_worker_serves_its_dispatch_metrics_on_an_internal_port(tmp_path: Path):
         family = Family(phone="+15550100001", channel="sms", created_at=utcnow())
         session.add(family)
         session.flush()
-        due = utcnow() - timedelta(minutes=1)
-        session.add(
-            CheckIn(
-                family_id=family.id,
-                programme="after_routine",
-                step=1,
-                status="pending",
-                due_at=due,
-                attempts=0,
-                dedupe_key="due-now",
-            )
-        )
+        add_checkin(session, family, due_at=utcnow() - timedelta(minutes=1), dedupe_key="due-now")
     port = free_port()
     env = {
         "SMSBOT_DATABASE_URL": url,

@@ -10,7 +10,7 @@ import yaml
 
 from smsbot.triage import LEVELS, assess, severity
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "corpus"
 DEV = yaml.safe_load((DATA / "dev_cases.yaml").read_text(encoding="utf-8"))
 EXTRA = yaml.safe_load((DATA / "extra_cases.yaml").read_text(encoding="utf-8"))
 # Red-team texts (written before running them); shape as EXTRA plus a `why` per case.

@@ -140,3 +140,5 @@ class RuleSet:
     baby_fallback: Mapping[str, str]
     # Words that appear only in one language's phrases: they tell the engine which language a text is in.
     lang_words: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Short content hash of the rule files it was read from: stored with every decision.
+    version: str | None = None

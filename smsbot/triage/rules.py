@@ -10,6 +10,7 @@ from smsbot import config
 from smsbot.rulefiles import RuleFileError, read_rule_file, register, rule_files
 from smsbot.triage.model import LANGS, RuleSet
 from smsbot.triage.schema import Parsed, cross_check, parse_file
+from smsbot.triage.versions import files_version
 
 TRIAGE_KINDS = ("triage", "info")
 
@@ -18,6 +19,7 @@ def parse_dir(rules_dir: Path) -> tuple[RuleSet | None, list[RuleFileError]]:
     """Parse every triage/info file of a directory; other kinds belong to other modules."""
     parsed = Parsed()
     problems: list[RuleFileError] = []
+    read: list[Path] = []
     for path in rule_files(rules_dir):
         try:
             data = read_rule_file(path)
@@ -25,6 +27,7 @@ def parse_dir(rules_dir: Path) -> tuple[RuleSet | None, list[RuleFileError]]:
             problems.append(exc)
             continue
         if data["kind"] in TRIAGE_KINDS:
+            read.append(path)
             problems += parse_file(path, data, parsed)
     problems += cross_check(parsed, rules_dir)
     if problems:
@@ -42,6 +45,7 @@ def parse_dir(rules_dir: Path) -> tuple[RuleSet | None, list[RuleFileError]]:
         s["menu"],
         s["baby_fallback"],
         lang_words,
+        version=files_version(read),
     )
     return ruleset, []
 

@@ -92,6 +92,7 @@ def triage(ctx: click.Context, jsonl: bool, emergency_number: str, rules_dir: Pa
     The subcommands train the learned second opinion and score triage on the corpus.
     """
     if ctx.invoked_subcommand is not None:
+        ctx.obj = rules_dir  # the rules `eval` scores
         return
     ruleset = _load(rules_dir)
     for raw in sys.stdin:

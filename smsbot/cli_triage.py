@@ -1,4 +1,4 @@
-"""``smsbot triage train``: the learned second opinion.
+"""``smsbot triage train`` and ``smsbot triage eval``: the learned second opinion and its scores.
 
 Attached to the ``smsbot triage`` group in ``cli.py`` (which, without a subcommand, still
 triages stdin).
@@ -10,8 +10,10 @@ from pathlib import Path
 
 import click
 
-from smsbot.triage.classifier import ARTIFACT
-from smsbot.triage.corpus import Batch, CorpusError, load_corpus, training_cases
+from smsbot.rulefiles import RuleFileError
+from smsbot.triage import load_rules
+from smsbot.triage.classifier import ARTIFACT, ClassifierFileError, read_classifier
+from smsbot.triage.corpus import Batch, CorpusError, corpus_hash, load_corpus, training_cases
 from smsbot.triage.model import LEVELS
 
 corpus_option = click.option(
@@ -75,6 +77,45 @@ def train(corpus_dir: Path | None, out: Path) -> None:
     click.echo(f"wrote {out} ({out.stat().st_size:,} bytes), version {classifier.version}")
 
 
+@click.command("eval")
+@corpus_option
+@click.option(
+    "--classifier",
+    "classifier_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=ARTIFACT,
+    show_default="the shipped one",
+    help="Classifier artifact to score.",
+)
+@click.option("--no-cv", is_flag=True, help="Skip cross-validation (it retrains the classifier per fold).")
+@click.pass_context
+def evaluate(ctx: click.Context, corpus_dir: Path | None, classifier_path: Path, no_cv: bool) -> None:
+    """Score triage on the labelled corpus: per file and in total, the frozen slice, cross-validated.
+
+    Blind batches show their recorded first-run scores beside the current ones. Frozen
+    texts are never printed, only their scores.
+    """
+    from smsbot.triage.evaluation import corpus_sections, cross_validated_section, format_report
+
+    try:
+        ruleset = load_rules(ctx.obj)
+        classifier = read_classifier(classifier_path)
+    except (RuleFileError, ClassifierFileError) as exc:
+        raise click.ClickException(str(exc)) from None
+    batches = _batches(corpus_dir)
+    fresh = classifier.training.get("corpus") == corpus_hash(training_cases(batches))
+    click.echo(
+        f"rules {ruleset.version}, classifier {classifier.version} "
+        f"({'trained on this corpus' if fresh else 'NOT trained on this corpus: run smsbot triage train'})"
+    )
+    sections = corpus_sections(batches, ruleset, classifier)
+    if not no_cv:
+        _needs_training_extra()
+        sections.append(cross_validated_section(batches, ruleset))
+    click.echo(format_report(sections))
+
+
 def register(group: click.Group) -> None:
-    """Add ``train`` to the ``smsbot triage`` group."""
+    """Add ``train`` and ``eval`` to the ``smsbot triage`` group."""
     group.add_command(train)
+    group.add_command(evaluate)

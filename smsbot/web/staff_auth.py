@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, case, func, or_, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -26,37 +26,60 @@ def _decoy_hash() -> str:
 
 
 def authenticate(session: Session, email: str, password: str, *, now: datetime) -> Staff | None:
-    """The staff member with this email and password, or None; counts failures and locks.
+    """The staff member with this email and password, or None; counts tries and locks.
+
+    The try is counted before the password is checked, in one conditional UPDATE, so
+    parallel guesses each take one of the ``MAX_FAILED_LOGINS`` tries: the one that takes
+    the last locks the account, and any after it are refused unchecked, even with the
+    right password. A right password clears the count.
 
     Every path runs exactly one password hash check, so an unknown email or a locked
     account answers in the same time as a wrong password and reveals nothing.
     """
-    staff = session.scalar(select(Staff).where(func.lower(Staff.email) == email.strip().lower()))
-    if staff is None:
+    attempt = _take_try(session, email, now)
+    if attempt is None:
         check_password_hash(_decoy_hash(), password)
         return None
-    password_ok = check_password_hash(staff.password_hash, password)
-    if staff.locked_until is not None and staff.locked_until > now:
-        return None
-    if not password_ok:
-        _record_failure(session, staff, now)
-        return None
-    staff.failed_logins = 0
-    staff.locked_until = None
+    if not check_password_hash(attempt.password_hash, password):
+        return None  # the try stays counted
+    return _admit(session, attempt)
+
+
+def _take_try(session: Session, email: str, now: datetime) -> Row[tuple[int, str]] | None:
+    """Count a try on an account that is not locked; None if there is no such account.
+
+    Committed at once: no row lock is held while the (slow) password hash runs.
+    """
+    # Only unlocked accounts match, so a set ``locked_until`` here is a lapsed lock: start again.
+    tries = case((Staff.locked_until.is_(None), Staff.failed_logins + 1), else_=1)
+    attempt = session.execute(
+        update(Staff)
+        .where(
+            func.lower(Staff.email) == email.strip().lower(),
+            or_(Staff.locked_until.is_(None), Staff.locked_until <= now),
+        )
+        .values(
+            failed_logins=tries,
+            locked_until=case((tries >= MAX_FAILED_LOGINS, now + LOCKOUT), else_=None),
+        )
+        .returning(Staff.id, Staff.password_hash)
+    ).first()
+    session.commit()
+    return attempt
+
+
+def _admit(session: Session, attempt: Row[tuple[int, str]]) -> Staff | None:
+    """Clear the count and lock, unless the password changed while the hash ran (the
+    password just checked is then no longer the account's)."""
+    staff = session.scalar(
+        update(Staff)
+        .where(
+            Staff.id == attempt.id,
+            Staff.password_hash == attempt.password_hash,
+        )
+        .values(failed_logins=0, locked_until=None)
+        .returning(Staff)
+        .execution_options(populate_existing=True)
+    )
     session.commit()
     return staff
-
-
-def _record_failure(session: Session, staff: Staff, now: datetime) -> None:
-    # Incremented in SQL, not in Python: parallel guesses must each count.
-    failures = session.scalar(
-        update(Staff)
-        .where(Staff.id == staff.id)
-        .values(failed_logins=Staff.failed_logins + 1)
-        .returning(Staff.failed_logins)
-    )
-    if failures is not None and failures >= MAX_FAILED_LOGINS:
-        session.execute(
-            update(Staff).where(Staff.id == staff.id).values(failed_logins=0, locked_until=now + LOCKOUT)
-        )
-    session.commit()

@@ -1,13 +1,17 @@
-"""Staff sign-in: password check with a lockout after repeated failures.
+"""Staff sign-in: password check with a lockout after repeated failures, and the check that
+a session cookie still counts.
 
 Plain functions over a session, so tests drive them with a chosen ``now``; the dashboard
-views only store the staff id in the (signed, HttpOnly) session cookie.
+views only store ``session_claims`` in the (signed, HttpOnly) session cookie and ask
+``signed_in_staff`` on every request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Row, case, func, or_, update
 from sqlalchemy.orm import Session
@@ -33,8 +37,8 @@ def authenticate(session: Session, email: str, password: str, *, now: datetime) 
     the last locks the account, and any after it are refused unchecked, even with the
     right password. A right password clears the count.
 
-    Every path runs exactly one password hash check, so an unknown email or a locked
-    account answers in the same time as a wrong password and reveals nothing.
+    Every path runs exactly one password hash check, so an unknown email or a locked or
+    disabled account answers in the same time as a wrong password and reveals nothing.
     """
     attempt = _take_try(session, email, now)
     if attempt is None:
@@ -46,7 +50,7 @@ def authenticate(session: Session, email: str, password: str, *, now: datetime) 
 
 
 def _take_try(session: Session, email: str, now: datetime) -> Row[tuple[int, str]] | None:
-    """Count a try on an account that is not locked; None if there is no such account.
+    """Count a try on an enabled account that is not locked; None if there is no such account.
 
     Committed at once: no row lock is held while the (slow) password hash runs.
     """
@@ -56,6 +60,7 @@ def _take_try(session: Session, email: str, now: datetime) -> Row[tuple[int, str
         update(Staff)
         .where(
             func.lower(Staff.email) == email.strip().lower(),
+            Staff.disabled_at.is_(None),
             or_(Staff.locked_until.is_(None), Staff.locked_until <= now),
         )
         .values(
@@ -69,17 +74,39 @@ def _take_try(session: Session, email: str, now: datetime) -> Row[tuple[int, str
 
 
 def _admit(session: Session, attempt: Row[tuple[int, str]]) -> Staff | None:
-    """Clear the count and lock, unless the password changed while the hash ran (the
-    password just checked is then no longer the account's)."""
+    """Clear the count and lock, unless the account was disabled or its password changed
+    while the hash ran (the password just checked is then no longer the account's)."""
     staff = session.scalar(
         update(Staff)
         .where(
             Staff.id == attempt.id,
             Staff.password_hash == attempt.password_hash,
+            Staff.disabled_at.is_(None),
         )
         .values(failed_logins=0, locked_until=None)
         .returning(Staff)
         .execution_options(populate_existing=True)
     )
     session.commit()
+    return staff
+
+
+def session_claims(staff: Staff) -> dict[str, int]:
+    """What the signed session cookie holds for a signed-in staff member."""
+    return {"staff_id": staff.id, "session_generation": staff.session_generation}
+
+
+def signed_in_staff(session: Session, cookie: Mapping[str, Any]) -> Staff | None:
+    """The staff member the cookie's claims name, or None once they no longer count.
+
+    Signing out, a password change and disabling the account each raise the account's
+    session generation (``clinics.end_sessions``), so every cookie issued before stops
+    working on the server side, even one copied before it was cleared from the browser.
+    """
+    staff_id, generation = cookie.get("staff_id"), cookie.get("session_generation")
+    if not isinstance(staff_id, int) or not isinstance(generation, int):
+        return None
+    staff = session.get(Staff, staff_id)
+    if staff is None or staff.disabled_at is not None or staff.session_generation != generation:
+        return None
     return staff

@@ -101,6 +101,31 @@ def test_right_password_sent_while_five_wrong_ones_are_still_being_checked_is_re
     assert nurse_row(db).locked_until is not None
 
 
+def test_right_password_still_being_checked_when_later_guesses_lock_the_account_is_refused(
+    app: Flask, db: Database, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checking, finish = threading.Event(), threading.Event()
+    check_password_hash = staff_auth.check_password_hash
+
+    def right_password_held_in_its_hash_check(pwhash: str, password: str) -> bool:
+        if password == PASSWORD:
+            checking.set()
+            finish.wait()
+        return check_password_hash(pwhash, password)
+
+    monkeypatch.setattr(staff_auth, "check_password_hash", right_password_held_in_its_hash_check)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            right = pool.submit(sign_in, app.test_client())
+            assert checking.wait(timeout=60), "the right password never reached its check"
+            for _ in range(MAX_FAILED_LOGINS):
+                assert is_refused(sign_in(app.test_client(), password=GUESS))
+        finally:
+            finish.set()
+    assert is_refused(right.result())
+    assert nurse_row(db).locked_until is not None
+
+
 def test_a_lapsed_lock_gives_five_new_tries(db: Database, world: World) -> None:
     now = utcnow()
     later = now + LOCKOUT + timedelta(seconds=1)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, case, func, or_, update
+from sqlalchemy import ColumnElement, Row, case, func, or_, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -35,7 +35,8 @@ def authenticate(session: Session, email: str, password: str, *, now: datetime) 
     The try is counted before the password is checked, in one conditional UPDATE, so
     parallel guesses each take one of the ``MAX_FAILED_LOGINS`` tries: the one that takes
     the last locks the account, and any after it are refused unchecked, even with the
-    right password. A right password clears the count.
+    right password. A right password clears the count, in a second conditional UPDATE
+    that refuses it if later tries locked the account while its hash was checked.
 
     Every path runs exactly one password hash check, so an unknown email or a locked or
     disabled account answers in the same time as a wrong password and reveals nothing.
@@ -46,10 +47,14 @@ def authenticate(session: Session, email: str, password: str, *, now: datetime) 
         return None
     if not check_password_hash(attempt.password_hash, password):
         return None  # the try stays counted
-    return _admit(session, attempt)
+    return _admit(session, attempt, now)
 
 
-def _take_try(session: Session, email: str, now: datetime) -> Row[tuple[int, str]] | None:
+def _unlocked(now: datetime) -> ColumnElement[bool]:
+    return or_(Staff.locked_until.is_(None), Staff.locked_until <= now)
+
+
+def _take_try(session: Session, email: str, now: datetime) -> Row[tuple[int, str, int]] | None:
     """Count a try on an enabled account that is not locked; None if there is no such account.
 
     Committed at once: no row lock is held while the (slow) password hash runs.
@@ -58,30 +63,29 @@ def _take_try(session: Session, email: str, now: datetime) -> Row[tuple[int, str
     tries = case((Staff.locked_until.is_(None), Staff.failed_logins + 1), else_=1)
     attempt = session.execute(
         update(Staff)
-        .where(
-            func.lower(Staff.email) == email.strip().lower(),
-            Staff.disabled_at.is_(None),
-            or_(Staff.locked_until.is_(None), Staff.locked_until <= now),
-        )
+        .where(func.lower(Staff.email) == email.strip().lower(), Staff.disabled_at.is_(None), _unlocked(now))
         .values(
             failed_logins=tries,
             locked_until=case((tries >= MAX_FAILED_LOGINS, now + LOCKOUT), else_=None),
         )
-        .returning(Staff.id, Staff.password_hash)
+        .returning(Staff.id, Staff.password_hash, Staff.failed_logins)
     ).first()
     session.commit()
     return attempt
 
 
-def _admit(session: Session, attempt: Row[tuple[int, str]]) -> Staff | None:
-    """Clear the count and lock, unless the account was disabled or its password changed
-    while the hash ran (the password just checked is then no longer the account's)."""
+def _admit(session: Session, attempt: Row[tuple[int, str, int]], now: datetime) -> Staff | None:
+    """Clear the count and lock, unless, while the hash ran, later tries locked the account
+    (a lock this try set itself, as the last allowed, does not count), or the account was
+    disabled or its password changed (the password just checked is no longer the account's)."""
     staff = session.scalar(
         update(Staff)
         .where(
             Staff.id == attempt.id,
             Staff.password_hash == attempt.password_hash,
             Staff.disabled_at.is_(None),
+            # Tries are not counted while locked: still the last count means this try locked it.
+            or_(_unlocked(now), Staff.failed_logins == attempt.failed_logins),
         )
         .values(failed_logins=0, locked_until=None)
         .returning(Staff)

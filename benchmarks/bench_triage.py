@@ -18,7 +18,7 @@ import yaml
 from smsbot.triage import RuleSet, assess, load_rules
 from smsbot.triage.engine import engine_for
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+DATA = Path(__file__).resolve().parent.parent / "corpus"
 PREFIXES = ["", "", "hi ", "update: ", "ok so ", "sorry to bother, ", "hola, ", "grandma here. "]
 SUFFIXES = ["", "", " thx", " 😭", " pls help", " is that normal?", " gracias", "!!"]
 

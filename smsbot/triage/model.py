@@ -10,6 +10,14 @@ from dataclasses import dataclass, field
 
 LEVELS = ("info", "routine", "urgent", "emergency")
 LANGS = ("en", "es")
+# What the context layer may say about a finding (ConText: Harkema et al. 2009). Whose sign:
+# the parent's, another person's, an object's; when: long ago, or already seen by a doctor;
+# hypothetical (a plan or a question about what a sign looks like); figurative ("convulsing
+# with laughter"). A finding with any of them does not count, except the marks a rule lists
+# in ``also_counts`` (by default "past": a seizure last week is still a red flag).
+MARKS = ("parent", "other", "object", "past", "assessed", "hypothetical", "figurative")
+DIRECTIONS = ("forward", "backward", "both")
+REACHES = ("clause", "sentence")
 
 
 @dataclass(frozen=True)
@@ -58,10 +66,36 @@ class Rule:
     count: Count | None = None
     age_days: Range | None = None
     only_without_reading: bool = False
+    # Context marks under which this rule's own findings and readings still count: "past" for
+    # red flags (not for fevers), "other"/"parent" for causes (the mother's methadone).
+    also_counts: frozenset[str] = frozenset({"past"})
     reason: Mapping[str, str] = field(default_factory=dict)
     note: Mapping[str, str] = field(default_factory=dict)  # added to any reply when it fits
     fires: tuple[str, ...] = ()
     does_not_fire: tuple[str, ...] = ()
+    source: str = ""
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A context cue: it gives ``mark`` to every finding wholly inside its scope.
+
+    The scope runs from the cue in ``direction`` up to ``window`` words, never past the end of
+    its clause (or sentence, per ``reach``), a "but", or a phrase of an ``ends_at`` cue word
+    list. The cue says nothing in a sentence holding a phrase of a ``void_if`` list ("right
+    now"), nor inside a phrase of its own ``ends_at`` ("brother" in "my baby brother").
+    """
+
+    id: str
+    mark: str
+    phrases: tuple[str, ...]
+    direction: str = "forward"
+    reach: str = "clause"
+    window: int = 6
+    ends_at: tuple[str, ...] = ()
+    void_if: tuple[str, ...] = ()
+    examples: tuple[tuple[str, str], ...] = ()  # (text, level the whole text gets)
     source: str = ""
     line: int | None = None
 
@@ -138,5 +172,8 @@ class RuleSet:
     replies: Mapping[str, Mapping[str, str]]
     menu: Mapping[str, str]
     baby_fallback: Mapping[str, str]
+    triggers: tuple[Trigger, ...] = ()
+    # Words the context triggers read (their scope ends, "right now"): never clinical findings.
+    cue_words: Mapping[str, Term] = field(default_factory=dict)
     # Words that appear only in one language's phrases: they tell the engine which language a text is in.
     lang_words: Mapping[str, frozenset[str]] = field(default_factory=dict)

@@ -33,15 +33,17 @@ def parse_dir(rules_dir: Path) -> tuple[RuleSet | None, list[RuleFileError]]:
     en, es = (parsed.words[lang] for lang in LANGS)
     lang_words = {"en": frozenset(en - es), "es": frozenset(es - en)}
     ruleset = RuleSet(
-        tuple(parsed.rules),
-        parsed.terms,
-        tuple(parsed.topics),
-        s["language"],
-        s["settings"],
-        s["replies"],
-        s["menu"],
-        s["baby_fallback"],
-        lang_words,
+        rules=tuple(parsed.rules),
+        terms=parsed.terms,
+        topics=tuple(parsed.topics),
+        language=s["language"],
+        settings=s["settings"],
+        replies=s["replies"],
+        menu=s["menu"],
+        baby_fallback=s["baby_fallback"],
+        triggers=tuple(parsed.triggers),
+        cue_words=parsed.cue_words,
+        lang_words=lang_words,
     )
     return ruleset, []
 
@@ -83,6 +85,14 @@ def _validate_triage_file(path: Path, data: dict[str, Any]) -> list[str]:
         for text in item.does_not_fire:
             if item.id in assess(text, rules=ruleset).flags:
                 out.append(f"{where}: {item.id}: example should not fire but did: {text!r}")
+    for trigger in ruleset.triggers:
+        if trigger.source != str(path):
+            continue
+        where = f"{path}:{trigger.line}" if trigger.line else str(path)
+        for text, level in trigger.examples:
+            got = assess(text, rules=ruleset).level
+            if got != level:
+                out.append(f"{where}: {trigger.id}: example should be {level} but is {got}: {text!r}")
     return out
 
 

@@ -17,7 +17,21 @@ import yaml
 
 from smsbot.rulefiles import RuleFileError
 from smsbot.triage.matcher import normalise
-from smsbot.triage.model import LANGS, LEVELS, Count, Language, Range, Rule, Settings, Term, Topic
+from smsbot.triage.model import (
+    DIRECTIONS,
+    LANGS,
+    LEVELS,
+    MARKS,
+    REACHES,
+    Count,
+    Language,
+    Range,
+    Rule,
+    Settings,
+    Term,
+    Topic,
+    Trigger,
+)
 
 PLACEHOLDERS = {"emergency_number", "reason", "baby", "answer"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -130,6 +144,7 @@ _RULE_KEYS = {
     "count",
     "age_days",
     "only_without_reading",
+    "also_counts",
     "reason",
     "note",
     "examples",
@@ -180,6 +195,7 @@ def _parse_rule(r: _Reader, raw: Any, index: int) -> Rule | None:
         count=count,
         age_days=r.range(raw.get("age_days"), "age_days", rid, line),
         only_without_reading=only_without is True,
+        also_counts=frozenset(r.strings(raw.get("also_counts", ["past"]) or None, "also_counts", rid, line)),
         reason=r.per_lang(raw.get("reason"), "reason", rid, line),
         note=r.per_lang(raw.get("note"), "note", rid, line),
         fires=r.strings(examples.get("fires"), "examples.fires", rid, line),
@@ -191,6 +207,8 @@ def _parse_rule(r: _Reader, raw: Any, index: int) -> Rule | None:
         r.fail("needs phrases, temperature_f or count to trigger it", rule_id=rid, line=line)
     if not rule.fires:
         r.fail("needs at least one example that fires it", rule_id=rid, fld="examples.fires", line=line)
+    if not rule.also_counts <= set(MARKS):
+        r.fail(f"marks must be among {', '.join(MARKS)}", rule_id=rid, fld="also_counts", line=line)
     return rule
 
 
@@ -380,8 +398,51 @@ def _parse_replies(r: _Reader, raw: Any) -> dict[str, dict[str, str]]:
     return replies
 
 
+_TRIGGER_KEYS = {"id", "mark", "phrases", "direction", "reach", "window", "ends_at", "void_if", "examples"}
+
+
+def _parse_trigger(r: _Reader, raw: Any, index: int) -> Trigger | None:
+    line = r.lines.get(("context", index))
+    tid = raw.get("id") if isinstance(raw, dict) else None
+    if not isinstance(tid, str) or not _ID.match(tid):
+        r.fail("each context trigger needs an id", fld="id", line=line)
+        return None
+    for key in set(raw) - _TRIGGER_KEYS:
+        allowed = ", ".join(sorted(_TRIGGER_KEYS))
+        r.fail(f"unknown field (allowed: {allowed})", rule_id=tid, fld=key, line=line)
+    choices = {"mark": MARKS, "direction": DIRECTIONS, "reach": REACHES}
+    for key, allowed in choices.items():
+        if key in raw and raw[key] not in allowed:
+            r.fail(f"must be one of {', '.join(allowed)}", rule_id=tid, fld=key, line=line)
+    window = raw.get("window", 6)
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        r.fail("must be a whole number of words, 1 or more", rule_id=tid, fld="window", line=line)
+        window = 6
+    examples = []
+    for item in raw.get("examples") or []:
+        if not (isinstance(item, dict) and set(item) == {"text", "level"} and item["level"] in LEVELS):
+            r.fail("each example needs a text and its level", rule_id=tid, fld="examples", line=line)
+            continue
+        examples.append((str(item["text"]), item["level"]))
+    return Trigger(
+        id=tid,
+        mark=raw.get("mark") if raw.get("mark") in MARKS else MARKS[0],
+        phrases=r.phrases(raw.get("phrases"), "phrases", tid, line),
+        direction=raw["direction"] if raw.get("direction") in DIRECTIONS else "forward",
+        reach=raw["reach"] if raw.get("reach") in REACHES else "clause",
+        window=window,
+        ends_at=r.strings(raw.get("ends_at"), "ends_at", tid, line),
+        void_if=r.strings(raw.get("void_if"), "void_if", tid, line),
+        examples=tuple(examples),
+        source=str(r.path),
+        line=line,
+    )
+
+
 @dataclass
 class Parsed:
+    triggers: list[Trigger] = field(default_factory=list)
+    cue_words: dict[str, Term] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
     terms: dict[str, Term] = field(default_factory=dict)
     topics: list[Topic] = field(default_factory=list)
@@ -389,7 +450,9 @@ class Parsed:
     words: dict[str, set[str]] = field(default_factory=lambda: {lang: set() for lang in LANGS})
 
 
-_TRIAGE_KEYS = {"kind", "settings", "language", "terms", "rules", "replies", "baby_fallback"}
+_TRIAGE_KEYS = {
+    *("kind", "settings", "language", "terms", "rules", "replies", "baby_fallback", "context", "cue_words"),
+}
 _INFO_KEYS = {"kind", "topics", "menu"}
 
 
@@ -400,11 +463,17 @@ def parse_file(path: Path, data: dict[str, Any], into: Parsed) -> list[RuleFileE
         r.fail(f"unknown top-level key (allowed: {', '.join(sorted(allowed))})", fld=key)
     if data["kind"] == "triage":
         into.terms.update(_parse_terms(r, data.get("terms") or {}))
+        into.cue_words.update(_parse_terms(r, data.get("cue_words") or {}))
         rules = data.get("rules") or []
         if not isinstance(rules, list):
             r.fail("must be a list", fld="rules")
             rules = []
         into.rules.extend(rule for i, raw in enumerate(rules) if (rule := _parse_rule(r, raw, i)))
+        context = data.get("context") or []
+        if not isinstance(context, list):
+            r.fail("must be a list of triggers", fld="context")
+            context = []
+        into.triggers.extend(t for i, raw in enumerate(context) if (t := _parse_trigger(r, raw, i)))
         parsers = {
             "language": _parse_language,
             "settings": _parse_settings,
@@ -453,6 +522,14 @@ def cross_check(parsed: Parsed, where: Path) -> list[RuleFileError]:
         if item.id in seen:
             problems.append(RuleFileError(item.source, "duplicate id", rule_id=item.id, line=item.line))
         seen.add(item.id)
+    for trigger in parsed.triggers:
+        where = {"rule_id": trigger.id, "line": trigger.line}
+        if trigger.id in seen:
+            problems.append(RuleFileError(trigger.source, "duplicate id", **where))
+        seen.add(trigger.id)
+        for ref in [*trigger.ends_at, *trigger.void_if]:
+            if ref not in parsed.cue_words:
+                problems.append(RuleFileError(trigger.source, f"unknown cue words {ref!r}", **where))
     for rule in parsed.rules:
         refs = [*rule.with_terms, *rule.unless_terms, *([rule.count.term] if rule.count else [])]
         refs += [tok[1:] for p in (*rule.phrases, *rule.exclude) for tok in p.split() if tok.startswith("@")]

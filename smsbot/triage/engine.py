@@ -17,9 +17,10 @@ from smsbot.triage.readings import Reading, ages_days, number_before, temperatur
 from smsbot.triage.rules import load_rules
 
 # A rule's conditions ask only whether the text is about the thing: "with: shaking" holds when
-# the jitters were seen by a doctor or long ago, and "the baby had one too" needs someone's
-# seizure. An ``unless`` condition, which can only lower a level, reads strictly.
-WITH_ALLOWS = frozenset({"past", "assessed", "other", "parent"})
+# the jitters were seen by a doctor or long ago, "the baby had one too" needs someone's
+# seizure, and "my xanax bottle" names the xanax. An ``unless`` condition, which can only
+# lower a level, reads strictly.
+WITH_ALLOWS = frozenset({"past", "assessed", "other", "parent", "object"})
 UNLESS_ALLOWS = frozenset({"past", "assessed"})
 
 

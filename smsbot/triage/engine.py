@@ -59,7 +59,6 @@ class Engine:
         terms.update((cid, words.phrases) for cid, words in ruleset.cue_words.items())
         phrases: list[tuple[str, str]] = []
         owners = [(f"term:{tid}", t.phrases, t.exclude) for tid, t in ruleset.terms.items()]
-        owners += [(f"rule:{r.id}", r.phrases, r.exclude) for r in ruleset.rules]
         for owner, own_phrases, exclude in owners:
             phrases += [(owner, p) for p in own_phrases]
             phrases += [(f"x:{owner}", p) for p in exclude]
@@ -76,8 +75,12 @@ class Engine:
         self.context = ContextReader(ruleset.triggers, frozenset(ruleset.language.contrasts))
         self.rules = {rule.id: rule for rule in ruleset.rules}
         self.term_negatable = {tid: term.negatable for tid, term in ruleset.terms.items()}
-        # Rules triggered by numbers are checked on every message; phrase rules only when matched.
+        # Rules triggered by numbers are checked on every message; finding rules only when found.
         self.number_rules = [r for r in ruleset.rules if r.temperature_f or r.count]
+        self.rules_of: dict[str, list[Rule]] = {}
+        for rule in ruleset.rules:
+            for term in rule.findings:
+                self.rules_of.setdefault(f"term:{term}", []).append(rule)
         # Hint words count double: they are everyday words; phrase words back them up in short texts.
         self.lang_weights = {
             lang: {
@@ -114,8 +117,6 @@ class Engine:
             if kind == "term":
                 term_spans.setdefault(oid, []).append(m)
                 negatable = self.term_negatable[oid]
-            elif kind == "rule":
-                negatable = self.rules[oid].negatable
             elif kind == "topic":
                 negatable = False
             else:
@@ -131,7 +132,7 @@ class Engine:
         def counts(owner: str, allowed: frozenset[str]) -> bool:
             return any(marks <= allowed for marks in found.get(owner, ()))
 
-        candidates = {o[5:]: self.rules[o[5:]] for o in found if o.startswith("rule:")}
+        candidates = {r.id: r for o in found for r in self.rules_of.get(o, ())}
         candidates.update((r.id, r) for r in self.number_rules)
         fired = []
         for rule in candidates.values():
@@ -165,7 +166,7 @@ class Engine:
         tokens: list[str],
         term_spans: dict[str, list[Match]],
     ) -> bool:
-        if counts(f"rule:{rule.id}", rule.also_counts):
+        if any(counts(f"term:{t}", rule.also_counts) for t in rule.findings):
             return True
         if rule.temperature_f and any(r.value_f in rule.temperature_f for r in readings):
             return True

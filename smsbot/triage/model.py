@@ -5,8 +5,10 @@ Frozen dataclasses, so a loaded rule set cannot drift while messages are being t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 LEVELS = ("info", "routine", "urgent", "emergency")
 LANGS = ("en", "es")
@@ -53,13 +55,12 @@ class Term:
 
 @dataclass(frozen=True)
 class Rule:
-    """One red flag (or benign pattern) at one level; fires when a trigger and all conditions hold."""
+    """One clinical decision: a red flag (or benign pattern) at one level. It fires when one of
+    its ``findings`` (vocabulary terms), a temperature or a count is found and every condition holds."""
 
     id: str
     level: str
-    phrases: tuple[str, ...] = ()
-    negatable: bool = True
-    exclude: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()
     with_terms: tuple[str, ...] = ()
     unless_terms: tuple[str, ...] = ()
     temperature_f: Range | None = None
@@ -160,6 +161,17 @@ class Settings:
     gap_max: int
 
 
+@dataclass(frozen=True)
+class SignOff:
+    """A rule file's version and its clinical sign-off (reviewer and date, None until signed)."""
+
+    name: str
+    version: int
+    reviewed_by: str | None
+    reviewed_on: date | None
+    content: bytes = field(repr=False, default=b"")
+
+
 @dataclass(eq=False)
 class RuleSet:
     """Everything the triage engine and the replies read; identity-hashed so engines can be cached."""
@@ -177,3 +189,15 @@ class RuleSet:
     cue_words: Mapping[str, Term] = field(default_factory=dict)
     # Words that appear only in one language's phrases: they tell the engine which language a text is in.
     lang_words: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # The files it was read from, and one version string for all of them: recorded with every
+    # stored decision, so a decision can be traced to the exact rules that made it.
+    files: tuple[SignOff, ...] = ()
+
+    @property
+    def version(self) -> str:
+        """``<sum of file versions>.<digest of every file's name, version and bytes>``: any edit
+        changes it, even one whose author forgot to raise the file's ``version``."""
+        digest = hashlib.sha256()
+        for f in sorted(self.files, key=lambda f: f.name):
+            digest.update(f"{f.name}\0{f.version}\0".encode() + f.content + b"\0")
+        return f"{sum(f.version for f in self.files)}.{digest.hexdigest()[:12]}"

@@ -44,8 +44,21 @@ def parse_dir(rules_dir: Path) -> tuple[RuleSet | None, list[RuleFileError]]:
         triggers=tuple(parsed.triggers),
         cue_words=parsed.cue_words,
         lang_words=lang_words,
+        files=tuple(parsed.files),
     )
     return ruleset, []
+
+
+@lru_cache(maxsize=4)
+def _parsed_once(
+    rules_dir: Path, stamp: tuple[tuple[str, int, int], ...]
+) -> tuple[RuleSet | None, list[RuleFileError]]:
+    """``parse_dir`` once per state of the directory: ``rules check`` validates file by file."""
+    return parse_dir(rules_dir)
+
+
+def _stamp(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in rule_files(rules_dir))
 
 
 @lru_cache(maxsize=8)
@@ -70,7 +83,7 @@ def _validate_triage_file(path: Path, data: dict[str, Any]) -> list[str]:
         return [str(p) for p in file_problems]
     from smsbot.replies import budget_problems
 
-    ruleset, problems = parse_dir(path.parent)
+    ruleset, problems = _parsed_once(path.parent, _stamp(path.parent))
     if ruleset is None:
         mine = [p for p in problems if str(p.path) in (str(path), str(path.parent))]
         return [str(p) for p in mine]

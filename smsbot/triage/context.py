@@ -71,6 +71,12 @@ class ContextReader:
                 sentence[0] <= s and e <= sentence[1] for t in trigger.void_if for s, e in words.get(t, ())
             ):
                 continue
+            if trigger.reach == "answer":
+                whole = sentence == (cue.start, cue.end)
+                if whole and cue.start > 0:
+                    lo, _ = self._bounds(tokens, cue.start - 1, cue.start - 1, {HARD})
+                    out.append(Scope(trigger, lo, cue.start - 1, (cue.start, cue.end)))
+                continue
             stops = {HARD} if trigger.reach == "sentence" else {HARD, SOFT}
             lo, hi = self._bounds(tokens, cue.start, cue.end, stops | self.contrasts)
             start, end = cue.start, cue.end

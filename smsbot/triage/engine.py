@@ -122,6 +122,8 @@ class Engine:
             else:
                 continue
             m.marks = marks_of(scopes, m.start, m.end)
+            if "negated" in m.marks:
+                m.negated, m.marks = True, m.marks - {"negated"}
             if not (m.negated and negatable):
                 found.setdefault(m.owner, []).append(m.marks)
         readings = [(r, marks_of(scopes, r.start, r.end)) for r in temperatures_f(tokens, language)]

@@ -15,11 +15,13 @@ LANGS = ("en", "es")
 # What the context layer may say about a finding (ConText: Harkema et al. 2009). Whose sign:
 # the parent's, another person's, an object's; when: long ago, or already seen by a doctor;
 # hypothetical (a plan or a question about what a sign looks like); figurative ("convulsing
-# with laughter"). A finding with any of them does not count, except the marks a rule lists
-# in ``also_counts`` (by default "past": a seizure last week is still a red flag).
-MARKS = ("parent", "other", "object", "past", "assessed", "hypothetical", "figurative")
+# with laughter"); negated, for denials the negation words cannot see ("Fiebre? No."). A
+# finding with any of them does not count, except the marks a rule lists in ``also_counts``
+# (by default "past": a seizure last week is still a red flag).
+MARKS = ("negated", "parent", "other", "object", "past", "assessed", "hypothetical", "figurative")
 DIRECTIONS = ("forward", "backward", "both")
-REACHES = ("clause", "sentence")
+# "answer": the cue is a sentence of its own ("Fiebre? No.") and reaches the sentence before.
+REACHES = ("clause", "sentence", "answer")
 
 
 @dataclass(frozen=True)

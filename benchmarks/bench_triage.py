@@ -18,7 +18,7 @@ import yaml
 from smsbot.triage import RuleSet, assess, load_rules
 from smsbot.triage.engine import engine_for
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+DATA = Path(__file__).resolve().parent.parent / "corpus"
 PREFIXES = ["", "", "hi ", "update: ", "ok so ", "sorry to bother, ", "hola, ", "grandma here. "]
 SUFFIXES = ["", "", " thx", " 😭", " pls help", " is that normal?", " gracias", "!!"]
 
@@ -44,25 +44,37 @@ def messages(count: int, seed: int = 7) -> list[str]:
 
 
 def multiplied(ruleset: RuleSet, factor: int, share_first_word: bool) -> RuleSet:
-    """The rule set plus (factor - 1) synthetic copies of every rule with made-up words.
+    """The rule set plus (factor - 1) synthetic copies of every rule and of its findings' terms.
 
     With ``share_first_word`` each synthetic phrase starts with the real phrase's first word,
     the worst case for a trie keyed on words (every matching word has ten times the branches).
     """
-    extra = []
+    extra, terms = [], dict(ruleset.terms)
     for n in range(1, factor):
         for rule in ruleset.rules:
-            phrases = []
-            for phrase in rule.phrases:
-                words = phrase.split()
-                head = words[0] if share_first_word else f"zq{n}{words[0].lstrip('@')}"
-                # Always one made-up word after the head, so copies never fire: this times the lookup.
-                tail = [f"zq{n}{w.strip('@*.')}" for w in words[1:]] or [f"zq{n}"]
-                phrases.append(" ".join([head, *tail]))
-            # Copies trigger on phrases only: a copied temperature rule would simply fire 10 times.
+            findings = []
+            for tid in rule.findings:
+                phrases = []
+                for phrase in ruleset.terms[tid].phrases:
+                    words = phrase.split()
+                    head = words[0] if share_first_word else f"zq{n}{words[0].lstrip('@')}"
+                    # Always one made-up word after the head, so copies never fire: this times the lookup.
+                    tail = [f"zq{n}{w.strip('@*.')}" for w in words[1:]] or [f"zq{n}"]
+                    phrases.append(" ".join([head, *tail]))
+                terms[f"zq{n}_{tid}"] = replace(
+                    ruleset.terms[tid], id=f"zq{n}_{tid}", phrases=tuple(phrases), exclude=()
+                )
+                findings.append(f"zq{n}_{tid}")
+            # Copies trigger on findings only: a copied temperature rule would simply fire 10 times.
             copy = replace(rule, id=f"{rule.id}-x{n}", temperature_f=None, count=None)
-            extra.append(replace(copy, phrases=tuple(phrases) or (f"zq{n}never",)))
-    return replace(ruleset, rules=ruleset.rules + tuple(extra))
+            extra.append(replace(copy, findings=tuple(findings) or (f"zq{n}never",)))
+            terms.setdefault(
+                f"zq{n}never",
+                replace(
+                    next(iter(ruleset.terms.values())), id=f"zq{n}never", phrases=(f"zq{n}never",), exclude=()
+                ),
+            )
+    return replace(ruleset, rules=ruleset.rules + tuple(extra), terms=terms)
 
 
 def rate(texts: list[str], ruleset: RuleSet, passes: int = 3) -> tuple[float, float]:

@@ -1,9 +1,10 @@
 """Throughput of ``assess()`` on a few thousand realistic parent texts, single process.
 
-Run: ``python benchmarks/bench_triage.py``. Also times the same messages against the rule
-set multiplied ×10 with synthetic rules, to show the cost grows far slower than the number
-of rules: phrases sit in an index keyed by their first word, so a message only looks at
-phrases that can start at its words.
+Run: ``python benchmarks/bench_triage.py``. Times single messages through the rules and the
+learned second opinion (what a parent's text gets), then the rules alone. Also times the same
+messages against the rule set multiplied ×10 with synthetic rules, to show the cost grows far
+slower than the number of rules: phrases sit in an index keyed by their first word, so a
+message only looks at phrases that can start at its words.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 import yaml
 
 from smsbot.triage import RuleSet, assess, load_rules
+from smsbot.triage.classifier import Classifier, shipped_classifier
 from smsbot.triage.engine import engine_for
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+DATA = Path(__file__).resolve().parent.parent / "corpus"
 PREFIXES = ["", "", "hi ", "update: ", "ok so ", "sorry to bother, ", "hola, ", "grandma here. "]
 SUFFIXES = ["", "", " thx", " 😭", " pls help", " is that normal?", " gracias", "!!"]
 
@@ -44,28 +46,42 @@ def messages(count: int, seed: int = 7) -> list[str]:
 
 
 def multiplied(ruleset: RuleSet, factor: int, share_first_word: bool) -> RuleSet:
-    """The rule set plus (factor - 1) synthetic copies of every rule with made-up words.
+    """The rule set plus (factor - 1) synthetic copies of every rule and of its findings' terms.
 
     With ``share_first_word`` each synthetic phrase starts with the real phrase's first word,
     the worst case for a trie keyed on words (every matching word has ten times the branches).
     """
-    extra = []
+    extra, terms = [], dict(ruleset.terms)
     for n in range(1, factor):
         for rule in ruleset.rules:
-            phrases = []
-            for phrase in rule.phrases:
-                words = phrase.split()
-                head = words[0] if share_first_word else f"zq{n}{words[0].lstrip('@')}"
-                # Always one made-up word after the head, so copies never fire: this times the lookup.
-                tail = [f"zq{n}{w.strip('@*.')}" for w in words[1:]] or [f"zq{n}"]
-                phrases.append(" ".join([head, *tail]))
-            # Copies trigger on phrases only: a copied temperature rule would simply fire 10 times.
+            findings = []
+            for tid in rule.findings:
+                phrases = []
+                for phrase in ruleset.terms[tid].phrases:
+                    words = phrase.split()
+                    head = words[0] if share_first_word else f"zq{n}{words[0].lstrip('@')}"
+                    # Always one made-up word after the head, so copies never fire: this times the lookup.
+                    tail = [f"zq{n}{w.strip('@*.')}" for w in words[1:]] or [f"zq{n}"]
+                    phrases.append(" ".join([head, *tail]))
+                terms[f"zq{n}_{tid}"] = replace(
+                    ruleset.terms[tid], id=f"zq{n}_{tid}", phrases=tuple(phrases), exclude=()
+                )
+                findings.append(f"zq{n}_{tid}")
+            # Copies trigger on findings only: a copied temperature rule would simply fire 10 times.
             copy = replace(rule, id=f"{rule.id}-x{n}", temperature_f=None, count=None)
-            extra.append(replace(copy, phrases=tuple(phrases) or (f"zq{n}never",)))
-    return replace(ruleset, rules=ruleset.rules + tuple(extra))
+            extra.append(replace(copy, findings=tuple(findings) or (f"zq{n}never",)))
+            terms.setdefault(
+                f"zq{n}never",
+                replace(
+                    next(iter(ruleset.terms.values())), id=f"zq{n}never", phrases=(f"zq{n}never",), exclude=()
+                ),
+            )
+    return replace(ruleset, rules=ruleset.rules + tuple(extra), terms=terms)
 
 
-def rate(texts: list[str], ruleset: RuleSet, passes: int = 3) -> tuple[float, float]:
+def rate(
+    texts: list[str], ruleset: RuleSet, classifier: Classifier | None = None, passes: int = 3
+) -> tuple[float, float]:
     """(messages/s on the first pass with cold caches, best messages/s of the warm passes).
 
     Timed in CPU seconds of this process, so a busy shared machine does not skew the figure.
@@ -73,13 +89,13 @@ def rate(texts: list[str], ruleset: RuleSet, passes: int = 3) -> tuple[float, fl
     engine_for(ruleset)  # compile outside the timing: it happens once per process
     start = time.process_time()
     for text in texts:
-        assess(text, rules=ruleset)
+        assess(text, rules=ruleset, classifier=classifier)
     cold = len(texts) / (time.process_time() - start)
     best = 0.0
     for _ in range(passes):
         start = time.process_time()
         for text in texts:
-            assess(text, rules=ruleset)
+            assess(text, rules=ruleset, classifier=classifier)
         best = max(best, len(texts) / (time.process_time() - start))
     return cold, best
 
@@ -88,6 +104,8 @@ def main() -> None:
     texts = messages(5000)
     ruleset = load_rules()
     print(f"{len(texts)} messages, {len(ruleset.rules)} rules")
+    cold, warm = rate(texts, ruleset, shipped_classifier())
+    print(f"  rules + classifier, single messages: {warm:>9,.0f} msg/s (first pass, cold: {cold:,.0f})")
     cold, warm = rate(texts, ruleset)
     print(f"  rules x1: {warm:>9,.0f} msg/s (first pass, cold caches: {cold:,.0f})")
     for share, label in ((False, "new words"), (True, "same first words")):

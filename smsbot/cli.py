@@ -128,7 +128,15 @@ def rules_check(rules_dir: Path | None) -> None:
     ruleset, _ = parse_dir(directory)
     items = [*ruleset.rules, *ruleset.topics] if ruleset else []
     examples = sum(len(item.fires) + len(item.does_not_fire) for item in items)
-    click.echo(f"OK: {files} rule files, {len(items)} rules and topics, {examples} examples pass")
+    cues = ruleset.triggers if ruleset else ()
+    examples += sum(len(cue.examples) for cue in cues)
+    click.echo(
+        f"OK: {files} rule files, {len(items)} rules and topics, {len(cues)} context cues, "
+        f"{examples} examples pass"
+    )
+    if ruleset:
+        unsigned = [f.name for f in ruleset.files if f.reviewed_by is None]
+        click.echo(f"rule set {ruleset.version}; not yet signed off by a clinician: {len(unsigned)} files")
 
 
 @main.group()

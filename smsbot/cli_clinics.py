@@ -1,4 +1,4 @@
-"""``smsbot clinic …``, ``smsbot staff add`` and ``smsbot enroll import``: clinic administration.
+"""``smsbot clinic …``, ``smsbot staff …`` and ``smsbot enroll import``: clinic administration.
 
 Attach to the main command with ``register(main)``. Every command is a thin wrapper over
 ``smsbot.clinics`` and ``smsbot.csv_import``.
@@ -113,11 +113,7 @@ def staff() -> None:
     """Clinic staff accounts (dashboard logins)."""
 
 
-@staff.command("add")
-@clinic_option
-@click.option("--email", required=True)
-@click.option("--name", default="")
-@click.option(
+password_option = click.option(
     "--password",
     envvar="SMSBOT_STAFF_PASSWORD",
     prompt=True,
@@ -125,12 +121,54 @@ def staff() -> None:
     confirmation_prompt=True,
     help="Prompted for when not given (or set SMSBOT_STAFF_PASSWORD).",
 )
+email_option = click.option("--email", required=True, help="The staff account's email.")
+
+
+@staff.command("add")
+@clinic_option
+@email_option
+@click.option("--name", default="")
+@password_option
 def add_staff(slug: str, email: str, name: str, password: str) -> None:
     """Add a staff account to a clinic (the password is stored as a scrypt hash)."""
     settings = cli_settings()
     with _session(settings) as session:
         added = clinics.add_staff(session, _clinic(session, slug), email=email, password=password, name=name)
         click.echo(f"added {added.email} to {slug}")
+
+
+@staff.command("reset-password")
+@email_option
+@password_option
+def reset_password(email: str, password: str) -> None:
+    """Set a new password: the account is signed out everywhere and any lockout is lifted."""
+    settings = cli_settings()
+    with _session(settings) as session:
+        account = clinics.get_staff(session, email)
+        clinics.set_password(session, account, password)
+        click.echo(f"new password set for {account.email}; their dashboard sessions are ended")
+
+
+@staff.command("disable")
+@email_option
+def disable_staff(email: str) -> None:
+    """Stop an account signing in and end its dashboard sessions (the account is kept)."""
+    settings = cli_settings()
+    with _session(settings) as session:
+        account = clinics.get_staff(session, email)
+        clinics.disable_staff(session, account, now=utcnow())
+        click.echo(f"disabled {account.email}; their dashboard sessions are ended")
+
+
+@staff.command("enable")
+@email_option
+def enable_staff(email: str) -> None:
+    """Let a disabled account sign in again with its password."""
+    settings = cli_settings()
+    with _session(settings) as session:
+        account = clinics.get_staff(session, email)
+        clinics.enable_staff(account)
+        click.echo(f"enabled {account.email}")
 
 
 @click.group()

@@ -49,6 +49,8 @@ class Clinic(Base):
 
 
 class Staff(Base):
+    """A dashboard account; its signed session cookies hold ``session_generation``."""
+
     __tablename__ = "staff"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -58,6 +60,9 @@ class Staff(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # Raised by sign-out, a password change and disabling: cookies of an older one are void.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     clinic: Mapped[Clinic] = relationship()

@@ -1,4 +1,4 @@
-"""``smsbot clinic``, ``staff add`` and ``enroll import`` as an operator runs them."""
+"""``smsbot clinic``, ``staff`` and ``enroll import`` as an operator runs them."""
 
 from __future__ import annotations
 
@@ -103,6 +103,50 @@ def test_staff_add_prompts_for_the_password_and_stores_a_scrypt_hash(smsbot, db,
         assert staff.email == "nurse@example.org" and staff.clinic_id == world.riverside_id
         assert staff.password_hash.startswith("scrypt:")
         assert check_password_hash(staff.password_hash, "s3cret-pass!")
+
+
+@pytest.fixture
+def nurse(smsbot, db, world) -> int:  # type: ignore[no-untyped-def]
+    """A staff account, locked out after five wrong passwords; its id."""
+    email = "nurse@example.org"
+    added = smsbot("staff", "add", "--clinic", "riverside", "--email", email, input="first-pass!\n" * 2)
+    assert added.exit_code == 0, added.output
+    with db.session() as session:
+        staff = clinics.get_staff(session, email)
+        staff.failed_logins, staff.locked_until = 5, utcnow() + timedelta(minutes=15)
+        return staff.id
+
+
+def test_staff_reset_password_ends_sessions_and_lifts_the_lockout(smsbot, db, nurse):
+    result = smsbot("staff", "reset-password", "--email", "Nurse@Example.org", input="brand-new-pass\n" * 2)
+    assert result.exit_code == 0, result.output
+    assert "sessions are ended" in result.output
+    with db.session() as session:
+        staff = session.get(Staff, nurse)
+        assert check_password_hash(staff.password_hash, "brand-new-pass")
+        assert (staff.failed_logins, staff.locked_until, staff.session_generation) == (0, None, 1)
+
+
+def test_staff_reset_password_refuses_a_short_password_and_an_unknown_email(smsbot, db, nurse):
+    short = smsbot("staff", "reset-password", "--email", "nurse@example.org", input="short\n" * 2)
+    unknown = smsbot("staff", "reset-password", "--email", "who@example.org", input="brand-new-pass\n" * 2)
+    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    assert unknown.exit_code == 1 and "no staff account with email 'who@example.org'" in unknown.output
+    with db.session() as session:
+        staff = session.get(Staff, nurse)
+        assert check_password_hash(staff.password_hash, "first-pass!") and staff.session_generation == 0
+
+
+def test_staff_disable_ends_sessions_and_enable_lets_the_account_sign_in_again(smsbot, db, nurse):
+    result = smsbot("staff", "disable", "--email", "nurse@example.org")
+    assert result.exit_code == 0 and "disabled nurse@example.org" in result.output
+    with db.session() as session:
+        staff = session.get(Staff, nurse)
+        assert staff.disabled_at is not None and staff.session_generation == 1
+    assert smsbot("staff", "enable", "--email", "nurse@example.org").exit_code == 0
+    with db.session() as session:
+        staff = session.get(Staff, nurse)
+        assert staff.disabled_at is None and staff.session_generation == 1
 
 
 def test_unknown_clinic_is_a_clear_error(smsbot):

@@ -13,6 +13,7 @@ from smsbot.cli import main
 from smsbot.config import default_rules_dir
 from smsbot.rulefiles import RuleFileError
 from smsbot.triage import load_rules
+from smsbot.triage.rules import parse_dir
 
 
 @pytest.fixture
@@ -50,32 +51,79 @@ def test_a_duplicate_key_is_an_error_not_silently_dropped(rules_dir: Path) -> No
 
 
 def test_a_failing_example_names_the_file_and_the_rule(rules_dir: Path) -> None:
-    tremor = rules_dir / "tremor.yaml"
-    text = tremor.read_text(encoding="utf-8")
-    tremor.write_text(
+    decisions = rules_dir / "alertness_tone.yaml"
+    text = decisions.read_text(encoding="utf-8")
+    decisions.write_text(
         text.replace("fires: [hes all floppy,", "fires: [hes smiling and happy,"), encoding="utf-8"
     )
     result = check(rules_dir)
     assert result.exit_code == 1
     line = next(ln for ln in result.output.splitlines() if ": floppy: " in ln)
     assert re.fullmatch(
-        rf"{re.escape(str(tremor))}:\d+: floppy: example should fire but did not: 'hes smiling and happy'",
+        rf"{re.escape(str(decisions))}:\d+: floppy: example should fire but did not: 'hes smiling and happy'",
         line,
     )
 
 
-def test_a_schema_error_names_the_rule_field_and_line(rules_dir: Path) -> None:
-    tremor = rules_dir / "tremor.yaml"
-    text = tremor.read_text(encoding="utf-8")
-    tremor.write_text(
+def test_a_schema_error_names_the_rule_field_and_the_line_of_the_field(rules_dir: Path) -> None:
+    decisions = rules_dir / "alertness_tone.yaml"
+    text = decisions.read_text(encoding="utf-8")
+    decisions.write_text(
         text.replace("  - id: floppy\n    level: emergency", "  - id: floppy\n    level: critical"),
+        encoding="utf-8",
+    )
+    level_line = decisions.read_text(encoding="utf-8").splitlines().index("    level: critical") + 1
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    line = next(ln for ln in result.output.splitlines() if ": floppy: level:" in ln)
+    assert line == f"{decisions}:{level_line}: floppy: level: must be one of info, routine, urgent, emergency"
+
+
+def test_an_unknown_rule_field_names_it(rules_dir: Path) -> None:
+    decisions = rules_dir / "alertness_tone.yaml"
+    text = decisions.read_text(encoding="utf-8")
+    text = text.replace("  - id: floppy\n", "  - id: floppy\n    phrases: [limp]\n")
+    decisions.write_text(text, encoding="utf-8")
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert re.search(rf"{re.escape(str(decisions))}:\d+: floppy: phrases: unknown field", result.output)
+
+
+def test_a_rule_file_without_its_sign_off_fields_is_an_error(rules_dir: Path) -> None:
+    decisions = rules_dir / "alertness_tone.yaml"
+    text = decisions.read_text(encoding="utf-8")
+    decisions.write_text(text.replace("reviewed_on: null\n", ""), encoding="utf-8")
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert f"{decisions}: reviewed_on: required" in result.output
+
+
+def test_a_reviewer_without_a_date_is_an_error(rules_dir: Path) -> None:
+    decisions = rules_dir / "alertness_tone.yaml"
+    text = decisions.read_text(encoding="utf-8")
+    decisions.write_text(text.replace("reviewed_by: null", "reviewed_by: Dr. Rivera"), encoding="utf-8")
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert "reviewed_by and reviewed_on are given together" in result.output
+
+
+def test_a_term_defined_twice_is_an_error(rules_dir: Path) -> None:
+    (rules_dir / "zz_extra.yaml").write_text(
+        "kind: triage\nversion: 1\nreviewed_by: null\nreviewed_on: null\nterms:\n  limb: [arm]\n",
         encoding="utf-8",
     )
     result = check(rules_dir)
     assert result.exit_code == 1
-    line = next(ln for ln in result.output.splitlines() if ": floppy: level:" in ln)
-    assert line.startswith(f"{tremor}:")
-    assert "must be one of info, routine, urgent, emergency" in line
+    assert f"{rules_dir / 'zz_extra.yaml'}:6: limb: already defined in vocabulary.yaml" in result.output
+
+
+def test_the_rule_set_version_changes_with_any_edit(rules_dir: Path) -> None:
+    before = load_rules(rules_dir).version
+    decisions = rules_dir / "alertness_tone.yaml"
+    decisions.write_text(decisions.read_text(encoding="utf-8") + "\n# a reviewer's note\n", encoding="utf-8")
+    after = parse_dir(rules_dir)[0].version
+    assert before != after
+    assert before.split(".")[0] == after.split(".")[0]  # the declared versions did not change
 
 
 def test_an_unknown_kind_is_an_error(rules_dir: Path) -> None:
@@ -99,9 +147,9 @@ def test_load_rules_raises_a_rule_file_error(rules_dir: Path) -> None:
 
 
 def test_a_reply_over_the_sms_budget_is_reported(rules_dir: Path) -> None:
-    tremor = rules_dir / "tremor.yaml"
-    text = tremor.read_text(encoding="utf-8")
-    tremor.write_text(
+    replies = rules_dir / "replies.yaml"
+    text = replies.read_text(encoding="utf-8")
+    replies.write_text(
         text.replace("Automated guide, not a diagnosis.", "Automated guide, not a diagnosis. " + "x" * 300),
         encoding="utf-8",
     )

@@ -61,17 +61,22 @@ def server(tmp_path: Path) -> Iterator[str]:
         "SMSBOT_PUBLIC_URL": base,
     }
     with smsbot_process(["serve", "--port", str(port)], env, tmp_path) as process:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(process.stderr.read().decode()) from None
-                time.sleep(0.2)
+        wait_until_serving(base, process)
         yield base
+
+
+def wait_until_serving(base: str, process: subprocess.Popen[bytes]) -> None:
+    """Return once ``base/healthz`` answers 200; raise with the server's stderr if it died."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(process.stderr.read().decode()) from None
+            time.sleep(0.2)
 
 
 def post(url: str, form: dict[str, str], signature: str | None) -> tuple[int, str]:

@@ -1,6 +1,7 @@
 """Clinics, their staff and API tokens, and enrolling families for follow-up.
 
-``accounts``: clinics, staff (scrypt password hashes) and hashed API tokens.
+``accounts``: clinics, staff (scrypt password hashes; disabling, new passwords and ending
+their sessions) and hashed API tokens.
 ``enrollment``: validation, idempotent enrollment with one consent text, unenroll, and
 the clinic-scoped queries every view uses. Import from here: ``from smsbot import clinics``.
 """
@@ -10,10 +11,15 @@ from smsbot.clinics.accounts import (
     authenticate_token,
     create_clinic,
     create_token,
+    disable_staff,
+    enable_staff,
+    end_sessions,
     get_clinic,
+    get_staff,
     is_timezone,
     parse_quiet_hours,
     revoke_token,
+    set_password,
 )
 from smsbot.clinics.enrollment import (
     FAMILY_FIELDS,
@@ -38,15 +44,20 @@ __all__ = [
     "clean_family_fields",
     "create_clinic",
     "create_token",
+    "disable_staff",
+    "enable_staff",
+    "end_sessions",
     "enroll_family",
     "family_checkins",
     "family_messages",
     "get_clinic",
+    "get_staff",
     "is_storable_text",
     "is_timezone",
     "parse_quiet_hours",
     "programme_ids",
     "revoke_token",
+    "set_password",
     "unenroll",
     "update_family",
 ]

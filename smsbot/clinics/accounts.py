@@ -1,4 +1,4 @@
-"""Clinics, their staff accounts and API tokens."""
+"""Clinics, their staff accounts (and ending their dashboard sessions) and API tokens."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
@@ -100,16 +100,62 @@ def add_staff(session: Session, clinic: Clinic, *, email: str, password: str, na
     email = email.strip().lower()
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
         raise InvalidFieldsError([FieldError("email", "invalid_email", "not an email address")])
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidFieldsError(
-            [FieldError("password", "weak_password", f"use at least {MIN_PASSWORD_LENGTH} characters")]
-        )
+    _check_password(password)
     if session.scalar(select(Staff.id).where(Staff.email == email)) is not None:
         raise ConflictError("email_taken", "a staff account with this email already exists", "email")
     staff = Staff(clinic_id=clinic.id, email=email, name=name, password_hash=generate_password_hash(password))
     session.add(staff)
     session.flush()
     return staff
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidFieldsError(
+            [FieldError("password", "weak_password", f"use at least {MIN_PASSWORD_LENGTH} characters")]
+        )
+
+
+def get_staff(session: Session, email: str) -> Staff:
+    """The staff account with this email (LookupError if none)."""
+    staff = session.scalar(select(Staff).where(Staff.email == email.strip().lower()))
+    if staff is None:
+        raise LookupError(f"no staff account with email {email.strip()!r}")
+    return staff
+
+
+def end_sessions(session: Session, staff: Staff) -> None:
+    """Sign the account out everywhere: every session cookie issued to it stops working.
+
+    Cookies carry the session generation they were issued under; raising it in SQL (not
+    in Python) means two sign-outs at once both count.
+    """
+    session.execute(
+        update(Staff)
+        .where(Staff.id == staff.id)
+        .values(session_generation=Staff.session_generation + 1)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+def set_password(session: Session, staff: Staff, password: str) -> None:
+    """Give the account a new password: its sessions end, and a lockout is lifted."""
+    _check_password(password)
+    staff.password_hash = generate_password_hash(password)
+    staff.failed_logins = 0
+    staff.locked_until = None
+    end_sessions(session, staff)
+
+
+def disable_staff(session: Session, staff: Staff, *, now: datetime) -> None:
+    """Refuse the account's sign-ins from now on and end its sessions (kept for the record)."""
+    staff.disabled_at = staff.disabled_at or now
+    end_sessions(session, staff)
+
+
+def enable_staff(staff: Staff) -> None:
+    """Let a disabled account sign in again (with its password; no old session comes back)."""
+    staff.disabled_at = None
 
 
 # --- API tokens --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ weights and idf as little-endian float16. No pickle, so loading it cannot run co
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,6 @@ import numpy as np
 
 from smsbot.triage.features import CHAR_NGRAMS, DIMENSIONS, HASH_BITS, hashed_ngrams
 from smsbot.triage.model import LEVELS
-from smsbot.triage.versions import content_version
 
 ARTIFACT = Path(__file__).with_name("classifier.bin")
 # What an artifact's weights mean; one written for another layout must be retrained, not read.
@@ -95,7 +95,8 @@ class Classifier:
         idf32 = self.idf.astype(np.float32)
         scaled = self.weights.astype(np.float32) * idf32[:, None]
         self._table = np.ascontiguousarray(np.column_stack((scaled, idf32 * idf32)))
-        self.version = content_version([self.payload()])
+        # Stored with every decision it was asked about: the same artifact, the same version.
+        self.version = hashlib.sha256(self.payload()).hexdigest()[:12]
 
     def probabilities(self, text: str) -> tuple[float, ...]:
         """P(level) for each of LEVELS (info … emergency)."""

@@ -6,15 +6,24 @@ highest level wins; nothing a milder rule says can lower it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
 from smsbot.triage.classifier import Classifier, shipped_classifier
+from smsbot.triage.context import ContextReader, marks_of
 from smsbot.triage.matcher import Lexicon, Match
 from smsbot.triage.model import LANGS, LEVELS, Rule, RuleSet
-from smsbot.triage.readings import ages_days, number_before, temperatures_f
+from smsbot.triage.readings import Reading, ages_days, number_before, temperatures_f
 from smsbot.triage.rules import load_rules
+
+# A rule's conditions ask only whether the text is about the thing: "with: shaking" holds when
+# the jitters were seen by a doctor or long ago, "the baby had one too" needs someone's
+# seizure, and "my xanax bottle" names the xanax. An ``unless`` condition, which can only
+# lower a level, reads strictly.
+WITH_ALLOWS = frozenset({"past", "assessed", "other", "parent", "object"})
+UNLESS_ALLOWS = frozenset({"past", "assessed"})
 
 
 def severity(level: str) -> int:
@@ -51,10 +60,12 @@ class Engine:
 
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
+        self.rules_version = ruleset.version  # hashes every rule file: once, not per message
         terms = {tid: term.phrases for tid, term in ruleset.terms.items()}
+        # Cue words may use clinical terms ("@object") and triggers may use both.
+        terms.update((cid, words.phrases) for cid, words in ruleset.cue_words.items())
         phrases: list[tuple[str, str]] = []
         owners = [(f"term:{tid}", t.phrases, t.exclude) for tid, t in ruleset.terms.items()]
-        owners += [(f"rule:{r.id}", r.phrases, r.exclude) for r in ruleset.rules]
         for owner, own_phrases, exclude in owners:
             phrases += [(owner, p) for p in own_phrases]
             phrases += [(f"x:{owner}", p) for p in exclude]
@@ -63,11 +74,20 @@ class Engine:
                 phrases += [(f"x:{owner}", p) for p in ruleset.terms[tid].exclude]
         for topic in ruleset.topics:
             phrases += [(f"topic:{topic.id}", p) for p in topic.phrases]
+        for trigger in ruleset.triggers:
+            phrases += [(f"ctx:{trigger.id}", p) for p in trigger.phrases]
+        for cid, words in ruleset.cue_words.items():
+            phrases += [(f"cue:{cid}", p) for p in words.phrases]
         self.lexicon = Lexicon(phrases, terms, ruleset.language, ruleset.settings)
+        self.context = ContextReader(ruleset.triggers, frozenset(ruleset.language.contrasts))
         self.rules = {rule.id: rule for rule in ruleset.rules}
         self.term_negatable = {tid: term.negatable for tid, term in ruleset.terms.items()}
-        # Rules triggered by numbers are checked on every message; phrase rules only when matched.
+        # Rules triggered by numbers are checked on every message; finding rules only when found.
         self.number_rules = [r for r in ruleset.rules if r.temperature_f or r.count]
+        self.rules_of: dict[str, list[Rule]] = {}
+        for rule in ruleset.rules:
+            for term in rule.findings:
+                self.rules_of.setdefault(f"term:{term}", []).append(rule)
         # Hint words count double: they are everyday words; phrase words back them up in short texts.
         self.lang_weights = {
             lang: {
@@ -93,61 +113,77 @@ class Engine:
         if reply_lang == "es" or lexicon.has_emoji_words(text):
             tokens = lexicon.tokens(text, reply_lang)
         matches = lexicon.scan(tokens)
-        present: set[str] = set()  # "term:x" / "rule:x" / "topic:x" found and not negated
+        readings = temperatures_f(tokens, language)
+        scopes = self.context.scopes(tokens, matches)
+        # Each finding that is not negated (where its owner can be) keeps its context marks;
+        # a rule counts it when every mark is one the rule allows (``also_counts``).
+        found: dict[str, list[frozenset[str]]] = {}
         term_spans: dict[str, list[Match]] = {}
         for m in matches:
             kind, _, oid = m.owner.partition(":")
             if kind == "term":
                 term_spans.setdefault(oid, []).append(m)
-                if not (m.negated and self.term_negatable[oid]):
-                    present.add(m.owner)
-            elif kind == "rule":
-                if not (m.negated and self.rules[oid].negatable):
-                    present.add(m.owner)
+                negatable = self.term_negatable[oid]
             elif kind == "topic":
-                present.add(m.owner)
-        readings = temperatures_f(tokens, language)
+                negatable = False
+            else:
+                continue
+            m.marks = marks_of(scopes, m.start, m.end)
+            if "negated" in m.marks:
+                m.negated, m.marks = True, m.marks - {"negated"}
+            if not (m.negated and negatable):
+                found.setdefault(m.owner, []).append(m.marks)
+        readings = [(r, marks_of(scopes, r.start, r.end)) for r in temperatures_f(tokens, language)]
+        now = [r for r, marks in readings if not marks]
         ages = ages_days(tokens, language) + ([baby_age_days] if baby_age_days is not None else [])
         age = min(ages) if ages else self.ruleset.settings.assumed_age_days
 
-        candidates = {o[5:]: self.rules[o[5:]] for o in present if o.startswith("rule:")}
+        def counts(owner: str, allowed: frozenset[str]) -> bool:
+            return any(marks <= allowed for marks in found.get(owner, ()))
+
+        candidates = {r.id: r for o in found for r in self.rules_of.get(o, ())}
         candidates.update((r.id, r) for r in self.number_rules)
-        fired = [
-            rule
-            for rule in candidates.values()
-            if self._triggered(rule, present, readings, tokens, term_spans)
-            and all(f"term:{t}" in present for t in rule.with_terms)
-            and not any(f"term:{t}" in present for t in rule.unless_terms)
-            and (rule.age_days is None or age in rule.age_days)
-            and not (rule.only_without_reading and readings)
-        ]
+        fired = []
+        for rule in candidates.values():
+            values = [r for r, marks in readings if marks <= rule.also_counts]
+            if (
+                self._triggered(rule, counts, values, tokens, term_spans)
+                and all(counts(f"term:{t}", WITH_ALLOWS) for t in rule.with_terms)
+                and not any(counts(f"term:{t}", UNLESS_ALLOWS) for t in rule.unless_terms)
+                and (rule.age_days is None or age in rule.age_days)
+                and not (rule.only_without_reading and now)
+            ):
+                fired.append(rule)
         level = highest([r.level for r in fired])
         flags = sorted((r.id for r in fired), key=lambda rid: (-severity(self.rules[rid].level), rid))
         if level == "info":
-            flags += [t.id for t in self.ruleset.topics if f"topic:{t.id}" in present]
+            # An FAQ answers a question whatever its context ("what if she turns blue?").
+            flags += [t.id for t in self.ruleset.topics if f"topic:{t.id}" in found]
         return Decision(
             level=level,
             flags=tuple(flags),
             lang=reply_lang,
-            temperature_f=max(readings) if readings else None,
+            temperature_f=max(r.value_f for r in now) if now else None,
             age_days=age if ages else None,
-            rules_version=self.ruleset.version,
+            rules_version=self.rules_version,
         )
 
     def _triggered(
         self,
         rule: Rule,
-        present: set[str],
-        readings: list[float],
+        counts: Callable[[str, frozenset[str]], bool],
+        readings: list[Reading],
         tokens: list[str],
         term_spans: dict[str, list[Match]],
     ) -> bool:
-        if f"rule:{rule.id}" in present:
+        if any(counts(f"term:{t}", rule.also_counts) for t in rule.findings):
             return True
-        if rule.temperature_f and any(r in rule.temperature_f for r in readings):
+        if rule.temperature_f and any(r.value_f in rule.temperature_f for r in readings):
             return True
         if rule.count:
             for m in term_spans.get(rule.count.term, ()):
+                if not m.marks <= rule.also_counts:
+                    continue
                 value = number_before(tokens, m.start, self.ruleset.language)
                 if value is not None and value in rule.count.range:
                     return True

@@ -87,10 +87,11 @@ def number(token: str) -> float | None:
 class Match:
     """One phrase of one owner found at tokens[start:end]."""
 
-    owner: str  # "rule:<id>", "term:<id>", "topic:<id>", "pseudo"
+    owner: str  # "rule:<id>", "term:<id>", "topic:<id>", "ctx:<trigger id>", "pseudo"
     start: int
     end: int
     negated: bool = False
+    marks: frozenset[str] = frozenset()  # given by the context layer (context.py)
 
 
 class _Node:
@@ -290,6 +291,9 @@ class Lexicon:
         vomiting"), so "no fever hes limp" still counts the limpness. A cue inside a phrase
         ("not responding") or a pseudo-negation ("not sure if") negates nothing.
         """
+        # Context cues and their words ("what does ... look like", "him") are not findings:
+        # negation neither reads nor stops at them.
+        found = [m for m in found if not m.owner.startswith(("ctx:", "cue:"))]
         covered = {p for m in found for p in range(m.start, m.end)}
         starts: dict[int, list[Match]] = defaultdict(list)
         for m in found:

@@ -5,11 +5,23 @@ Frozen dataclasses, so a loaded rule set cannot drift while messages are being t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 LEVELS = ("info", "routine", "urgent", "emergency")
 LANGS = ("en", "es")
+# What the context layer may say about a finding (ConText: Harkema et al. 2009). Whose sign:
+# the parent's, another person's, an object's; when: long ago, or already seen by a doctor;
+# hypothetical (a plan or a question about what a sign looks like); figurative ("convulsing
+# with laughter"); negated, for denials the negation words cannot see ("Fiebre? No."). A
+# finding with any of them does not count, except the marks a rule lists in ``also_counts``
+# (by default "past": a seizure last week is still a red flag).
+MARKS = ("negated", "parent", "other", "object", "past", "assessed", "hypothetical", "figurative")
+DIRECTIONS = ("forward", "backward", "both")
+# "answer": the cue is a sentence of its own ("Fiebre? No.") and reaches the sentence before.
+REACHES = ("clause", "sentence", "answer")
 
 
 @dataclass(frozen=True)
@@ -45,23 +57,48 @@ class Term:
 
 @dataclass(frozen=True)
 class Rule:
-    """One red flag (or benign pattern) at one level; fires when a trigger and all conditions hold."""
+    """One clinical decision: a red flag (or benign pattern) at one level. It fires when one of
+    its ``findings`` (vocabulary terms), a temperature or a count is found and every condition holds."""
 
     id: str
     level: str
-    phrases: tuple[str, ...] = ()
-    negatable: bool = True
-    exclude: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()
     with_terms: tuple[str, ...] = ()
     unless_terms: tuple[str, ...] = ()
     temperature_f: Range | None = None
     count: Count | None = None
     age_days: Range | None = None
     only_without_reading: bool = False
+    # Context marks under which this rule's own findings and readings still count: "past" for
+    # red flags (not for fevers), "other"/"parent" for causes (the mother's methadone).
+    also_counts: frozenset[str] = frozenset({"past"})
     reason: Mapping[str, str] = field(default_factory=dict)
     note: Mapping[str, str] = field(default_factory=dict)  # added to any reply when it fits
     fires: tuple[str, ...] = ()
     does_not_fire: tuple[str, ...] = ()
+    source: str = ""
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A context cue: it gives ``mark`` to every finding wholly inside its scope.
+
+    The scope runs from the cue in ``direction`` up to ``window`` words, never past the end of
+    its clause (or sentence, per ``reach``), a "but", or a phrase of an ``ends_at`` cue word
+    list. The cue says nothing in a sentence holding a phrase of a ``void_if`` list ("right
+    now"), nor inside a phrase of its own ``ends_at`` ("brother" in "my baby brother").
+    """
+
+    id: str
+    mark: str
+    phrases: tuple[str, ...]
+    direction: str = "forward"
+    reach: str = "clause"
+    window: int = 6
+    ends_at: tuple[str, ...] = ()
+    void_if: tuple[str, ...] = ()
+    examples: tuple[tuple[str, str], ...] = ()  # (text, level the whole text gets)
     source: str = ""
     line: int | None = None
 
@@ -126,6 +163,17 @@ class Settings:
     gap_max: int
 
 
+@dataclass(frozen=True)
+class SignOff:
+    """A rule file's version and its clinical sign-off (reviewer and date, None until signed)."""
+
+    name: str
+    version: int
+    reviewed_by: str | None
+    reviewed_on: date | None
+    content: bytes = field(repr=False, default=b"")
+
+
 @dataclass(eq=False)
 class RuleSet:
     """Everything the triage engine and the replies read; identity-hashed so engines can be cached."""
@@ -138,7 +186,20 @@ class RuleSet:
     replies: Mapping[str, Mapping[str, str]]
     menu: Mapping[str, str]
     baby_fallback: Mapping[str, str]
+    triggers: tuple[Trigger, ...] = ()
+    # Words the context triggers read (their scope ends, "right now"): never clinical findings.
+    cue_words: Mapping[str, Term] = field(default_factory=dict)
     # Words that appear only in one language's phrases: they tell the engine which language a text is in.
     lang_words: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    # Short content hash of the rule files it was read from: stored with every decision.
-    version: str | None = None
+    # The files it was read from, and one version string for all of them: recorded with every
+    # stored decision, so a decision can be traced to the exact rules that made it.
+    files: tuple[SignOff, ...] = ()
+
+    @property
+    def version(self) -> str:
+        """``<sum of file versions>.<digest of every file's name, version and bytes>``: any edit
+        changes it, even one whose author forgot to raise the file's ``version``."""
+        digest = hashlib.sha256()
+        for f in sorted(self.files, key=lambda f: f.name):
+            digest.update(f"{f.name}\0{f.version}\0".encode() + f.content + b"\0")
+        return f"{sum(f.version for f in self.files)}.{digest.hexdigest()[:12]}"

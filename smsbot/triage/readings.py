@@ -9,6 +9,7 @@ temperature, so "hes 100 percent fine" or "100 ml" is not a fever.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from smsbot.triage.matcher import number
 from smsbot.triage.model import Language
@@ -22,15 +23,16 @@ def _to_f(celsius: float) -> float:
     return round(celsius * 9 / 5 + 32, 2)
 
 
-def spoken_numbers(tokens: Sequence[str], lang: Language) -> list[str]:
-    """``tokens`` with a number written out in words joined into one number token.
+def spoken_numbers(tokens: Sequence[str], lang: Language) -> list[tuple[str, int]]:
+    """``tokens`` with a number written out in words joined into one number token, each with
+    the position of its first word in ``tokens`` (so a reading can be placed in its sentence).
 
     "one hundred point eight" → "100.8", "treinta y ocho punto cinco" → "38.5",
     "a hundred and one" → "101", "one oh one point two" → "101.2" (read digit by digit),
     "38 punto 2" → "38.2". A lone number word stays as it is.
     """
     words = lang.numbers
-    out: list[str] = []
+    out: list[tuple[str, int]] = []
     i = 0
     while i < len(tokens):
         j, total = i, number(tokens[i])
@@ -64,19 +66,30 @@ def spoken_numbers(tokens: Sequence[str], lang: Language) -> list[str]:
             if decimals:
                 j = k
         if j - i > 1:
-            out.append(f"{total:g}" + (f".{decimals}" if decimals else ""))
+            out.append((f"{total:g}" + (f".{decimals}" if decimals else ""), i))
             i = j
         else:
-            out.append(tokens[i])
+            out.append((tokens[i], i))
             i += 1
     return out
 
 
-def temperatures_f(tokens: Sequence[str], lang: Language) -> list[float]:
-    """Every temperature reading in the text, converted to °F."""
-    tokens = spoken_numbers(tokens, lang)
+@dataclass(frozen=True)
+class Reading:
+    """A temperature in °F read at tokens[start:end] of the text."""
+
+    value_f: float
+    start: int
+    end: int
+
+
+def temperatures_f(tokens: Sequence[str], lang: Language) -> list[Reading]:
+    """Every temperature reading in the text, converted to °F, with where it was written."""
+    spoken = spoken_numbers(tokens, lang)
+    positions = [at for _, at in spoken]
+    tokens = [tok for tok, _ in spoken]
     about_temperature: bool | None = None  # only worked out when a bare whole number needs it
-    out: list[float] = []
+    out: list[Reading] = []
     for i, tok in enumerate(tokens):
         value = number(tok)
         if value is None:
@@ -103,10 +116,10 @@ def temperatures_f(tokens: Sequence[str], lang: Language) -> list[float]:
                 about_temperature = not lang.temperature_context.isdisjoint(tokens)
             if not about_temperature:
                 continue
-        if scale == "C" and 30 <= value < 45:
-            out.append(_to_f(value))
-        elif scale == "F" and 86 <= value < 113:
-            out.append(value)
+        value_f = _to_f(value) if scale == "C" else value
+        if (scale == "C" and 30 <= value < 45) or (scale == "F" and 86 <= value < 113):
+            end = positions[i + 1] if i + 1 < len(positions) else positions[i] + 1
+            out.append(Reading(value_f, positions[i], end))
     return out
 
 

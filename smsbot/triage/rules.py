@@ -10,7 +10,6 @@ from smsbot import config
 from smsbot.rulefiles import RuleFileError, read_rule_file, register, rule_files
 from smsbot.triage.model import LANGS, RuleSet
 from smsbot.triage.schema import Parsed, cross_check, parse_file
-from smsbot.triage.versions import files_version
 
 TRIAGE_KINDS = ("triage", "info")
 
@@ -19,7 +18,6 @@ def parse_dir(rules_dir: Path) -> tuple[RuleSet | None, list[RuleFileError]]:
     """Parse every triage/info file of a directory; other kinds belong to other modules."""
     parsed = Parsed()
     problems: list[RuleFileError] = []
-    read: list[Path] = []
     for path in rule_files(rules_dir):
         try:
             data = read_rule_file(path)
@@ -27,7 +25,6 @@ def parse_dir(rules_dir: Path) -> tuple[RuleSet | None, list[RuleFileError]]:
             problems.append(exc)
             continue
         if data["kind"] in TRIAGE_KINDS:
-            read.append(path)
             problems += parse_file(path, data, parsed)
     problems += cross_check(parsed, rules_dir)
     if problems:
@@ -36,18 +33,32 @@ def parse_dir(rules_dir: Path) -> tuple[RuleSet | None, list[RuleFileError]]:
     en, es = (parsed.words[lang] for lang in LANGS)
     lang_words = {"en": frozenset(en - es), "es": frozenset(es - en)}
     ruleset = RuleSet(
-        tuple(parsed.rules),
-        parsed.terms,
-        tuple(parsed.topics),
-        s["language"],
-        s["settings"],
-        s["replies"],
-        s["menu"],
-        s["baby_fallback"],
-        lang_words,
-        version=files_version(read),
+        rules=tuple(parsed.rules),
+        terms=parsed.terms,
+        topics=tuple(parsed.topics),
+        language=s["language"],
+        settings=s["settings"],
+        replies=s["replies"],
+        menu=s["menu"],
+        baby_fallback=s["baby_fallback"],
+        triggers=tuple(parsed.triggers),
+        cue_words=parsed.cue_words,
+        lang_words=lang_words,
+        files=tuple(parsed.files),
     )
     return ruleset, []
+
+
+@lru_cache(maxsize=4)
+def _parsed_once(
+    rules_dir: Path, stamp: tuple[tuple[str, int, int], ...]
+) -> tuple[RuleSet | None, list[RuleFileError]]:
+    """``parse_dir`` once per state of the directory: ``rules check`` validates file by file."""
+    return parse_dir(rules_dir)
+
+
+def _stamp(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in rule_files(rules_dir))
 
 
 @lru_cache(maxsize=8)
@@ -72,7 +83,7 @@ def _validate_triage_file(path: Path, data: dict[str, Any]) -> list[str]:
         return [str(p) for p in file_problems]
     from smsbot.replies import budget_problems
 
-    ruleset, problems = parse_dir(path.parent)
+    ruleset, problems = _parsed_once(path.parent, _stamp(path.parent))
     if ruleset is None:
         mine = [p for p in problems if str(p.path) in (str(path), str(path.parent))]
         return [str(p) for p in mine]
@@ -87,6 +98,14 @@ def _validate_triage_file(path: Path, data: dict[str, Any]) -> list[str]:
         for text in item.does_not_fire:
             if item.id in assess(text, rules=ruleset).flags:
                 out.append(f"{where}: {item.id}: example should not fire but did: {text!r}")
+    for trigger in ruleset.triggers:
+        if trigger.source != str(path):
+            continue
+        where = f"{path}:{trigger.line}" if trigger.line else str(path)
+        for text, level in trigger.examples:
+            got = assess(text, rules=ruleset).level
+            if got != level:
+                out.append(f"{where}: {trigger.id}: example should be {level} but is {got}: {text!r}")
     return out
 
 

@@ -1,91 +1,58 @@
-"""The rule-file schema: parse ``kind: triage`` / ``kind: info`` YAML into typed objects.
+"""The rule-file schema: ``kind: triage`` / ``kind: info`` YAML parsed by pydantic models.
 
-The code defines what a rule may say; the YAML says it. Every problem is a RuleFileError
-naming the file, the rule id, the field and the line, because the people editing these
-files are clinicians reviewing wording, not Python programmers.
+The code defines what a rule may say; the YAML says it. Every file carries its ``version``
+and its clinical sign-off (``reviewed_by``/``reviewed_on``, null until a clinician signs).
+Every problem is one RuleFileError naming the file, the line, the rule or term id and the
+field, because the people editing these files are clinicians reviewing wording, not
+Python programmers.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from string import Formatter
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from smsbot.rulefiles import RuleFileError
 from smsbot.triage.matcher import normalise
-from smsbot.triage.model import LANGS, LEVELS, Count, Language, Range, Rule, Settings, Term, Topic
+from smsbot.triage.model import (
+    DIRECTIONS,
+    LANGS,
+    LEVELS,
+    MARKS,
+    REACHES,
+    Count,
+    Language,
+    Range,
+    Rule,
+    Settings,
+    SignOff,
+    Term,
+    Topic,
+    Trigger,
+)
 
 PLACEHOLDERS = {"emergency_number", "reason", "baby", "answer"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_TERM_ID = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _PHRASE_TOKEN = re.compile(r"^(\.\.\.|@[a-z0-9_-]+|[a-z0-9]+\*?)$")
-
-
-class _Reader:
-    """Collects schema problems for one file so ``rules check`` can report all of them."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.problems: list[RuleFileError] = []
-        self.lines = _item_lines(path)
-        self.words: dict[str, set[str]] = {lang: set() for lang in LANGS}
-
-    def fail(self, reason: str, *, rule_id: str | None = None, fld: str | None = None, line=None) -> None:
-        self.problems.append(RuleFileError(self.path, reason, rule_id=rule_id, field=fld, line=line))
-
-    def strings(self, value: Any, where: str, rule_id: str | None, line: int | None) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            self.fail("must be a list of non-empty strings", rule_id=rule_id, fld=where, line=line)
-            return ()
-        return tuple(value)
-
-    def phrases(self, value: Any, where: str, rule_id: str | None, line: int | None) -> tuple[str, ...]:
-        """``{en: [...], es: [...]}`` or a plain list; phrases in both languages match any text."""
-        if value is None:
-            return ()
-        if isinstance(value, list):
-            groups = {"any": value}
-        elif isinstance(value, dict) and set(value) <= set(LANGS):
-            groups = value
-        else:
-            self.fail("must be a list or a mapping with keys en/es", rule_id=rule_id, fld=where, line=line)
-            return ()
-        out: list[str] = []
-        for lang, items in groups.items():
-            for phrase in self.strings(items, f"{where}.{lang}", rule_id, line):
-                problem = phrase_problem(phrase)
-                if problem:
-                    self.fail(f"{phrase!r}: {problem}", rule_id=rule_id, fld=f"{where}.{lang}", line=line)
-                else:
-                    out.append(phrase)
-                    if lang in self.words:
-                        self.words[lang].update(t for t in normalise(phrase).split() if t.isalpha())
-        return tuple(out)
-
-    def per_lang(self, value: Any, where: str, rule_id: str | None, line: int | None) -> dict[str, str]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict) or set(value) != set(LANGS):
-            self.fail("must give text for en and es", rule_id=rule_id, fld=where, line=line)
-            return {}
-        if not all(isinstance(v, str) and v.strip() for v in value.values()):
-            self.fail("texts must be non-empty strings", rule_id=rule_id, fld=where, line=line)
-            return {}
-        return {k: " ".join(v.split()) for k, v in value.items()}
-
-    def range(self, value: Any, where: str, rule_id: str, line: int | None) -> Range | None:
-        if value is None:
-            return None
-        ok = isinstance(value, dict) and value and set(value) <= {"at_least", "below"}
-        if not ok or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()):
-            self.fail("must map at_least and/or below to numbers", rule_id=rule_id, fld=where, line=line)
-            return None
-        return Range(value.get("at_least"), value.get("below"))
+_WORDS = re.compile(r"^[a-z]+(?: [a-z]+)*$")
 
 
 def phrase_problem(phrase: str) -> str | None:
@@ -103,364 +70,568 @@ def phrase_problem(phrase: str) -> str | None:
     return None
 
 
-def _item_lines(path: Path) -> dict[tuple[str, int], int]:
-    """Line of each item in the top-level ``rules``/``topics`` lists, for error messages."""
-    try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, OSError, UnicodeDecodeError):
-        return {}
-    lines: dict[tuple[str, int], int] = {}
-    if isinstance(root, yaml.MappingNode):
-        for key, node in root.value:
-            if isinstance(node, yaml.SequenceNode):
-                for i, item in enumerate(node.value):
-                    lines[(key.value, i)] = item.start_mark.line + 1
-    return lines
+def _one_of(choices: tuple[str, ...]) -> Any:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return BeforeValidator(check)
 
 
-_RULE_KEYS = {
-    "id",
-    "level",
-    "phrases",
-    "negatable",
-    "exclude",
-    "with",
-    "unless",
-    "temperature_f",
-    "count",
-    "age_days",
-    "only_without_reading",
-    "reason",
-    "note",
-    "examples",
-}
+def _by_language(value: Any) -> Any:
+    """A plain list of phrases matches texts in any language; ``{en: [...], es: [...]}`` tells which."""
+    return {"any": value} if isinstance(value, list) else value
 
 
-def _parse_rule(r: _Reader, raw: Any, index: int) -> Rule | None:
-    line = r.lines.get(("rules", index))
-    if not isinstance(raw, dict):
-        r.fail("each rule must be a mapping", line=line)
-        return None
-    rid = raw.get("id")
-    if not isinstance(rid, str) or not _ID.match(rid):
-        r.fail("id must be lowercase letters, digits and dashes", rule_id=str(rid), fld="id", line=line)
-        return None
-    for key in set(raw) - _RULE_KEYS:
-        r.fail(f"unknown field (allowed: {', '.join(sorted(_RULE_KEYS))})", rule_id=rid, fld=key, line=line)
-    level = raw.get("level")
-    if level not in LEVELS:
-        r.fail(f"must be one of {', '.join(LEVELS)}", rule_id=rid, fld="level", line=line)
-    negatable = raw.get("negatable", True)
-    if not isinstance(negatable, bool):
-        r.fail("must be true or false", rule_id=rid, fld="negatable", line=line)
-    only_without = raw.get("only_without_reading", False)
-    if not isinstance(only_without, bool):
-        r.fail("must be true or false", rule_id=rid, fld="only_without_reading", line=line)
-    count = None
-    if raw.get("count") is not None:
-        c = raw["count"]
-        if not isinstance(c, dict) or not isinstance(c.get("term"), str):
-            r.fail("needs a 'term' and at_least/below", rule_id=rid, fld="count", line=line)
-        else:
-            rng = r.range({k: v for k, v in c.items() if k != "term"}, "count", rid, line)
-            count = Count(c["term"], rng) if rng else None
-    examples = raw.get("examples") or {}
-    if not isinstance(examples, dict) or set(examples) - {"fires", "does_not_fire"}:
-        r.fail("must be a mapping with fires and/or does_not_fire", rule_id=rid, fld="examples", line=line)
-        examples = {}
-    rule = Rule(
-        id=rid,
-        level=level if level in LEVELS else "info",
-        phrases=r.phrases(raw.get("phrases"), "phrases", rid, line),
-        negatable=negatable is True,
-        exclude=r.phrases(raw.get("exclude"), "exclude", rid, line),
-        with_terms=r.strings(raw.get("with"), "with", rid, line),
-        unless_terms=r.strings(raw.get("unless"), "unless", rid, line),
-        temperature_f=r.range(raw.get("temperature_f"), "temperature_f", rid, line),
-        count=count,
-        age_days=r.range(raw.get("age_days"), "age_days", rid, line),
-        only_without_reading=only_without is True,
-        reason=r.per_lang(raw.get("reason"), "reason", rid, line),
-        note=r.per_lang(raw.get("note"), "note", rid, line),
-        fires=r.strings(examples.get("fires"), "examples.fires", rid, line),
-        does_not_fire=r.strings(examples.get("does_not_fire"), "examples.does_not_fire", rid, line),
-        source=str(r.path),
-        line=line,
-    )
-    if not (rule.phrases or rule.temperature_f or rule.count):
-        r.fail("needs phrases, temperature_f or count to trigger it", rule_id=rid, line=line)
-    if not rule.fires:
-        r.fail("needs at least one example that fires it", rule_id=rid, fld="examples.fires", line=line)
-    return rule
+def _checked_phrases(value: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    problems = [f"{p!r}: {why}" for items in value.values() for p in items if (why := phrase_problem(p))]
+    if problems:
+        raise ValueError("; ".join(problems))
+    return {lang: tuple(items) for lang, items in value.items()}
 
 
-def _parse_terms(r: _Reader, raw: Any) -> dict[str, Term]:
-    if not isinstance(raw, dict):
-        r.fail("must be a mapping of term id to phrases", fld="terms")
-        return {}
-    terms: dict[str, Term] = {}
-    for tid, body in raw.items():
-        if not isinstance(tid, str) or not _ID.match(tid.replace("_", "-")):
-            r.fail("term ids must be lowercase words", rule_id=str(tid), fld="terms")
-            continue
-        if isinstance(body, dict) and "phrases" in body:
-            negatable = body.get("negatable", True)
-            if not isinstance(negatable, bool):
-                r.fail("must be true or false", rule_id=tid, fld="negatable")
-            terms[tid] = Term(
-                tid,
-                r.phrases(body["phrases"], "phrases", tid, None),
-                negatable is not False,
-                r.phrases(body.get("exclude"), "exclude", tid, None),
-            )
-        else:
-            terms[tid] = Term(tid, r.phrases(body, "phrases", tid, None))
-    return terms
+Text = Annotated[str, Field(min_length=1, pattern=r"\S")]
+Level = Annotated[str, _one_of(LEVELS)]
+Mark = Annotated[str, _one_of(MARKS)]
+Phrases = Annotated[
+    dict[Literal["any", "en", "es"], list[Text]],
+    BeforeValidator(_by_language),
+    AfterValidator(_checked_phrases),
+]
 
 
-def _parse_language(r: _Reader, raw: Any) -> Language | None:
-    if not isinstance(raw, dict):
-        r.fail("must be a mapping", fld="language")
-        return None
-    words: dict[str, Any] = {
-        name: frozenset(r.strings(raw.get(name), f"language.{name}", None, None))
-        for name in (
-            "negation_cues",
-            "pseudo_negations",
-            "scope_breaks",
-            "contrasts",
-            "continuers",
-            "celsius_units",
-            "fahrenheit_units",
-            "degree_units",
-            "temperature_context",
-            "non_temperature_units",
-            "not_age_cues",
-            "decimal_words",
-            "zero_words",
-        )
-    }
-    hints = raw.get("hints") or {}
-    numbers = raw.get("numbers") or {}
-    ages = raw.get("age_units") or {}
-    if not isinstance(hints, dict) or set(hints) != set(LANGS):
-        r.fail("must list words for en and es", fld="language.hints")
-        hints = {}
-    for name, table in (("numbers", numbers), ("age_units", ages)):
-        if not isinstance(table, dict) or not all(isinstance(v, int) for v in table.values()):
-            r.fail("must map words to whole numbers", fld=f"language.{name}")
-    words["pseudo_negations"] = tuple(sorted(words["pseudo_negations"]))
-    return Language(
-        emoji=_parse_emoji(r, raw.get("emoji")),
-        shorthand=_parse_word_table(r, raw.get("shorthand"), "shorthand"),
-        digit_words=_parse_word_table(r, raw.get("digit_words"), "digit_words", keys_are_digits=True),
-        phonetic_swaps=_parse_swaps(r, raw.get("phonetic_swaps")),
-        hints={lang: r.strings(hints.get(lang), f"language.hints.{lang}", None, None) for lang in LANGS},
-        numbers=dict(numbers) if isinstance(numbers, dict) else {},
-        age_units=dict(ages) if isinstance(ages, dict) else {},
-        **words,
-    )
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-_EMOJI_WORDS = re.compile(r"^[a-z]+(?: [a-z]+)*$")
+class PerLang(_Strict):
+    """One text per reply language (whitespace folded: YAML ``>-`` blocks read as one line)."""
+
+    en: Text
+    es: Text
+
+    @field_validator("en", "es")
+    @classmethod
+    def _fold(cls, value: str) -> str:
+        return " ".join(value.split())
 
 
-def _parse_word_table(
-    r: _Reader, raw: Any, name: str, *, keys_are_digits: bool = False
-) -> dict[str, tuple[str, ...]]:
-    """``{bby: baby, idk: i dont know}`` or ``{"2": [to, too]}``: a token and the word(s) it is read as."""
-    if raw is None:
-        return {}
-    where = f"language.{name}"
-    if not isinstance(raw, dict):
-        r.fail("must map a token to a word or a list of words", fld=where)
-        return {}
-    key_ok = str.isdigit if keys_are_digits else str.isalnum
-    table: dict[str, tuple[str, ...]] = {}
-    for key, value in raw.items():
-        key = str(key)
-        values = value if isinstance(value, list) else [value]
-        if key != normalise(key) or not key_ok(key):
-            kind = "one lower-case token of digits" if keys_are_digits else "one lower-case token"
-            r.fail(f"{key!r}: keys must be {kind}", fld=where)
-            continue
-        if not values or not all(isinstance(v, str) and _EMOJI_WORDS.match(v) for v in values):
-            r.fail(f"{key!r}: must be plain lower-case words", fld=f"{where}.{key}")
-            continue
-        # shorthand: one reading, maybe of several words; digit_words: alternative single words
-        table[key] = tuple(values) if keys_are_digits else tuple(" ".join(values).split())
-    return table
+class RangeModel(_Strict):
+    at_least: float | None = None
+    below: float | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RangeModel:
+        if self.at_least is None and self.below is None:
+            raise ValueError("needs at_least and/or below")
+        return self
 
 
-def _parse_swaps(r: _Reader, raw: Any) -> tuple[tuple[str, str], ...]:
-    """``[[b, v], ["", h]]``: one letter group swapped for another; an empty first one adds a prefix."""
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or not all(
-        isinstance(p, list)
-        and len(p) == 2
-        and all(isinstance(x, str) and (x == "" or (x.isalpha() and x == normalise(x))) for x in p)
-        and p[0] != p[1]
-        for p in raw
-    ):
-        where = "language.phonetic_swaps"
-        r.fail('must be a list of [letters, letters] pairs, e.g. [b, v] or ["", h]', fld=where)
-        return ()
-    return tuple((a, b) for a, b in raw)
+class CountModel(RangeModel):
+    term: str
 
 
-def _parse_emoji(r: _Reader, raw: Any) -> dict[str, dict[str, str]]:
-    """``emoji: {"🔵": {en: blue, es: azul}, "🫨": shaking}``: the word(s) each emoji is read as."""
-    if raw is None:
-        return {}
-    where = "language.emoji"
-    if not isinstance(raw, dict):
-        r.fail("must map each emoji to a word or to {en: word, es: word}", fld=where)
-        return {}
-    table: dict[str, dict[str, str]] = {}
-    for char, value in raw.items():
-        if not isinstance(char, str) or not char.strip() or char.isascii() or any(c.isalnum() for c in char):
-            r.fail(f"{char!r}: keys must be emoji (no letters, digits or plain ASCII)", fld=where)
-            continue
-        words = dict.fromkeys(LANGS, value) if isinstance(value, str) else value
-        if not isinstance(words, dict) or set(words) != set(LANGS):
-            r.fail(f"{char!r}: must be a word or give words for en and es", fld=f"{where}.{char}")
-            continue
-        if not all(isinstance(w, str) and _EMOJI_WORDS.match(normalise(w)) for w in words.values()):
-            r.fail(f"{char!r}: words must be plain lower-case words", fld=f"{where}.{char}")
-            continue
-        table[char] = {lang: normalise(w) for lang, w in words.items()}
-    return table
+class Examples(_Strict):
+    fires: list[Text] = []
+    does_not_fire: list[Text] = []
 
 
-def _parse_settings(r: _Reader, raw: Any) -> Settings | None:
-    defaults = {
-        "assumed_age_days": 60,
-        "fuzzy_min_length": 6,
-        "fuzzy_min_ratio": 88.0,
-        "negation_window": 4,
-        "gap_max": 4,
-    }
-    if not isinstance(raw, dict):
-        r.fail("must be a mapping", fld="settings")
-        return None
-    values: dict[str, Any] = {}
-    for key, default in defaults.items():
-        value = raw.get(key, default)
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-            r.fail("must be a non-negative number", fld=f"settings.{key}")
-            value = default
-        values[key] = value
-    values["fuzzy_ignore"] = r.strings(raw.get("fuzzy_ignore"), "settings.fuzzy_ignore", None, None)
-    for key in set(raw) - set(values):
-        r.fail("unknown setting", fld=f"settings.{key}")
-    if values["fuzzy_min_length"] < 5:
-        r.fail("fuzzy matching short words is unsafe; use 5 or more", fld="settings.fuzzy_min_length")
-    return Settings(
-        **{k: (int(v) if k != "fuzzy_min_ratio" and isinstance(v, float) else v) for k, v in values.items()}
-    )
+class TermModel(_Strict):
+    phrases: Phrases
+    exclude: Phrases = {}
+    negatable: bool = True
 
 
-def _parse_replies(r: _Reader, raw: Any) -> dict[str, dict[str, str]]:
-    if not isinstance(raw, dict) or set(raw) != set(LEVELS):
-        r.fail(f"must give a reply for each level: {', '.join(LEVELS)}", fld="replies")
-        return {}
-    replies = {level: r.per_lang(raw[level], f"replies.{level}", None, None) for level in LEVELS}
-    for level, texts in replies.items():
-        for lang, text in texts.items():
-            try:
-                names = {name for _, name, _, _ in Formatter().parse(text) if name is not None}
-            except ValueError as exc:
-                r.fail(f"bad placeholder: {exc}", fld=f"replies.{level}.{lang}")
+def _term_body(value: Any) -> Any:
+    """A term is ``{phrases, exclude, negatable}`` or, for short, just its phrases."""
+    return value if isinstance(value, dict) and "phrases" in value else {"phrases": value}
+
+
+TermBody = Annotated[TermModel, BeforeValidator(_term_body)]
+TermId = Annotated[str, Field(pattern=_TERM_ID.pattern)]
+
+
+class RuleModel(_Strict):
+    """A clinical decision: which findings, under which conditions, give which level, and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: Annotated[str, Field(pattern=_ID.pattern)]
+    level: Level
+    findings: list[str] = []
+    with_terms: list[str] = Field([], alias="with")
+    unless: list[str] = []
+    temperature_f: RangeModel | None = None
+    count: CountModel | None = None
+    age_days: RangeModel | None = None
+    only_without_reading: bool = False
+    also_counts: list[Mark] = ["past"]
+    reason: PerLang | None = None
+    note: PerLang | None = None
+    examples: Examples = Examples()
+
+    @model_validator(mode="after")
+    def _complete(self) -> RuleModel:
+        if not (self.findings or self.temperature_f or self.count):
+            raise ValueError("needs findings, temperature_f or count to trigger it")
+        if not self.examples.fires:
+            raise ValueError("needs at least one example that fires it (examples.fires)")
+        return self
+
+
+class TriggerExample(_Strict):
+    text: Text
+    level: Level
+
+
+class TriggerModel(_Strict):
+    """A context cue (see ``model.Trigger``)."""
+
+    id: Annotated[str, Field(pattern=_ID.pattern)]
+    mark: Mark
+    phrases: Phrases
+    direction: Annotated[str, _one_of(DIRECTIONS)] = "forward"
+    reach: Annotated[str, _one_of(REACHES)] = "clause"
+    window: PositiveInt = 6
+    ends_at: list[str] = []
+    void_if: list[str] = []
+    examples: list[TriggerExample] = []
+
+
+class TopicModel(_Strict):
+    id: Annotated[str, Field(pattern=_ID.pattern)]
+    phrases: Phrases
+    answer: PerLang
+    examples: Examples = Examples()
+
+
+class SettingsModel(_Strict):
+    """Matcher tuning that a clinician may want to review (age assumed when unknown)."""
+
+    assumed_age_days: Annotated[int, Field(ge=0)] = 60
+    # Fuzzy matching short words is unsafe ("shots" is not "shakes").
+    fuzzy_min_length: Annotated[int, Field(ge=5)] = 6
+    fuzzy_min_ratio: Annotated[float, Field(ge=0, le=100)] = 88.0
+    fuzzy_ignore: list[Text] = []
+    negation_window: Annotated[int, Field(ge=0)] = 4
+    gap_max: Annotated[int, Field(ge=0)] = 4
+
+
+Words = list[Text]
+
+
+class LanguageModel(_Strict):
+    """Words the matcher needs to read texts (not clinical content); see ``model.Language``."""
+
+    negation_cues: Words = []
+    pseudo_negations: Words = []
+    scope_breaks: Words = []
+    contrasts: Words = []
+    continuers: Words = []
+    celsius_units: Words = []
+    fahrenheit_units: Words = []
+    degree_units: Words = []
+    temperature_context: Words = []
+    non_temperature_units: Words = []
+    not_age_cues: Words = []
+    decimal_words: Words = []
+    zero_words: Words = []
+    hints: dict[Literal["en", "es"], Words]
+    numbers: dict[str, int] = {}
+    age_units: dict[str, int] = {}
+    emoji: dict[str, Any] = {}
+    shorthand: dict[str, Any] = {}
+    digit_words: dict[str, Any] = {}
+    phonetic_swaps: list[Any] = []
+
+    @field_validator("hints")
+    @classmethod
+    def _both_languages(cls, value: dict[str, Words]) -> dict[str, Words]:
+        if set(value) != set(LANGS):
+            raise ValueError("must list words for en and es")
+        return value
+
+    @field_validator("emoji")
+    @classmethod
+    def _emoji(cls, raw: dict[str, Any]) -> dict[str, dict[str, str]]:
+        """``{"🔵": {en: blue, es: azul}, "🫨": shaking}``: the word(s) each emoji is read as."""
+        table, problems = {}, []
+        for char, value in raw.items():
+            if not char.strip() or char.isascii() or any(c.isalnum() for c in char):
+                problems.append(f"{char!r}: keys must be emoji (no letters, digits or plain ASCII)")
                 continue
-            if names - PLACEHOLDERS:
-                r.fail(f"unknown placeholders {sorted(names - PLACEHOLDERS)}", fld=f"replies.{level}.{lang}")
-            if "emergency_number" not in names:
-                r.fail("must include {emergency_number}", fld=f"replies.{level}.{lang}")
-    return replies
+            words = dict.fromkeys(LANGS, value) if isinstance(value, str) else value
+            if not isinstance(words, dict) or set(words) != set(LANGS):
+                problems.append(f"{char!r}: must be a word or give words for en and es")
+            elif not all(isinstance(w, str) and _WORDS.match(normalise(w)) for w in words.values()):
+                problems.append(f"{char!r}: words must be plain lower-case words")
+            else:
+                table[char] = {lang: normalise(w) for lang, w in words.items()}
+        if problems:
+            raise ValueError("; ".join(problems))
+        return table
+
+    @field_validator("shorthand", "digit_words")
+    @classmethod
+    def _word_table(cls, raw: dict[str, Any], info: Any) -> dict[str, tuple[str, ...]]:
+        """``{bby: baby, idk: i dont know}`` or ``{"2": [to, too]}``: a token and what it is read as."""
+        digits = info.field_name == "digit_words"
+        key_ok = str.isdigit if digits else str.isalnum
+        table, problems = {}, []
+        for key, value in raw.items():
+            key = str(key)
+            values = value if isinstance(value, list) else [value]
+            if key != normalise(key) or not key_ok(key):
+                kind = "one lower-case token of digits" if digits else "one lower-case token"
+                problems.append(f"{key!r}: keys must be {kind}")
+            elif not values or not all(isinstance(v, str) and _WORDS.match(v) for v in values):
+                problems.append(f"{key!r}: must be plain lower-case words")
+            else:
+                # shorthand: one reading, maybe of several words; digit_words: alternative single words
+                table[key] = tuple(values) if digits else tuple(" ".join(values).split())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return table
+
+    @field_validator("phonetic_swaps")
+    @classmethod
+    def _swaps(cls, raw: list[Any]) -> list[tuple[str, str]]:
+        """``[[b, v], ["", h]]``: one letter group swapped for another; an empty first one adds a prefix."""
+        ok = all(
+            isinstance(p, list)
+            and len(p) == 2
+            and all(isinstance(x, str) and (x == "" or (x.isalpha() and x == normalise(x))) for x in p)
+            and p[0] != p[1]
+            for p in raw
+        )
+        if not ok:
+            raise ValueError('must be a list of [letters, letters] pairs, e.g. [b, v] or ["", h]')
+        return [(a, b) for a, b in raw]
+
+
+class _SignedFile(_Strict):
+    """What every triage and info file carries: its version and its clinical sign-off."""
+
+    kind: str
+    version: PositiveInt
+    reviewed_by: Text | None
+    reviewed_on: date | None
+
+    @model_validator(mode="after")
+    def _signed_together(self) -> _SignedFile:
+        if (self.reviewed_by is None) != (self.reviewed_on is None):
+            raise ValueError("reviewed_by and reviewed_on are given together (both null until signed off)")
+        return self
+
+
+class TriageFile(_SignedFile):
+    kind: Literal["triage"]
+    settings: SettingsModel | None = None
+    language: LanguageModel | None = None
+    terms: dict[TermId, TermBody] = {}
+    cue_words: dict[TermId, TermBody] = {}
+    rules: list[RuleModel] = []
+    context: list[TriggerModel] = []
+    replies: dict[Level, PerLang] | None = None
+    baby_fallback: PerLang | None = None
+
+    @field_validator("replies")
+    @classmethod
+    def _replies(cls, value: dict[str, PerLang] | None) -> dict[str, PerLang] | None:
+        if value is None:
+            return None
+        if set(value) != set(LEVELS):
+            raise ValueError(f"must give a reply for each level: {', '.join(LEVELS)}")
+        problems = []
+        for level, texts in value.items():
+            for lang in LANGS:
+                text = getattr(texts, lang)
+                try:
+                    names = {name for _, name, _, _ in Formatter().parse(text) if name is not None}
+                except ValueError as exc:
+                    problems.append(f"{level}.{lang}: bad placeholder: {exc}")
+                    continue
+                if names - PLACEHOLDERS:
+                    problems.append(f"{level}.{lang}: unknown placeholders {sorted(names - PLACEHOLDERS)}")
+                if "emergency_number" not in names:
+                    problems.append(f"{level}.{lang}: must include {{emergency_number}}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+
+class InfoFile(_SignedFile):
+    kind: Literal["info"]
+    topics: list[TopicModel] = []
+    menu: PerLang | None = None
+
+
+FILE_MODELS: dict[str, type[_SignedFile]] = {"triage": TriageFile, "info": InfoFile}
 
 
 @dataclass
 class Parsed:
+    """What the files of one directory say, gathered before the cross-file checks."""
+
+    files: list[SignOff] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
+    cue_words: dict[str, Term] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
     terms: dict[str, Term] = field(default_factory=dict)
     topics: list[Topic] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
     words: dict[str, set[str]] = field(default_factory=lambda: {lang: set() for lang in LANGS})
-
-
-_TRIAGE_KEYS = {"kind", "settings", "language", "terms", "rules", "replies", "baby_fallback"}
-_INFO_KEYS = {"kind", "topics", "menu"}
+    defined_in: dict[str, str] = field(default_factory=dict)  # "term:x"/"section:y" → file
+    problems: list[RuleFileError] = field(default_factory=list)
 
 
 def parse_file(path: Path, data: dict[str, Any], into: Parsed) -> list[RuleFileError]:
-    r = _Reader(path)
-    allowed = _TRIAGE_KEYS if data["kind"] == "triage" else _INFO_KEYS
-    for key in set(data) - allowed:
-        r.fail(f"unknown top-level key (allowed: {', '.join(sorted(allowed))})", fld=key)
-    if data["kind"] == "triage":
-        into.terms.update(_parse_terms(r, data.get("terms") or {}))
-        rules = data.get("rules") or []
-        if not isinstance(rules, list):
-            r.fail("must be a list", fld="rules")
-            rules = []
-        into.rules.extend(rule for i, raw in enumerate(rules) if (rule := _parse_rule(r, raw, i)))
-        parsers = {
-            "language": _parse_language,
-            "settings": _parse_settings,
-            "replies": _parse_replies,
-            "baby_fallback": lambda rd, v: rd.per_lang(v, "baby_fallback", None, None),
-        }
-        for key, parse in parsers.items():
-            if key in data:
-                into.sections[key] = parse(r, data[key])
+    """Validate one file; on success add what it says to ``into``. Returns its problems."""
+    model = FILE_MODELS[data["kind"]]
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as exc:
+        lines = _Lines(path)
+        return [_error(path, data, err, lines) for err in exc.errors()]
+    lines = _Lines(path)
+    into.files.append(
+        SignOff(path.name, parsed.version, parsed.reviewed_by, parsed.reviewed_on, path.read_bytes())
+    )
+    problems: list[RuleFileError] = []
+    if isinstance(parsed, TriageFile):
+        for section, table, target in (
+            ("terms", parsed.terms, into.terms),
+            ("cue_words", parsed.cue_words, into.cue_words),
+        ):
+            for tid, body in table.items():
+                problems += _define(into, path, f"{section}:{tid}", lines.at((section, tid)))
+                target[tid] = _term(tid, body, into)
+        for i, raw in enumerate(parsed.rules):
+            into.rules.append(_rule(raw, str(path), lines.at(("rules", i))))
+        for i, raw in enumerate(parsed.context):
+            into.triggers.append(_trigger(raw, str(path), lines.at(("context", i)), into))
+        for name in ("settings", "language", "replies", "baby_fallback"):
+            value = getattr(parsed, name)
+            if value is not None:
+                problems += _define(into, path, f"section:{name}", lines.at((name,)))
+                into.sections[name] = _section(name, value)
     else:
-        topics = data.get("topics") or []
-        if not isinstance(topics, list):
-            r.fail("must be a list", fld="topics")
-            topics = []
-        for i, raw in enumerate(topics):
-            line = r.lines.get(("topics", i))
-            tid = raw.get("id") if isinstance(raw, dict) else None
-            if not isinstance(tid, str) or not _ID.match(tid):
-                r.fail("each topic needs an id", fld="id", line=line)
-                continue
-            examples = raw.get("examples") or {}
-            topic = Topic(
-                tid,
-                r.phrases(raw.get("phrases"), "phrases", tid, line),
-                r.per_lang(raw.get("answer"), "answer", tid, line),
-                r.strings(examples.get("fires"), "examples.fires", tid, line),
-                r.strings(examples.get("does_not_fire"), "examples.does_not_fire", tid, line),
-                str(path),
-                line,
+        for i, raw in enumerate(parsed.topics):
+            answer = raw.answer.model_dump()
+            phrases = _flat(raw.phrases, into)
+            examples = raw.examples
+            line = lines.at(("topics", i))
+            into.topics.append(
+                Topic(
+                    raw.id,
+                    phrases,
+                    answer,
+                    tuple(examples.fires),
+                    tuple(examples.does_not_fire),
+                    str(path),
+                    line,
+                )
             )
-            if not topic.phrases or not topic.answer:
-                r.fail("needs phrases and an answer", rule_id=tid, line=line)
-            into.topics.append(topic)
-        if "menu" in data:
-            into.sections["menu"] = r.per_lang(data["menu"], "menu", None, None)
-    for lang in LANGS:
-        into.words[lang] |= r.words[lang]
-    return r.problems
+        if parsed.menu is not None:
+            problems += _define(into, path, "section:menu", lines.at(("menu",)))
+            into.sections["menu"] = parsed.menu.model_dump()
+    return problems
+
+
+def _define(into: Parsed, path: Path, key: str, line: int | None) -> list[RuleFileError]:
+    """Each term and each section is defined in one file only: a second one would silently win."""
+    first = into.defined_in.setdefault(key, str(path))
+    if first == str(path):
+        return []
+    kind, _, name = key.partition(":")
+    where = {"rule_id": name} if kind != "section" else {"field": name}
+    return [RuleFileError(path, f"already defined in {Path(first).name}", line=line, **where)]
+
+
+def _flat(phrases: dict[str, tuple[str, ...]], into: Parsed) -> tuple[str, ...]:
+    """All phrases of a ``{lang: phrases}`` table; words of one language tell the text's language."""
+    for lang, items in phrases.items():
+        if lang in into.words:
+            into.words[lang].update(t for p in items for t in normalise(p).split() if t.isalpha())
+    return tuple(p for items in phrases.values() for p in items)
+
+
+def _term(tid: str, body: TermModel, into: Parsed) -> Term:
+    return Term(tid, _flat(body.phrases, into), body.negatable, _flat(body.exclude, into))
+
+
+def _range(value: RangeModel | None) -> Range | None:
+    return Range(value.at_least, value.below) if value else None
+
+
+def _rule(raw: RuleModel, source: str, line: int | None) -> Rule:
+    return Rule(
+        id=raw.id,
+        level=raw.level,
+        findings=tuple(raw.findings),
+        with_terms=tuple(raw.with_terms),
+        unless_terms=tuple(raw.unless),
+        temperature_f=_range(raw.temperature_f),
+        count=Count(raw.count.term, Range(raw.count.at_least, raw.count.below)) if raw.count else None,
+        age_days=_range(raw.age_days),
+        only_without_reading=raw.only_without_reading,
+        also_counts=frozenset(raw.also_counts),
+        reason=raw.reason.model_dump() if raw.reason else {},
+        note=raw.note.model_dump() if raw.note else {},
+        fires=tuple(raw.examples.fires),
+        does_not_fire=tuple(raw.examples.does_not_fire),
+        source=source,
+        line=line,
+    )
+
+
+def _trigger(raw: TriggerModel, source: str, line: int | None, into: Parsed) -> Trigger:
+    return Trigger(
+        id=raw.id,
+        mark=raw.mark,
+        phrases=_flat(raw.phrases, into),
+        direction=raw.direction,
+        reach=raw.reach,
+        window=raw.window,
+        ends_at=tuple(raw.ends_at),
+        void_if=tuple(raw.void_if),
+        examples=tuple((e.text, e.level) for e in raw.examples),
+        source=source,
+        line=line,
+    )
+
+
+def _section(name: str, value: Any) -> Any:
+    if name == "settings":
+        return Settings(
+            **{k: (tuple(v) if isinstance(v, list) else v) for k, v in value.model_dump().items()}
+        )
+    if name == "language":
+        raw = value.model_dump()
+        tuples = {"pseudo_negations", "phonetic_swaps"}
+        sets = {k for k, v in raw.items() if isinstance(v, list) and k not in tuples}
+        return Language(
+            **{k: frozenset(v) for k, v in raw.items() if k in sets},
+            pseudo_negations=tuple(sorted(raw["pseudo_negations"])),
+            phonetic_swaps=tuple(tuple(p) for p in raw["phonetic_swaps"]),
+            hints={lang: tuple(words) for lang, words in raw["hints"].items()},
+            numbers=raw["numbers"],
+            age_units=raw["age_units"],
+            emoji=raw["emoji"],
+            shorthand={k: tuple(v) for k, v in raw["shorthand"].items()},
+            digit_words={k: tuple(v) for k, v in raw["digit_words"].items()},
+        )
+    if name == "replies":
+        return {level: texts.model_dump() for level, texts in value.items()}
+    return value.model_dump()
+
+
+class _Lines:
+    """Line numbers of a YAML file's nodes, by their path of keys and indices."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self.root: yaml.Node | None = yaml.compose(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            self.root = None
+
+    def at(self, loc: tuple[Any, ...]) -> int | None:
+        """The line of the deepest node ``loc`` reaches (1-based)."""
+        node, line = self.root, None
+        for key in loc:
+            if isinstance(node, yaml.MappingNode):
+                found = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+                if found is None:
+                    break
+                line, node = found[0].start_mark.line + 1, found[1]
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+                node = node.value[key]
+                line = node.start_mark.line + 1
+            else:
+                break
+        return line
+
+
+# Where in a file an error is: items of these lists are named by their id, term tables by key.
+_LISTS = ("rules", "topics", "context")
+_TABLES = ("terms", "cue_words")
+
+
+def _error(path: Path, data: dict[str, Any], err: Any, lines: _Lines) -> RuleFileError:
+    """One pydantic error as a RuleFileError: file, line, rule or term id, field, plain reason."""
+    loc = tuple(
+        part for part in err["loc"] if not (isinstance(part, str) and part.startswith(("function-", "dict[")))
+    )
+    rule_id, rest = None, loc
+    if len(loc) >= 2 and loc[0] in _LISTS and isinstance(loc[1], int):
+        item = data.get(loc[0])[loc[1]]
+        rule_id = str(item.get("id")) if isinstance(item, dict) else None
+        rest = loc[2:]
+    elif len(loc) >= 2 and loc[0] in _TABLES:
+        rule_id, rest = str(loc[1]), loc[2:]
+    return RuleFileError(
+        path,
+        _reason(err),
+        rule_id=rule_id,
+        field=".".join(str(p) for p in rest) or None,
+        line=lines.at(loc),
+    )
+
+
+def _reason(err: Any) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return "must be one of " + expected.replace("'", "").replace(" or ", ", ")
+    return msg
 
 
 def cross_check(parsed: Parsed, where: Path) -> list[RuleFileError]:
-    """Checks that need every file: unique ids, referenced terms exist, sections present once."""
+    """Checks that need every file: unique ids, referenced terms exist, sections present."""
     problems: list[RuleFileError] = []
     seen: set[str] = set()
-    for item in [*parsed.rules, *parsed.topics]:
+    for item in [*parsed.rules, *parsed.topics, *parsed.triggers]:
         if item.id in seen:
             problems.append(RuleFileError(item.source, "duplicate id", rule_id=item.id, line=item.line))
         seen.add(item.id)
+    words = {**parsed.terms, **parsed.cue_words}
+
+    def missing(refs: list[str], known: dict[str, Term]) -> list[str]:
+        return [ref for ref in refs if ref not in known]
+
+    def embedded(phrases: tuple[str, ...]) -> list[str]:
+        return [tok[1:] for p in phrases for tok in p.split() if tok.startswith("@")]
+
     for rule in parsed.rules:
-        refs = [*rule.with_terms, *rule.unless_terms, *([rule.count.term] if rule.count else [])]
-        refs += [tok[1:] for p in (*rule.phrases, *rule.exclude) for tok in p.split() if tok.startswith("@")]
-        for ref in refs:
-            if ref not in parsed.terms:
-                problems.append(
-                    RuleFileError(rule.source, f"unknown term {ref!r}", rule_id=rule.id, line=rule.line)
-                )
+        refs = [
+            *rule.findings,
+            *rule.with_terms,
+            *rule.unless_terms,
+            *([rule.count.term] if rule.count else []),
+        ]
+        for ref in missing(refs, parsed.terms):
+            problems.append(
+                RuleFileError(rule.source, f"unknown term {ref!r}", rule_id=rule.id, line=rule.line)
+            )
+    for trigger in parsed.triggers:
+        refs = [*trigger.ends_at, *trigger.void_if]
+        for ref in missing(refs, parsed.cue_words):
+            msg = f"unknown cue words {ref!r}"
+            problems.append(RuleFileError(trigger.source, msg, rule_id=trigger.id, line=trigger.line))
+        for ref in missing(embedded(trigger.phrases), words):
+            msg = f"unknown term {ref!r}"
+            problems.append(RuleFileError(trigger.source, msg, rule_id=trigger.id, line=trigger.line))
+    for table, known in ((parsed.terms, parsed.terms), (parsed.cue_words, words)):
+        for tid, term in table.items():
+            for ref in missing(embedded((*term.phrases, *term.exclude)), known):
+                problems.append(RuleFileError(where, f"unknown term {ref!r}", rule_id=tid, field="phrases"))
     for name in ("language", "settings", "replies", "menu", "baby_fallback"):
         if not parsed.sections.get(name):
             problems.append(RuleFileError(where, f"no rule file defines '{name}'", field=name))

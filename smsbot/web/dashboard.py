@@ -34,12 +34,12 @@ from werkzeug.wrappers import Response
 
 from smsbot import clinics
 from smsbot.db import request_session
-from smsbot.models import Staff, utcnow
+from smsbot.models import utcnow
 from smsbot.phones import mask_phone
 from smsbot.programmes import load_programmes
 from smsbot.web import charts, clinic_queries
 from smsbot.web.enroll_form import LANGUAGES, EnrollFormError, enroll_from_form
-from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate
+from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate, session_claims, signed_in_staff
 
 log = logging.getLogger(__name__)
 bp = Blueprint(
@@ -92,8 +92,7 @@ def init_app(app: Flask) -> None:
 @bp.before_request
 def _require_csrf_and_staff() -> Response | None:
     csrf.protect()
-    staff_id = session.get("staff_id")
-    staff = request_session().get(Staff, staff_id) if isinstance(staff_id, int) else None
+    staff = signed_in_staff(request_session(), session)
     if staff is not None:
         g.staff = staff
         g.clinic_tz = _zone(staff.clinic.timezone)
@@ -180,13 +179,17 @@ def login() -> Response | str:
         )
         return render_template("dashboard/login.html", email=email)
     session.clear()  # a fresh session (and CSRF token) for the signed-in user: no fixation
-    session["staff_id"] = staff.id
+    session.update(session_claims(staff))
     session.permanent = True
     return redirect(_safe_next(request.args.get("next")))
 
 
 @bp.post("/logout")
 def logout() -> Response:
+    """Sign out on the server too: a copy of this cookie, or one on another device, stops working."""
+    db = request_session()
+    clinics.end_sessions(db, g.staff)
+    db.commit()
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for(".login"))

@@ -58,9 +58,9 @@ def train(corpus_dir: Path | None, out: Path) -> None:
     from smsbot.triage.training import train as train_classifier
 
     _needs_training_extra()
-    cases = training_cases(_batches(corpus_dir))
-    classifier, validation = train_classifier(cases)
+    classifier, validation = train_classifier(_batches(corpus_dir))
     classifier.save(out)
+    cases = validation.cases
     click.echo(f"trained on {len(cases)} texts: {classifier.training['levels']}")
     for level, facts in classifier.training["calibration"].items():
         click.echo(

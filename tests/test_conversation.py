@@ -100,7 +100,7 @@ def test_answer_worse_escalates_and_alerts(app, text_bot, db):
 
 
 def test_each_triaged_text_records_the_rules_and_classifier_that_decided_it(text_bot, db):
-    reply_text(text_bot("his legs shake when he cries"))
+    reply_text(text_bot("his legs shake when he cries and stop when i hold them"))
     reply_text(text_bot("his lips are blue"))
     with db.session() as session:
         routine, emergency = session.scalars(

@@ -21,8 +21,9 @@ from smsbot.triage.classifier import (
     shipped_classifier,
     vouch,
 )
+from smsbot.triage.corpus import Batch, Case
 from smsbot.triage.features import DIMENSIONS, HASH_BITS, hashed_ngrams, normalise
-from smsbot.triage.training import CAPS, calibrate
+from smsbot.triage.training import CAPS, FOLDS, calibrate, folds_of
 
 CORPUS = Path(__file__).parent.parent / "corpus"
 ROUTINE = "legs shake when she cries, stops when i hold them"
@@ -98,6 +99,17 @@ def test_it_does_not_speak_for_a_baby_older_than_its_corpus() -> None:
     assert fever.level == "urgent" and fever.model_version is None
 
 
+def test_it_does_not_speak_on_a_text_shorter_than_its_corpus_knows() -> None:
+    # The corpus's short symptom texts are nearly all emergencies: the commonest first text
+    # must not read as one.
+    assert assess("my baby is shaking").level == "routine"
+    eager = with_thresholds(emergency=0.0, urgent=0.0)
+    short = assess("my baby is shaking", classifier=eager)
+    assert short.level == "routine" and short.model_version is None
+    longer = assess("my baby is shaking and i would like to know what it means", classifier=eager)
+    assert longer.level == "emergency" and longer.model_version == eager.version
+
+
 def test_decisions_name_the_rule_set_and_the_classifier_consulted() -> None:
     decision = assess(ROUTINE)
     assert decision.rules_version == load_rules().version
@@ -107,12 +119,31 @@ def test_decisions_name_the_rule_set_and_the_classifier_consulted() -> None:
     assert assess(EMERGENCY).model_version is None
 
 
+def batch(name: str, size: int, *, frozen: bool = False) -> Batch:
+    cases = tuple(Case(f"{name} text {i}", "routine", "en") for i in range(size))
+    return Batch(name, cases, None, frozen)
+
+
+def test_whole_files_take_turns_as_folds_and_frozen_ones_are_left_out() -> None:
+    files = [batch(f"b{i}.yaml", 2) for i in range(FOLDS + 1)]
+    cases, folds = folds_of([*files[:3], batch("frozen/b9.yaml", 4, frozen=True), *files[3:]])
+    assert [c.text for c in cases] == [c.text for f in files for c in f.cases]
+    assert list(folds) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 0, 0]
+
+
+def test_a_corpus_of_few_files_is_split_by_text() -> None:
+    cases, folds = folds_of([batch("dev.yaml", 50)])
+    assert len(cases) == 50
+    assert set(folds) == set(range(FOLDS))
+
+
 def test_calibration_raises_at_most_the_capped_share_of_calm_texts() -> None:
     rng = np.random.default_rng(3)
     labels = ["routine"] * 600 + ["info"] * 200 + ["urgent"] * 300 + ["emergency"] * 400
     probabilities = rng.dirichlet(np.ones(4), size=len(labels))
-    thresholds, facts = calibrate(probabilities, labels)
-    calm = np.array([label in ("routine", "info") for label in labels])
+    covered = np.arange(len(labels)) % 10 != 0  # one text in ten too short to speak on
+    thresholds, facts = calibrate(probabilities, labels, covered)
+    calm = np.array([label in ("routine", "info") for label in labels]) & covered
     emergency = probabilities[:, 3]
     at_least_urgent = probabilities[:, 2] + emergency
     assert np.mean(emergency[calm] > thresholds["emergency"]) <= CAPS["emergency"]

@@ -86,7 +86,7 @@ def test_it_cross_validates_the_model_alone_and_with_the_rules(tmp_path: Path) -
     (corpus / "dev_cases.yaml").write_bytes((CORPUS / "dev_cases.yaml").read_bytes())
     result = run("--corpus", str(corpus))
     assert result.exit_code == 0, result.output
-    lines = section(result.output, "cross-validated: 5 folds by text, out of fold, 120 texts")
+    lines = section(result.output, "cross-validated: 5 folds, out of fold, 120 texts")
     assert [line.split()[0] for line in lines] == ["model", "rules", "rules+model"]
     assert all("120" in line.split()[:3] for line in lines)
 

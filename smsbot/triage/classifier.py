@@ -119,13 +119,17 @@ class Classifier:
         """The same classifier raising above ``thresholds``."""
         return Classifier(self.weights, self.idf, self.bias, thresholds, self.training)
 
-    def knows_age(self, age_days: int | None) -> bool:
-        """Whether its corpus described babies of this age (unknown: the age the corpus assumes).
+    def covers(self, text: str, age_days: int | None) -> bool:
+        """Whether its corpus holds texts like this one: long enough, about a baby that young.
 
-        Labels depend on age (a fever is an emergency under 3 months, urgent after), and the
-        classifier reads only the text: for an older baby it would answer as for a younger one.
+        Under SHORTEST_TEXT_WORDS words the corpus holds next to no routine texts (a short
+        symptom text there is nearly always an emergency), so "my baby is shaking" would read
+        as one. Labels depend on age (a fever is an emergency under 3 months, urgent after) and
+        the classifier reads only the text: unknown age is the age the corpus assumes.
         """
-        return age_days is None or age_days <= self.training["oldest_age_days"]
+        words = len(text.split())
+        young = age_days is None or age_days <= self.training["oldest_age_days"]
+        return words >= self.training["shortest_text_words"] and young
 
     def opinion(self, text: str) -> Opinion | None:
         """The highest level whose calibrated threshold the text passes, if any."""

@@ -214,8 +214,8 @@ def assess(
     decision = engine_for(rules or load_rules()).assess(text, baby_age_days, lang)
     if classifier == "shipped":
         classifier = shipped_classifier()
-    if classifier is None or decision.level == LEVELS[-1] or not classifier.knows_age(decision.age_days):
-        return decision  # no classifier, nothing left to raise, or a baby older than its corpus's
+    if classifier is None or decision.level == LEVELS[-1] or not classifier.covers(text, decision.age_days):
+        return decision  # no classifier, nothing left to raise, or a text unlike its corpus's
     opinion = classifier.opinion(text)
     if opinion is None or severity(opinion.level) <= severity(decision.level):
         return replace(decision, model_version=classifier.version)

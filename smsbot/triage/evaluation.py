@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from smsbot.triage.classifier import Classifier
-from smsbot.triage.corpus import Batch, Case, training_cases
+from smsbot.triage.corpus import Batch, Case
 from smsbot.triage.engine import assess
 from smsbot.triage.model import LEVELS, RuleSet
 from smsbot.triage.scores import Tally, recorded, tally, total
@@ -90,8 +90,8 @@ def cross_validated_section(batches: Sequence[Batch], ruleset: RuleSet) -> Secti
     """Model alone, rules alone and rules + model, each text scored by the fold that did not see it."""
     from smsbot.triage.training import FOLDS, cross_validate
 
-    cases = training_cases(list(batches))
-    validation = cross_validate(cases)
+    validation = cross_validate(batches)
+    cases = validation.cases
     labels = _levels(cases)
     model = [LEVELS[i] for i in validation.probabilities.argmax(axis=1)]
     rules = [assess(c.text, rules=ruleset, classifier=None).level for c in cases]
@@ -102,10 +102,10 @@ def cross_validated_section(batches: Sequence[Batch], ruleset: RuleSet) -> Secti
     ]
     thresholds = ", ".join(f"{level} > {t:.4f}" for level, t in validation.thresholds.items())
     return Section(
-        f"cross-validated: {FOLDS} folds by text, out of fold, {len(cases)} texts",
+        f"cross-validated: {FOLDS} folds, out of fold, {len(cases)} texts",
         (
             Line("model alone", tally(labels, model), "most probable level"),
-            Line("rules alone", tally(labels, rules), "rules do not learn: same as above"),
+            Line("rules alone", tally(labels, rules), "the rules learn nothing: as in the table above"),
             Line("rules+model", tally(labels, both), f"raised above {thresholds}"),
         ),
     )

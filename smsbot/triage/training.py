@@ -1,7 +1,7 @@
 """``smsbot triage train``: fit the second opinion on the corpus and calibrate when it may speak.
 
 Needs scikit-learn (the ``train`` extra); running the result needs numpy only. Deterministic,
-so the shipped artifact can be rebuilt byte for byte: folds come from a hash of each text,
+so the shipped artifact can be rebuilt byte for byte: folds come from the corpus's file order,
 lbfgs starts from zero, and BLAS runs on one thread (several threads may sum in another order).
 
 Thresholds come from out-of-fold predictions on the corpus alone, not from the rule engine's
@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from smsbot.triage.classifier import RAISES, Classifier, raise_scores
-from smsbot.triage.corpus import OLDEST_AGE_DAYS, Case, corpus_hash
+from smsbot.triage.corpus import (
+    OLDEST_AGE_DAYS,
+    SHORTEST_TEXT_WORDS,
+    Batch,
+    Case,
+    corpus_hash,
+    training_cases,
+)
 from smsbot.triage.features import DIMENSIONS, hashed_ngrams, normalise
 from smsbot.triage.model import LEVELS
 from smsbot.triage.scores import CALM
@@ -29,23 +36,33 @@ FOLDS = 5
 # Inverse regularisation strength: exact level out of fold plateaus from about 30 (measured 3-100).
 C = 30.0
 # The most the classifier may raise, as a share of calm (routine/info) texts out of fold.
-# Measured on 966 texts added to the corpus in the red-team batches 2-24, each scored by the
-# rules and a classifier as they stood before it was written, rules alone → rules + classifier:
-#   caps 1% / 3%: emergencies sent home 100 → 5, emergency recall 0.69 → 0.93, calm answered
-#                 emergency 10.9% → 12.1%, exact 0.77 → 0.91
-#   caps 2% / 5%: sent home 100 → 2, recall 0.69 → 0.95, calm answered emergency → 12.5%, exact 0.92
-#   caps 3% / 5%: sent home 2, recall 0.96, calm answered emergency → 12.8%
-# Missing an emergency is the worst error: 2% buys 3 fewer sent home and 2.4 points of recall
-# for 0.4 points more false emergencies. The issue allows 3% calm texts answered emergency in
-# all, so the rules must bring their own share near 1%; if they cannot, lower the emergency cap.
-# A raise to urgent costs a call to the doctor today, and is the net that keeps emergencies the
-# rules miss from being sent home.
-CAPS = {"emergency": 0.02, "urgent": 0.05}
+# Measured by holding out each blind batch (25-28, 30: 2,500 texts) from training and
+# calibration alike, rules alone → rules + classifier:
+#   caps 1% / 5%: emergency recall 0.922 → 0.986, emergencies sent home 34 → 3, urgent sent
+#                 home 89 → 5, exact 0.859 → 0.894, calm answered emergency 6.0% → 6.7%
+#   caps 2% / 5%: recall → 0.994, sent home → 3, exact → 0.892, calm answered emergency → 7.5%
+#   caps 1% / 3%: urgent sent home → 7, exact → 0.896, otherwise as 1% / 5%
+# (the classifier alone raised 0.8% and 1.7% of those calm texts: the calibration held).
+# The issue allows 3% calm texts answered emergency in all and asks for recall 0.97: 1% keeps
+# recall above that and doubles the classifier's false emergencies no further. A raise to
+# urgent costs a call to the doctor today, and is the net that keeps emergencies and urgent
+# texts the rules miss from being sent home.
+CAPS = {"emergency": 0.01, "urgent": 0.05}
 
 
-def fold_of(text: str) -> int:
-    """A text's fold, from its content: stable as the corpus grows, and copies share a fold."""
-    return zlib.crc32(normalise(text).encode()) % FOLDS
+def folds_of(batches: Sequence[Batch]) -> tuple[list[Case], np.ndarray]:
+    """The training cases and the fold of each.
+
+    Whole files take turns (first file fold 0, second fold 1, ...): a text is then scored by
+    a classifier that saw nothing of its batch, as the next blind batch will be, and a
+    batch's look-alike texts cannot vouch for each other. A corpus of fewer files than
+    folds is split by a hash of each text instead.
+    """
+    files = [batch for batch in batches if not batch.frozen]
+    cases = training_cases(files)
+    if len(files) >= FOLDS:
+        return cases, np.array([i % FOLDS for i, batch in enumerate(files) for _ in batch.cases])
+    return cases, np.array([zlib.crc32(normalise(case.text).encode()) % FOLDS for case in cases])
 
 
 def _labels(cases: Sequence[Case]) -> np.ndarray:
@@ -99,14 +116,16 @@ def fit(cases: Sequence[Case], training: dict[str, Any]) -> Classifier:
     weights[used] = model.coef_.T
     bias = [round(float(b), 6) for b in model.intercept_]
     never = dict.fromkeys(RAISES, 1.0)  # no probability is above 1: it raises nothing yet
-    return Classifier(weights, idf, bias, never, {"oldest_age_days": OLDEST_AGE_DAYS, **training})
+    covers = {"oldest_age_days": OLDEST_AGE_DAYS, "shortest_text_words": SHORTEST_TEXT_WORDS}
+    return Classifier(weights, idf, bias, never, {**covers, **training})
 
 
 @dataclass(frozen=True)
 class CrossValidation:
-    """Out-of-fold probabilities of every case, the thresholds calibrated on them, and the
-    classifier of each fold (calibrated alike) to triage the texts it did not see."""
+    """Out-of-fold probabilities of every training case, the thresholds calibrated on them,
+    and the classifier of each fold (calibrated alike) to triage the texts it did not see."""
 
+    cases: list[Case]
     probabilities: np.ndarray  # (cases, levels)
     folds: np.ndarray  # the fold of each case
     thresholds: dict[str, float]
@@ -114,10 +133,13 @@ class CrossValidation:
     classifiers: tuple[Classifier, ...]
 
 
-def calibrate(probabilities: np.ndarray, labels: Sequence[str]) -> tuple[dict[str, float], dict[str, Any]]:
-    """Lowest thresholds that raise at most CAPS of the calm texts, and what they catch."""
+def calibrate(
+    probabilities: np.ndarray, labels: Sequence[str], covered: np.ndarray
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Lowest thresholds that raise at most CAPS of the calm texts the classifier speaks on
+    (``covered``), and what they catch."""
     levels = np.array(labels)
-    calm = np.isin(levels, CALM)
+    calm = np.isin(levels, CALM) & covered
     thresholds: dict[str, float] = {}
     calibration: dict[str, Any] = {}
     for level, score in raise_scores(probabilities).items():
@@ -127,18 +149,19 @@ def calibrate(probabilities: np.ndarray, labels: Sequence[str]) -> tuple[dict[st
         # `allowed` calm texts pass.
         threshold = math.ceil(ranked[allowed] * 10_000) / 10_000 if allowed < len(ranked) else 0.0
         targets = levels == "emergency" if level == "emergency" else np.isin(levels, ("urgent", "emergency"))
+        raised = covered & (score > threshold)
         thresholds[level] = threshold
         calibration[level] = {
             "cap": CAPS[level],
-            "calm_raised": round(float(np.mean(score[calm] > threshold)), 4),
-            "recall": round(float(np.mean(score[targets] > threshold)), 4),
+            "calm_raised": round(float(np.mean(raised[calm])), 4),
+            "recall": round(float(np.mean(raised[targets])), 4),
         }
     return thresholds, calibration
 
 
-def cross_validate(cases: Sequence[Case]) -> CrossValidation:
+def cross_validate(batches: Sequence[Batch]) -> CrossValidation:
     """Fit FOLDS classifiers, each scoring the fold it did not see, and calibrate on the result."""
-    folds = np.array([fold_of(case.text) for case in cases])
+    cases, folds = folds_of(batches)
     probabilities = np.zeros((len(cases), len(LEVELS)))
     classifiers = []
     for fold in range(FOLDS):
@@ -146,14 +169,16 @@ def cross_validate(cases: Sequence[Case]) -> CrossValidation:
         classifier = fit([c for c, f in zip(cases, folds, strict=True) if f != fold], {"fold": fold})
         probabilities[held_out] = [classifier.probabilities(cases[i].text) for i in held_out]
         classifiers.append(classifier)
-    thresholds, calibration = calibrate(probabilities, [case.level for case in cases])
+    covered = np.array([classifiers[0].covers(case.text, None) for case in cases])
+    thresholds, calibration = calibrate(probabilities, [case.level for case in cases], covered)
     calibrated = tuple(classifier.calibrated(thresholds) for classifier in classifiers)
-    return CrossValidation(probabilities, folds, thresholds, calibration, calibrated)
+    return CrossValidation(cases, probabilities, folds, thresholds, calibration, calibrated)
 
 
-def train(cases: Sequence[Case]) -> tuple[Classifier, CrossValidation]:
-    """The classifier to ship: fitted on every case, thresholds from cross-validation."""
-    validation = cross_validate(cases)
+def train(batches: Sequence[Batch]) -> tuple[Classifier, CrossValidation]:
+    """The classifier to ship: fitted on every case but frozen ones, thresholds from cross-validation."""
+    validation = cross_validate(batches)
+    cases = validation.cases
     training = {
         "texts": len(cases),
         "levels": dict(sorted(Counter(case.level for case in cases).items())),

@@ -1,4 +1,5 @@
-"""APScheduler wiring: thin jobs for check-ins, clinic alert retries and retention; no logic.
+"""APScheduler wiring: thin jobs for check-ins, clinic alert retries, the inbound sweeper and
+retention; no logic.
 
 The rows are the source of truth, so jobs live only in memory: a restarted scheduler
 (or several ``smsbot worker`` processes) simply dispatches whatever the database says is due.
@@ -20,6 +21,7 @@ from smsbot.dispatch import DispatchReport, dispatch_due, maintenance
 from smsbot.messaging import Transport
 from smsbot.models import utcnow
 from smsbot.privacy import purge_old_bodies
+from smsbot.sweeper import SweepReport, sweep_unprocessed
 
 ALERT_DELIVERY_INTERVAL_SECONDS = 10
 MAINTENANCE_HOUR_UTC = 7  # night-time in the Americas, morning in Europe: a quiet moment
@@ -29,7 +31,7 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 def build_scheduler(
     db: Database, transport: Transport, settings: Settings, *, background: bool = True
 ) -> BaseScheduler:
-    """A scheduler (not started) that dispatches due check-ins and runs daily maintenance.
+    """A scheduler (not started): check-in dispatch, alert retries, the inbound sweeper, upkeep.
 
     ``background`` for ``smsbot serve`` (runs beside the web app); blocking for ``smsbot worker``.
     """
@@ -63,6 +65,15 @@ def build_scheduler(
         max_instances=1,
         coalesce=True,
     )
+    scheduler.add_job(
+        run_sweep,
+        "interval",
+        seconds=settings.sweep_interval_seconds,
+        args=(db, transport, settings),
+        id="sweep_inbound",
+        max_instances=1,
+        coalesce=True,
+    )
     if settings.retention_days:
         scheduler.add_job(
             run_retention,
@@ -89,6 +100,14 @@ def run_maintenance(db: Database, settings: Settings) -> dict[str, int]:
 def run_alert_deliveries(db: Database, transport: Transport, settings: Settings) -> dict[str, int]:
     """Retries of clinic alerts (the first attempt is made right after the inbound message)."""
     return deliver_pending_alerts(db, transport, settings)
+
+
+def run_sweep(db: Database, transport: Transport, settings: Settings) -> SweepReport:
+    """Triage texts a failed request left unprocessed; page their clinics at once if needed."""
+    report = sweep_unprocessed(db, transport, settings)
+    if report.paged:
+        deliver_pending_alerts(db, transport, settings)
+    return report
 
 
 def run_retention(db: Database, settings: Settings) -> int:

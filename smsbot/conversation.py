@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from smsbot import alerts, families, reminders
 from smsbot.config import Settings
 from smsbot.db import Database, dialect_insert
-from smsbot.keywords import Keywords, load_keywords
+from smsbot.keywords import HOW_TO_STOP, Keywords, load_keywords
 from smsbot.messaging.segments import count_segments
 from smsbot.metrics import INBOUND_RECOVERY
 from smsbot.models import Enrollment, Event, Family, Message, utcnow
@@ -199,11 +199,10 @@ def mark_failed(db: Database, message_id: int) -> Family | None:
 
 
 def _failure_reply(db: Database, settings: Settings, message_id: int, text: str) -> Outcome:
-    """"Sorry, something went wrong": never to a family that opted out or is opting out with
-    this very text, nor when the database cannot say whether it did."""
+    """The "sorry, something went wrong" reply: never to a family that opted out or is opting
+    out with this very text, nor when the database cannot say whether it did."""
     family = mark_failed(db, message_id)
-    keyword = _rulebook(settings)[0].match(text.strip())
-    if family is None or family.opted_out or (keyword is not None and keyword.action == "stop"):
+    if family is None or family.opted_out or _rulebook(settings)[0].opting_out(text):
         INBOUND_RECOVERY.labels("error_reply_withheld").inc()
         log.warning("inbound message %s failed; no error reply (opted out, or unknown)", message_id)
         return Outcome(reply=None)
@@ -422,6 +421,14 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
             now=now,
         )
         paged = any(alert.clinic_id is not None for alert in raised)
+
+    request = keywords.plain_opt_out(text)
+    if request is not None and request.action == "stop":
+        # STOP in plain words, honoured after the alerts above reached the clinics that
+        # follow the family now.
+        message.kind = "keyword"
+        stop = _handle_keyword(session, settings, family, "stop", request.lang, now, plain=True)
+        return Outcome(reply=stop.reply, level=level, flags=decision.flags, paged=paged)
     if not family.opted_out:
         reminders.schedule_after_decision(session, family, level, now=now, settings=settings)
 
@@ -432,31 +439,41 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
         # Stored, triaged and alerted like any other text; only the reply is held back,
         # and never for an emergency.
         return Outcome(reply=None, level=level, flags=decision.flags, paged=paged)
-    reply = (
-        answered.reply
-        if answered is not None and answered.reply and level in ("info", "routine")
-        else render_reply(
+    if request is not None and level == "info":
+        # Talks about stopping the messages without clearly asking: say how.
+        reply = _reply_text(settings, HOW_TO_STOP, decision.lang)
+    elif answered is not None and answered.reply and level in ("info", "routine"):
+        reply = answered.reply
+    else:
+        reply = render_reply(
             decision, emergency_number=settings.emergency_number, rules=ruleset, baby_name=family.baby_name
         )
-    )
     return Outcome(reply=reply, level=level, flags=decision.flags, paged=paged)
 
 
 def _handle_keyword(
-    session: Session, settings: Settings, family: Family, action: str, lang: str, now: datetime
+    session: Session,
+    settings: Settings,
+    family: Family,
+    action: str,
+    lang: str,
+    now: datetime,
+    *,
+    plain: bool = False,
 ) -> Outcome:
+    """STOP, START or HELP; ``plain``: a STOP in plain words, which Twilio does not answer."""
     if action != "start" and family.opted_out:
         # Opted out means no message of any kind: not even a second STOP confirmation or a
         # HELP text. (Twilio would refuse to deliver them too.) START is the way back.
         return Outcome(reply=None, level="info")
     if action == "stop":
-        families.opt_out(session, family, now=now, source="keyword")
+        families.opt_out(session, family, now=now, source="plain_words" if plain else "keyword")
     elif action == "start":
         family.opted_out_at = None
         _consent_pending_enrollments(session, settings, family, now)
         session.add(Event(family_id=family.id, kind="opted_in", detail={}, created_at=now))
     family.language = lang
-    if settings.twilio_advanced_opt_out:
+    if settings.twilio_advanced_opt_out and not plain:
         return Outcome(reply=None, level="info")  # Twilio has already answered the keyword
     return Outcome(reply=_reply_text(settings, action, lang), level="info")
 

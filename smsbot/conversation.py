@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from smsbot import alerts, families, reminders
+from smsbot import alerts, families, news, reminders
 from smsbot.config import Settings
 from smsbot.db import Database, dialect_insert
 from smsbot.keywords import HOW_TO_STOP, Keywords, load_keywords
@@ -421,6 +421,10 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
             now=now,
         )
         paged = any(alert.clinic_id is not None for alert in raised)
+    reported = news.news_in(decision)
+    changed = reported is not None and news.record(
+        session, settings, family, reported, message=message, now=now
+    )
 
     request = keywords.plain_opt_out(text)
     if request is not None and request.action == "stop":
@@ -442,6 +446,10 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     if request is not None and level == "info":
         # Talks about stopping the messages without clearly asking: say how.
         reply = _reply_text(settings, HOW_TO_STOP, decision.lang)
+    elif (news_reply := news.reply_name(level, reported, resumed=changed)) is not None:
+        # A loss or a hospital stay is not a symptom report: never the greeting, nor jitters
+        # advice. A red flag reported with it is answered at its level, with the number.
+        reply = _reply_text(settings, news_reply, decision.lang)
     elif answered is not None and answered.reply and level in ("info", "routine"):
         reply = answered.reply
     else:

@@ -19,11 +19,15 @@ from typing import Any
 
 import yaml
 
+from smsbot.messaging.segments import count_segments
+from smsbot.replies import LONGEST_NUMBER, MAX_SEGMENTS
 from smsbot.rulefiles import register
 
 ACTIONS = ("stop", "start", "help")
 HOW_TO_STOP = "how_to_stop"
-REPLY_NAMES = (*ACTIONS, "media", "empty", "error", HOW_TO_STOP)
+# Sensitive news (``smsbot.news``): a loss, a baby in hospital, a baby home again.
+NEWS_REPLIES = ("news_loss", "news_hospital", "news_home")
+REPLY_NAMES = (*ACTIONS, "media", "empty", "error", HOW_TO_STOP, *NEWS_REPLIES)
 LANGS = ("en", "es")
 # Phrase lists of the plain-word opt-outs, each {en: [...], es: [...]}.
 OPT_OUT_LISTS = ("phrases", "not_after", "changes", "about_messages", "stop_words", "message_words")
@@ -184,6 +188,8 @@ def _schema_errors(path: Path, data: dict[str, Any]) -> list[str]:
             text = (replies.get(name) or {}).get(lang)
             if not isinstance(text, str) or not text.strip():
                 errors.append(f"{path}: replies.{name}.{lang}: missing text")
+            elif (segments := count_segments(text.format(emergency_number=LONGEST_NUMBER))) > MAX_SEGMENTS:
+                errors.append(f"{path}: replies.{name}.{lang}: {segments} SMS segments, over {MAX_SEGMENTS}")
     opt_out = data.get("opt_out")
     if not isinstance(opt_out, dict):
         return [*errors, f"{path}: opt_out: missing mapping"]

@@ -1,7 +1,8 @@
-"""the inbound sweeper's claim
+"""followup hold (sensitive news) and the inbound sweeper's claim
 
-Inbound messages get a claim deadline and an attempt count, so texts left unprocessed by a
-failed or dropped request are picked up, once, by the sweeper.
+Families get the hold their sensitive news puts on automated messages (a baby in hospital,
+a baby who died). Inbound messages get a claim deadline and an attempt count, so texts left
+unprocessed by a failed or dropped request are picked up, once, by the sweeper.
 
 Revision ID: 0002_s1
 Revises: 0001
@@ -20,6 +21,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("families", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("followup_hold", sa.String(length=10), nullable=True))
+        batch_op.add_column(sa.Column("followup_hold_since", sa.DateTime(), nullable=True))
     # Texts stored before this revision keep no claim: they are never swept (a reply by
     # REST to a text from long ago would do more harm than good).
     with op.batch_alter_table("messages", schema=None) as batch_op:
@@ -33,3 +37,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_messages_status_claimed")
         batch_op.drop_column("attempts")
         batch_op.drop_column("claimed_until")
+    with op.batch_alter_table("families", schema=None) as batch_op:
+        batch_op.drop_column("followup_hold_since")
+        batch_op.drop_column("followup_hold")

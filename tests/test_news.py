@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from smsbot import privacy
 from smsbot.alerts import deliver_pending_alerts
 from smsbot.dispatch import dispatch_due
 from smsbot.models import Alert, AlertDelivery, CheckIn, Event, Family, utcnow
@@ -263,3 +264,11 @@ def test_triage_knows_sensitive_news_however_it_is_worded(text, flag):
 )
 def test_look_alikes_are_not_sensitive_news(text):
     assert not [flag for flag in assess(text).flags if flag.startswith("news-")]
+
+
+def test_the_familys_privacy_export_holds_the_news(text_bot, db):
+    reply_text(text_bot("they admitted her to the NICU"))
+    with db.session() as session:
+        (family,) = privacy.find_family(session, PARENT)
+        exported = privacy.export_family(session, family)["family"]
+    assert exported["followup_hold"] == "hospital" and exported["followup_hold_since"]

@@ -443,13 +443,13 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
         # Stored, triaged and alerted like any other text; only the reply is held back,
         # and never for an emergency.
         return Outcome(reply=None, level=level, flags=decision.flags, paged=paged)
-    if request is not None and level == "info":
-        # Talks about stopping the messages without clearly asking: say how.
-        reply = _reply_text(settings, HOW_TO_STOP, decision.lang)
-    elif (news_reply := news.reply_name(level, reported, resumed=changed)) is not None:
+    if (news_reply := news.reply_name(level, reported, resumed=changed)) is not None:
         # A loss or a hospital stay is not a symptom report: never the greeting, nor jitters
         # advice. A red flag reported with it is answered at its level, with the number.
         reply = _reply_text(settings, news_reply, decision.lang)
+    elif request is not None and level == "info":
+        # Talks about stopping the messages without clearly asking: say how.
+        reply = _reply_text(settings, HOW_TO_STOP, decision.lang)
     elif answered is not None and answered.reply and level in ("info", "routine"):
         reply = answered.reply
     else:

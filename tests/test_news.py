@@ -272,3 +272,8 @@ def test_the_familys_privacy_export_holds_the_news(text_bot, db):
         (family,) = privacy.find_family(session, PARENT)
         exported = privacy.export_family(session, family)["family"]
     assert exported["followup_hold"] == "hospital" and exported["followup_hold_since"]
+
+
+def test_a_bereaved_parent_asking_how_to_stop_the_texts_gets_the_loss_reply(text_bot, db, followed):
+    reply = reply_text(text_bot("she passed away on friday. how do I stop these texts?"))
+    assert reply.startswith(LOSS["en"]) and hold(db) == "loss" and pending(db) == 0

@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from smsbot import alerts, conversation, families
@@ -68,7 +68,7 @@ def sweep_unprocessed(
     return report
 
 
-def _unfinished(now: datetime):  # type: ignore[no-untyped-def]
+def _unfinished(now: datetime) -> tuple[ColumnElement[bool], ...]:
     """Inbound texts that no run finished and whose last claim has run out."""
     return (
         Message.direction == "in",

@@ -171,17 +171,12 @@ def _schema_errors(path: Path, data: dict[str, Any]) -> list[str]:
     if not isinstance(keywords, dict):
         return [f"{path}: keywords: missing mapping"]
     seen: dict[str, str] = {}
-    for action in ACTIONS:
-        for lang in LANGS:
-            listed = (keywords.get(action) or {}).get(lang)
-            if not isinstance(listed, list) or not listed:
-                errors.append(f"{path}: keywords.{action}.{lang}: must be a non-empty list")
-                continue
-            for word in listed:
-                key = squash(str(word))
-                if seen.get(key, action) != action:
-                    errors.append(f"{path}: keywords.{action}.{lang}: {word!r} is also a {seen[key]}")
-                seen[key] = action
+    for action, lang, listed in _word_lists(path, "keywords", keywords, ACTIONS, errors):
+        for word in listed:
+            key = squash(str(word))
+            if seen.get(key, action) != action:
+                errors.append(f"{path}: keywords.{action}.{lang}: {word!r} is also a {seen[key]}")
+            seen[key] = action
     replies = data.get("replies") or {}
     for name in REPLY_NAMES:
         for lang in LANGS:
@@ -193,16 +188,11 @@ def _schema_errors(path: Path, data: dict[str, Any]) -> list[str]:
     opt_out = data.get("opt_out")
     if not isinstance(opt_out, dict):
         return [*errors, f"{path}: opt_out: missing mapping"]
-    for name in OPT_OUT_LISTS:
-        for lang in LANGS:
-            listed = (opt_out.get(name) or {}).get(lang)
-            if not isinstance(listed, list) or not listed:
-                errors.append(f"{path}: opt_out.{name}.{lang}: must be a non-empty list")
-                continue
-            for phrase in listed:
-                found = words(str(phrase))
-                if not found or not all(token[0].isalnum() for token in found):
-                    errors.append(f"{path}: opt_out.{name}.{lang}: {phrase!r} must be words only")
+    for name, lang, listed in _word_lists(path, "opt_out", opt_out, OPT_OUT_LISTS, errors):
+        for phrase in listed:
+            found = words(str(phrase))
+            if not found or not all(token[0].isalnum() for token in found):
+                errors.append(f"{path}: opt_out.{name}.{lang}: {phrase!r} must be words only")
     examples = opt_out.get("examples")
     if not isinstance(examples, dict) or set(examples) - set(EXAMPLE_READINGS):
         errors.append(f"{path}: opt_out.examples: must map {', '.join(EXAMPLE_READINGS)} to lists of texts")
@@ -211,6 +201,21 @@ def _schema_errors(path: Path, data: dict[str, Any]) -> list[str]:
     ):
         errors.append(f"{path}: opt_out.examples: each must be a list of texts")
     return errors
+
+
+def _word_lists(
+    path: Path, section: str, table: dict[str, Any], names: tuple[str, ...], errors: list[str]
+) -> list[tuple[str, str, list[Any]]]:
+    """Each ``table[name][lang]`` that is a non-empty list; an error in ``errors`` for each other."""
+    found = []
+    for name in names:
+        for lang in LANGS:
+            listed = (table.get(name) or {}).get(lang)
+            if isinstance(listed, list) and listed:
+                found.append((name, lang, listed))
+            else:
+                errors.append(f"{path}: {section}.{name}.{lang}: must be a non-empty list")
+    return found
 
 
 def parse_keywords(path: Path, data: dict[str, Any]) -> Keywords:

@@ -37,15 +37,21 @@ def build_scheduler(
     """
     scheduler = (BackgroundScheduler if background else BlockingScheduler)(timezone="UTC")
     # One run at a time per process; after a stall, one catch-up run, not a burst.
-    scheduler.add_job(
-        run_dispatch,
-        "interval",
-        seconds=settings.dispatch_interval_seconds,
-        args=(db, transport, settings),
-        id="dispatch_checkins",
-        max_instances=1,
-        coalesce=True,
+    every_few_seconds = (
+        (run_dispatch, settings.dispatch_interval_seconds, "dispatch_checkins"),
+        (run_alert_deliveries, ALERT_DELIVERY_INTERVAL_SECONDS, "deliver_alerts"),
+        (run_sweep, settings.sweep_interval_seconds, "sweep_inbound"),
     )
+    for job, seconds, job_id in every_few_seconds:
+        scheduler.add_job(
+            job,
+            "interval",
+            seconds=seconds,
+            args=(db, transport, settings),
+            id=job_id,
+            max_instances=1,
+            coalesce=True,
+        )
     scheduler.add_job(
         run_maintenance,
         "cron",
@@ -55,24 +61,6 @@ def build_scheduler(
         max_instances=1,
         coalesce=True,
         misfire_grace_time=3600,
-    )
-    scheduler.add_job(
-        run_alert_deliveries,
-        "interval",
-        seconds=ALERT_DELIVERY_INTERVAL_SECONDS,
-        args=(db, transport, settings),
-        id="deliver_alerts",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        run_sweep,
-        "interval",
-        seconds=settings.sweep_interval_seconds,
-        args=(db, transport, settings),
-        id="sweep_inbound",
-        max_instances=1,
-        coalesce=True,
     )
     if settings.retention_days:
         scheduler.add_job(

@@ -37,7 +37,7 @@ DEDUPE_WINDOW = timedelta(hours=4)
 # This many check-ins in a row that never reached the phone: the clinic should call instead.
 UNDELIVERED_STREAK = 2
 UNDELIVERED_LEVEL = "routine"  # not a clinical finding, but staff must follow up
-NOTICE_LEVEL = "info"  # sensitive news: read in the queue, never paged
+NOTICE_LEVEL = "sensitive"  # news from a family (a loss, a hospital stay): read in the queue, never paged
 NOT_DELIVERED = ("undelivered", "failed")
 FINISHED_SENDS = ("sent", "answered", "unanswered", *NOT_DELIVERED)
 

@@ -216,7 +216,7 @@ class Alert(Base):
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
     level: Mapped[str] = mapped_column(String(10))
-    # emergency | urgent | worse | undelivered | unprocessed; and, at level "info" and never
+    # emergency | urgent | worse | undelivered | unprocessed; and, at level "sensitive" and never
     # paged, sensitive news: hospital | loss | home (``smsbot.news``)
     reason: Mapped[str] = mapped_column(String(20))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))

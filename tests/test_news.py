@@ -82,7 +82,7 @@ def test_a_loss_gets_a_humane_reply_ends_check_ins_and_tells_the_clinic(
     assert reply.startswith(LOSS[lang]) and not reply.startswith(GREETINGS)
     assert "911" not in reply
     assert hold(db) == "loss" and pending(db) == 0
-    assert notices(db) == [("info", "loss", world.riverside_id)]
+    assert notices(db) == [("sensitive", "loss", world.riverside_id)]
     # A notice is read in the queue: it never pages the on-call phone nor calls the webhook.
     outbox.outbox.clear()
     deliver_pending_alerts(db, outbox, app.extensions["smsbot.settings"])
@@ -99,7 +99,7 @@ def test_a_baby_in_hospital_gets_a_humane_reply_and_check_ins_pause(
 
     assert reply.startswith(HOSPITAL[lang]) and "911" not in reply
     assert hold(db) == "hospital" and pending(db) == 0
-    assert notices(db) == [("info", "hospital", world.riverside_id)]
+    assert notices(db) == [("sensitive", "hospital", world.riverside_id)]
 
 
 def test_nothing_is_scheduled_or_sent_while_the_baby_is_in_hospital(text_bot, db, app, outbox, followed):
@@ -169,7 +169,7 @@ def test_a_red_flag_reported_now_with_the_news_is_triaged_at_its_level(text_bot,
     assert hold(db) == "hospital" and pending(db) == 0  # no emergency follow-up either
     assert notices(db) == [
         ("emergency", "emergency", world.riverside_id),
-        ("info", "hospital", world.riverside_id),
+        ("sensitive", "hospital", world.riverside_id),
     ]
 
 
@@ -191,7 +191,7 @@ def test_news_from_an_opted_out_family_gets_no_reply_but_still_holds_and_tells_t
 
 def test_a_walk_in_texter_gets_the_reply_without_any_clinic(text_bot, db):
     assert reply_text(text_bot("our baby passed away")).startswith(LOSS["en"])
-    assert notices(db) == [("info", "loss", None)]
+    assert notices(db) == [("sensitive", "loss", None)]
 
 
 def test_staff_resume_through_the_api_restarts_the_programme(api, text_bot, db, followed):

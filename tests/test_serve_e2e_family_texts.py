@@ -133,7 +133,7 @@ def test_loss_and_hospital_texts_in_english_and_spanish(server: Server):
     assert not any(reply.startswith(GREETINGS) for reply in replies.values())
     assert [server.pending_checkins(family) for family in replies] == [0, 0, 0, 0]
     notices = [("loss", loss_en), ("loss", loss_es), ("hospital", hospital_en), ("hospital", hospital_es)]
-    assert server.open_alerts() == sorted(("info", reason, family) for reason, family in notices)
+    assert server.open_alerts() == sorted(("sensitive", reason, family) for reason, family in notices)
     assert server.api("GET", f"/families/{hospital_en}")["followup_hold"] == "hospital"
 
     # Home again: the parent says so, or the clinic resumes; the programme starts again.

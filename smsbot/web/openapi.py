@@ -205,7 +205,7 @@ SCHEMAS: dict[str, Any] = {
                 },
                 "level": {
                     "type": "string",
-                    "description": "info for a notice of sensitive news (never paged)",
+                    "description": "sensitive: a notice of sensitive news (never paged)",
                 },
                 "reason": {
                     "type": "string",

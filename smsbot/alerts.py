@@ -37,6 +37,7 @@ DEDUPE_WINDOW = timedelta(hours=4)
 # This many check-ins in a row that never reached the phone: the clinic should call instead.
 UNDELIVERED_STREAK = 2
 UNDELIVERED_LEVEL = "routine"  # not a clinical finding, but staff must follow up
+NOTICE_LEVEL = "sensitive"  # news from a family (a loss, a hospital stay): read in the queue, never paged
 NOT_DELIVERED = ("undelivered", "failed")
 FINISHED_SENDS = ("sent", "answered", "unanswered", *NOT_DELIVERED)
 
@@ -95,28 +96,62 @@ def raise_alert(
         )
         if open_recent is not None:
             continue
-        alert = Alert(
-            clinic_id=clinic_id,
-            family_id=family.id,
-            level=level,
-            reason=reason,
-            message_id=message.id if message is not None else None,
-            dedupe_key=f"{family.id}:{clinic_id or 0}:{level}:{message.id if message else now.isoformat()}",
-            created_at=now,
-        )
-        session.add(alert)
-        session.flush()
+        alert = _add_alert(session, family, clinic_id, level=level, reason=reason, message=message, now=now)
         _plan_deliveries(session, alert, now)
-        session.add(
-            Event(
-                family_id=family.id,
-                kind="alert_raised",
-                detail={"alert_id": alert.id, "clinic_id": clinic_id, "level": level, "reason": reason},
-                created_at=now,
-            )
-        )
         created.append(alert)
     return created
+
+
+def notify(
+    session: Session,
+    settings: Settings,
+    family: Family,
+    *,
+    reason: str,
+    message: Message | None,
+    now: datetime,
+) -> list[Alert]:
+    """A non-clinical notice (sensitive news) in the queue of each clinic following ``family``.
+
+    Level "info" and no deliveries: the on-call phone and the webhook are for red flags. The
+    caller notifies once per change it reports, so there is no deduplication window.
+    """
+    return [
+        _add_alert(session, family, clinic_id, level=NOTICE_LEVEL, reason=reason, message=message, now=now)
+        for clinic_id in target_clinics(session, settings, family)
+    ]
+
+
+def _add_alert(
+    session: Session,
+    family: Family,
+    clinic_id: int | None,
+    *,
+    level: str,
+    reason: str,
+    message: Message | None,
+    now: datetime,
+) -> Alert:
+    alert = Alert(
+        clinic_id=clinic_id,
+        family_id=family.id,
+        level=level,
+        reason=reason,
+        message_id=message.id if message is not None else None,
+        dedupe_key=f"{family.id}:{clinic_id or 0}:{level}:{message.id if message else now.isoformat()}",
+        created_at=now,
+    )
+    session.add(alert)
+    session.flush()
+    session.add(
+        Event(
+            family_id=family.id,
+            kind="alert_raised",
+            detail={"alert_id": alert.id, "clinic_id": clinic_id, "level": level, "reason": reason},
+            created_at=now,
+        )
+    )
+    return alert
 
 
 def _plan_deliveries(session: Session, alert: Alert, now: datetime) -> None:

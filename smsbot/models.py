@@ -102,6 +102,10 @@ class Family(Base):
     undeliverable_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_contact_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_level: Mapped[str | None] = mapped_column(String(10))
+    # Sensitive news the parent sent (``smsbot.news``): "hospital" pauses automated messages
+    # until the baby is home, "loss" ends them; None: nothing held.
+    followup_hold: Mapped[str | None] = mapped_column(String(10))
+    followup_hold_since: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     @property
@@ -139,7 +143,11 @@ class Message(Base):
     """Every SMS in or out. Inbound rows are stored before we reply (nothing lost)."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_family_created", "family_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_family_created", "family_id", "created_at"),
+        # The sweeper's look for inbound texts left unprocessed: few rows are in these statuses.
+        Index("ix_messages_status_claimed", "status", "claimed_until"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"))
@@ -155,7 +163,13 @@ class Message(Base):
         ForeignKey("messages.id", ondelete="SET NULL"), index=True
     )
     checkin_id: Mapped[int | None] = mapped_column(ForeignKey("checkins.id", ondelete="SET NULL"))
+    # in: processing → processed | failed (retried by a provider retry or the sweeper);
+    # out: twiml, sending (REST), queued, sent, delivered, undelivered, failed
     status: Mapped[str] = mapped_column(String(20), default="received")
+    # Inbound only: until when the current processing run owns the text (past it, the sweeper
+    # takes it over), and how many runs have started. None: never to be swept.
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[int | None] = mapped_column(Integer)
     level: Mapped[str | None] = mapped_column(String(10))
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -207,7 +221,9 @@ class Alert(Base):
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
     level: Mapped[str] = mapped_column(String(10))
-    reason: Mapped[str] = mapped_column(String(20))  # emergency | urgent | worse | undelivered
+    # emergency | urgent | worse | undelivered | unprocessed; and, at level "sensitive" and never
+    # paged, sensitive news: hospital | loss | home (``smsbot.news``)
+    reason: Mapped[str] = mapped_column(String(20))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -19,6 +19,8 @@ EXPORTED = {
         "baby_name",
         "baby_birth_date",
         "opted_out_at",
+        "followup_hold",
+        "followup_hold_since",
         "created_at",
         "last_contact_at",
         "last_level",

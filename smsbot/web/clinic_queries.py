@@ -41,6 +41,8 @@ class FamilyRow:
             return "opted out"
         if self.family.undeliverable_at is not None:
             return "undeliverable"
+        if self.family.followup_hold is not None:
+            return {"loss": "loss reported", "hospital": "in hospital"}[self.family.followup_hold]
         if self.enrollment.status == "awaiting_consent":
             return "awaiting YES"
         return "active"

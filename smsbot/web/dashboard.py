@@ -32,7 +32,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from smsbot import clinics
+from smsbot import clinics, news
 from smsbot.db import request_session
 from smsbot.models import utcnow
 from smsbot.phones import mask_phone
@@ -310,6 +310,19 @@ def unenroll(family_id: int) -> Response:
     if clinics.unenroll(db, row.enrollment, now=utcnow()):
         db.commit()
         flash(f"{mask_phone(row.family.phone)} is unenrolled; pending check-ins are cancelled.", "success")
+    return redirect(url_for(".family", family_id=family_id))
+
+
+@bp.post(f"/families/<int(max={MAX_ID}):family_id>/resume")
+def resume(family_id: int) -> Response:
+    """Resume automated messages held by the parent's sensitive news (the baby is home, or the
+    news was a misreading): consented programmes start again from today."""
+    db = request_session()
+    row = _found(clinic_queries.find_family(db, g.staff.clinic_id, family_id))
+    settings = current_app.extensions["smsbot.settings"]
+    if news.resume(db, settings, row.family, now=utcnow(), by=f"staff:{g.staff.email}"):
+        db.commit()
+        flash(f"Automated messages resumed for {mask_phone(row.family.phone)}.", "success")
     return redirect(url_for(".family", family_id=family_id))
 
 

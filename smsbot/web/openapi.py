@@ -126,6 +126,13 @@ SCHEMAS: dict[str, Any] = {
                     "was sent; the enrollment starts if they text START or YES.",
                 },
                 "opted_out": {"type": "boolean"},
+                "followup_hold": {
+                    "type": ["string", "null"],
+                    "enum": ["hospital", "loss", None],
+                    "description": "Sensitive news the parent sent: hospital pauses automated messages "
+                    "until the parent texts that the baby is home or you resume them; loss ends them.",
+                },
+                "followup_hold_since": NULLABLE_TIMESTAMP,
                 "enrolled_at": TIMESTAMP,
                 "consented_at": NULLABLE_TIMESTAMP,
                 "ended_at": NULLABLE_TIMESTAMP,
@@ -196,8 +203,19 @@ SCHEMAS: dict[str, Any] = {
                     "type": ["integer", "null"],
                     "description": "null: a walk-in texter never enrolled",
                 },
-                "level": {"type": "string"},
-                "reason": {"type": "string", "enum": ["emergency", "urgent", "worse", "undelivered"]},
+                "level": {
+                    "type": "string",
+                    "description": "sensitive: a notice of sensitive news (never paged)",
+                },
+                "reason": {
+                    "type": "string",
+                    "enum": [
+                        *("emergency", "urgent", "worse", "undelivered", "unprocessed"),
+                        *("hospital", "loss", "home"),
+                    ],
+                    "description": "unprocessed: a text smsbot could not process after retries (read it); "
+                    "hospital, loss, home: sensitive news the parent sent.",
+                },
                 "status": {"type": "string", "enum": ["open", "acknowledged"]},
                 "created_at": TIMESTAMP,
                 "acknowledged_at": NULLABLE_TIMESTAMP,
@@ -317,6 +335,13 @@ OPENAPI: dict[str, Any] = {
             },
             "delete": {
                 "summary": "Unenroll: pending check-ins are cancelled (idempotent)",
+                "responses": _responses(FAMILY, "404"),
+            },
+        },
+        "/families/{family_id}/resume": {
+            "parameters": FAMILY_ID,
+            "post": {
+                "summary": "Resume automated messages held by sensitive news (idempotent)",
                 "responses": _responses(FAMILY, "404"),
             },
         },

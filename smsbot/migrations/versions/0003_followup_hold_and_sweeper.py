@@ -4,8 +4,8 @@ Families get the hold their sensitive news puts on automated messages (a baby in
 a baby who died). Inbound messages get a claim deadline and an attempt count, so texts left
 unprocessed by a failed or dropped request are picked up, once, by the sweeper.
 
-Revision ID: 0002_s1
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-03 12:00:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_s1"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from smsbot import alerts, families, reminders
 from smsbot.config import Settings
 from smsbot.db import Database, dialect_insert
+from smsbot.enrollment_windows import open_window
 from smsbot.keywords import Keywords, load_keywords
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message, utcnow
@@ -384,8 +385,7 @@ def _consent_pending_enrollments(session: Session, settings: Settings, family: F
         select(Enrollment).where(Enrollment.family_id == family.id, Enrollment.status == "awaiting_consent")
     ).all()
     for enrollment in pending:
-        enrollment.status = "active"
-        enrollment.consented_at = now
+        open_window(session, enrollment, now)
         reminders.start_enrollment(session, enrollment, now=now, settings=settings)
 
 

@@ -247,7 +247,9 @@ def test_enrollment_request_validation(api, enroll_parent, body, field, code):
     assert (error["field"], error["code"]) == (field, code)
 
 
-def test_messages_show_only_this_clinics_view_since_enrollment(api, enroll_parent, db, world):
+def test_messages_show_only_what_was_said_while_the_clinic_followed_the_family(
+    api, enroll_parent, db, world, text_bot
+):
     with db.session() as session:
         family = Family(phone=PARENT, channel="sms")
         session.add(family)
@@ -255,16 +257,49 @@ def test_messages_show_only_this_clinics_view_since_enrollment(api, enroll_paren
         before = utcnow() - timedelta(days=3)
         session.add(Message(family_id=family.id, direction="in", body="old news", created_at=before))
     enrolled = enroll_parent()
+    text_bot("YES")
     with db.session() as session:
         family_id = session.get(Enrollment, enrolled["id"]).family_id
         session.add(Message(family_id=family_id, direction="in", body="he is shaking", level="routine"))
         session.add(
             Message(family_id=family_id, clinic_id=world.lakeside_id, direction="out", body="Lakeside only")
         )
-    bodies = [m["body"] for m in api("GET", f"/families/{enrolled['id']}/messages").get_json()["data"]]
-    assert bodies[0] == "he is shaking"
-    assert bodies[1].startswith("Riverside Pediatrics")
-    assert len(bodies) == 2
+    data = api("GET", f"/families/{enrolled['id']}/messages").get_json()["data"]
+    assert [m["body"] for m in data if m["direction"] == "in"] == ["he is shaking", "YES"]
+    assert [m["kind"] for m in data if m["direction"] == "out"] == ["reply"]  # the answer to YES, not the ask
+
+
+def test_a_clinic_that_reenrolls_a_family_never_sees_the_time_in_between(api, enroll_parent, world, text_bot):
+    """B enrolls, B unenrolls, A enrolls, the parent texts A; B re-enrolls: B never sees that text."""
+    lakeside = api(
+        "POST", "/families", token=world.lakeside_token, json={"phone": PARENT, "programme": PROGRAMME}
+    ).get_json()
+    text_bot("YES")
+    text_bot("his legs shake when he cries")
+    api("DELETE", f"/families/{lakeside['id']}/enrollment", token=world.lakeside_token)
+    riverside = enroll_parent()
+    text_bot("YES")
+    text_bot("she has a fever of 101 and her arms keep shaking")  # meant for Riverside
+    api("POST", f"/families/{lakeside['id']}/enrollment", token=world.lakeside_token, json={"programme": PROGRAMME})
+
+    def lakeside_sees(resource: str) -> list[dict]:
+        return api("GET", f"/families/{lakeside['id']}/{resource}", token=world.lakeside_token).get_json()
+
+    def bodies() -> list[str]:
+        return [m["body"] for m in lakeside_sees("messages")["data"] if m["direction"] == "in"]
+
+    assert bodies() == ["his legs shake when he cries", "YES"]
+    text_bot("SI")  # consents to Lakeside again: a new window from now
+    text_bot("he is calmer today")
+    assert bodies() == ["he is calmer today", "SI", "his legs shake when he cries", "YES"]
+    export = lakeside_sees("export")
+    assert "fever of 101" not in str(export) and export["alerts"] == []
+    assert all(c["programme"] != "after_urgent" for c in lakeside_sees("checkins")["data"])
+    riverside_bodies = [
+        m["body"] for m in api("GET", f"/families/{riverside['id']}/messages").get_json()["data"]
+    ]
+    assert "she has a fever of 101 and her arms keep shaking" in riverside_bodies
+    assert "his legs shake when he cries" not in riverside_bodies
 
 
 def test_checkins_are_listed(api, enroll_parent, db):

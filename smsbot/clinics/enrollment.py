@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from smsbot import reminders
@@ -18,11 +18,12 @@ from smsbot.clinic_texts import load_clinic_texts
 from smsbot.clinics.accounts import is_timezone
 from smsbot.clinics.errors import ConflictError, FieldError, InvalidFieldsError
 from smsbot.config import Settings
+from smsbot.enrollment_windows import ENDED_BY_CLINIC, end_enrollments
 from smsbot.families import find_or_create_family
 from smsbot.keywords import LANGS
 from smsbot.messaging import Transport, TransportError
 from smsbot.messaging.segments import count_segments
-from smsbot.models import CheckIn, Clinic, Enrollment, Event, Family, Message
+from smsbot.models import Alert, CheckIn, Clinic, Enrollment, EnrollmentWindow, Event, Family, Message
 from smsbot.phones import InvalidPhoneError, normalise_phone
 from smsbot.programmes import load_programmes
 
@@ -183,8 +184,12 @@ def enroll_family(
         enrollment = Enrollment(clinic_id=clinic.id, family_id=family.id, enrolled_at=now)
         session.add(enrollment)
     reopened = not created and enrollment.status == "ended"
+    if reopened:
+        # A new enrollment, not the old one resumed: the clinic reads nothing from the gap.
+        enrollment.enrolled_at, enrollment.consented_at = now, None
+        enrollment.ended_at, enrollment.ended_reason = None, None
     if created or reopened:
-        enrollment.status, enrollment.consented_at, enrollment.ended_at = "awaiting_consent", None, None
+        enrollment.status = "awaiting_consent"
     enrollment.programme = values["programme"]
     if "external_ref" in values:
         enrollment.external_ref = values["external_ref"]
@@ -251,9 +256,8 @@ def _send_consent(
 
 def unenroll(session: Session, enrollment: Enrollment, *, now: datetime) -> bool:
     """End an enrollment and cancel its pending check-ins; False when it had already ended."""
-    if enrollment.status == "ended":
+    if not end_enrollments(session, Enrollment.id == enrollment.id, now=now, reason=ENDED_BY_CLINIC):
         return False
-    enrollment.status, enrollment.ended_at = "ended", now
     reminders.cancel_pending(session, enrollment.family, enrollment=enrollment, reason="unenrolled by clinic")
     session.add(
         Event(
@@ -266,33 +270,43 @@ def unenroll(session: Session, enrollment: Enrollment, *, now: datetime) -> bool
     return True
 
 
-def enrollment_window(enrollment: Enrollment, created_at: Any) -> list[ColumnElement[bool]]:
-    """Criteria limiting ``created_at`` to while the clinic followed the family.
+def inside_windows(enrollment_id: Any, moment: Any) -> ColumnElement[bool]:
+    """``moment`` falls inside one of the enrollment's windows (values or columns)."""
+    window = EnrollmentWindow
+    return exists().where(
+        window.enrollment_id == enrollment_id,
+        window.started_at <= moment,
+        or_(window.ended_at.is_(None), moment <= window.ended_at),
+    )
 
-    Families are shared between clinics: a clinic sees only what happened since it
-    enrolled the family (and until it unenrolled them).
+
+def message_visibility(enrollment_id: Any, clinic_id: Any) -> list[ColumnElement[bool]]:
+    """Criteria for the messages of a shared family a clinic may read (values or columns).
+
+    Untagged texts and its own, sent inside its windows (while it followed the family with
+    its consent), never another clinic's; and the texts that raised its alerts (a red flag
+    texted after STOP still alerts the clinics that followed the family then).
     """
-    criteria = [created_at >= enrollment.enrolled_at]
-    if enrollment.ended_at is not None:
-        criteria.append(created_at <= enrollment.ended_at)
-    return criteria
+    raised_its_alert = exists().where(Alert.message_id == Message.id, Alert.clinic_id == clinic_id)
+    return [
+        or_(Message.clinic_id.is_(None), Message.clinic_id == clinic_id),
+        or_(inside_windows(enrollment_id, Message.created_at), raised_its_alert),
+    ]
 
 
 def family_messages(enrollment: Enrollment) -> Select[tuple[Message]]:
-    """Messages a clinic may read for one enrollment: never one tagged with another clinic."""
+    """Messages a clinic may read for one enrollment (see ``message_visibility``)."""
     return select(Message).where(
-        Message.family_id == enrollment.family_id,
-        or_(Message.clinic_id.is_(None), Message.clinic_id == enrollment.clinic_id),
-        *enrollment_window(enrollment, Message.created_at),
+        Message.family_id == enrollment.family_id, *message_visibility(enrollment.id, enrollment.clinic_id)
     )
 
 
 def family_checkins(enrollment: Enrollment) -> Select[tuple[CheckIn]]:
-    """Check-ins of this enrollment, plus the family's own triage check-ins while enrolled."""
+    """Check-ins of this enrollment, plus the family's own triage check-ins inside its windows."""
     return select(CheckIn).where(
         CheckIn.family_id == enrollment.family_id,
         or_(
             CheckIn.enrollment_id == enrollment.id,
-            and_(CheckIn.enrollment_id.is_(None), *enrollment_window(enrollment, CheckIn.created_at)),
+            and_(CheckIn.enrollment_id.is_(None), inside_windows(enrollment.id, CheckIn.created_at)),
         ),
     )

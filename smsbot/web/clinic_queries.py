@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, case, func, or_, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from smsbot import clinics
@@ -190,10 +190,7 @@ def overview(session: Session, clinic_id: int, *, now: datetime) -> Overview:
             .join(Enrollment, Enrollment.family_id == Message.family_id)
             .where(
                 Enrollment.clinic_id == clinic_id,
-                # Only what the clinic may read: sent while it followed the family
-                # (the rule of ``clinics.enrollment_window``, as a join).
-                Message.created_at >= Enrollment.enrolled_at,
-                or_(Enrollment.ended_at.is_(None), Message.created_at <= Enrollment.ended_at),
+                *clinics.message_visibility(Enrollment.id, Enrollment.clinic_id),
                 Message.direction == "in",
                 Message.level.is_not(None),
                 Message.created_at >= since,

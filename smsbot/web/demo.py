@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smsbot import clinics
+from smsbot.enrollment_windows import open_window
 from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Message
 
 DEMO_EMAIL = "nurse@riverside.example"
@@ -43,16 +44,12 @@ def add_enrollment(
     if family is None:
         family = Family(phone=phone, language=language, baby_name=baby_name, created_at=at)
         session.add(family)
-    enrollment = Enrollment(
-        clinic=clinic,
-        family=family,
-        programme=programme,
-        status=status,
-        enrolled_at=at,
-        consented_at=at if status == "active" else None,
-    )
+    enrollment = Enrollment(clinic=clinic, family=family, programme=programme, status=status, enrolled_at=at)
     session.add(enrollment)
     session.flush()
+    if status == "active":
+        open_window(session, enrollment, at)
+        session.flush()
     return enrollment
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from smsbot.clinic_texts import load_clinic_texts
 from smsbot.config import Settings
 from smsbot.db import Database
+from smsbot.enrollment_windows import following
 from smsbot.messaging import Transport, TransportError
 from smsbot.metrics import ALERT_DELIVERIES
 from smsbot.models import Alert, AlertDelivery, CheckIn, Clinic, Enrollment, Event, Family, Message, utcnow
@@ -52,9 +53,6 @@ TIMESTAMP_HEADER = "X-Smsbot-Timestamp"
 
 
 # Run for every red-flag text, so built once (composing a statement costs more than running it).
-_FOLLOWING_CLINICS = select(Enrollment.clinic_id).where(
-    Enrollment.family_id == bindparam("family"), Enrollment.status != "ended"
-)
 _OPEN_RECENT_ALERT = select(Alert.id).where(
     Alert.family_id == bindparam("family"),
     Alert.clinic_id.is_not_distinct_from(bindparam("clinic", type_=Integer)),
@@ -65,10 +63,11 @@ _OPEN_RECENT_ALERT = select(Alert.id).where(
 
 
 def target_clinics(session: Session, settings: Settings, family: Family) -> list[int | None]:
-    """Clinics that follow this family; the default clinic (if set) for walk-in texters."""
-    clinic_ids = session.scalars(_FOLLOWING_CLINICS, {"family": family.id}).all()
+    """Clinics that follow this family, even after its STOP (``enrollment_windows.following``);
+    the default clinic (if set) for walk-in texters and families no clinic follows with consent."""
+    clinic_ids = [enrollment.clinic_id for enrollment in following(session, family)]
     if clinic_ids:
-        return list(clinic_ids)
+        return clinic_ids
     if settings.default_clinic:
         default = session.scalar(select(Clinic.id).where(Clinic.slug == settings.default_clinic))
         if default is not None:

@@ -38,8 +38,8 @@ def webhook(db, world, receiver: WebhookReceiver) -> WebhookReceiver:
 
 
 @pytest.fixture
-def family_id(db, enroll_parent) -> int:
-    enrolled = enroll_parent(baby_name="Ana")
+def family_id(db, enroll_consenting_parent) -> int:
+    enrolled = enroll_consenting_parent(baby_name="Ana")
     with db.session() as session:
         return session.get(Enrollment, enrolled["id"]).family_id
 

@@ -280,7 +280,12 @@ def test_a_clinic_that_reenrolls_a_family_never_sees_the_time_in_between(api, en
     riverside = enroll_parent()
     text_bot("YES")
     text_bot("she has a fever of 101 and her arms keep shaking")  # meant for Riverside
-    api("POST", f"/families/{lakeside['id']}/enrollment", token=world.lakeside_token, json={"programme": PROGRAMME})
+    api(
+        "POST",
+        f"/families/{lakeside['id']}/enrollment",
+        token=world.lakeside_token,
+        json={"programme": PROGRAMME},
+    )
 
     def lakeside_sees(resource: str) -> list[dict]:
         return api("GET", f"/families/{lakeside['id']}/{resource}", token=world.lakeside_token).get_json()

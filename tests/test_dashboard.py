@@ -22,7 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from smsbot import alerts
+from smsbot import alerts, families
 from smsbot.db import Database
 from smsbot.messaging.console import MemoryTransport
 from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Staff, utcnow
@@ -205,6 +205,19 @@ def test_undelivered_checkin_alert_asks_the_nurse_to_call(
     assert html.index("her lips look blue") < html.index("Texts to this number are not getting through")
 
 
+def test_a_family_that_texted_stop_is_shown_as_one_to_phone_not_text(
+    nurse: FlaskClient, world: World, db: Database
+) -> None:
+    with db.session() as session:
+        family = session.get(Family, world.ana_id)
+        assert family is not None
+        families.opt_out(session, family, now=utcnow(), source="keyword")
+    card = _text(nurse.get("/dashboard/")).split(f'id="alert-{world.ana_alert_id}"')[1]
+    assert "Texted STOP" in card.split("</li>")[0]
+    page = _text(nurse.get(f"/dashboard/families/{world.ana_id}"))
+    assert "Texted STOP" in page and "status-opted-out" in page
+
+
 def test_acknowledged_alert_leaves_the_queue_and_enters_the_history(
     nurse: FlaskClient, world: World, db: Database
 ) -> None:
@@ -275,7 +288,8 @@ def test_families_are_paginated(db: Database, world: World) -> None:
         ("active", False, False, "active"),
         ("active", True, False, "opted out"),
         ("active", False, True, "undeliverable"),
-        ("ended", True, False, "ended"),
+        ("ended", True, False, "opted out"),
+        ("ended", False, False, "ended"),
     ],
 )
 def test_family_status_says_what_a_nurse_needs(

@@ -34,11 +34,12 @@ class FamilyRow:
 
     @property
     def status(self) -> str:
-        """The one status a nurse needs: a stopped or unreachable number trumps the enrollment."""
-        if self.enrollment.status == "ended":
-            return "ended"
+        """The one status a nurse needs: a stopped or unreachable number trumps the enrollment
+        (a family that texted STOP can only be phoned, even once its enrollment has ended)."""
         if self.family.opted_out_at is not None:
             return "opted out"
+        if self.enrollment.status == "ended":
+            return "ended"
         if self.family.undeliverable_at is not None:
             return "undeliverable"
         if self.enrollment.status == "awaiting_consent":

@@ -19,13 +19,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from smsbot import alerts, families, reminders
+from smsbot import alerts, clinics, families, reminders
 from smsbot.config import Settings
 from smsbot.db import Database, dialect_insert
-from smsbot.enrollment_windows import open_window
 from smsbot.keywords import Keywords, load_keywords
 from smsbot.messaging.segments import count_segments
-from smsbot.models import Enrollment, Event, Family, Message, utcnow
+from smsbot.models import Event, Family, Message, utcnow
 from smsbot.programmes import load_programmes
 from smsbot.replies import render_reply
 from smsbot.triage import Decision, RuleSet, assess, load_rules, severity
@@ -367,26 +366,20 @@ def _handle_keyword(
         # Opted out means no message of any kind: not even a second STOP confirmation or a
         # HELP text. (Twilio would refuse to deliver them too.) START is the way back.
         return Outcome(reply=None, level="info")
+    consented = None
     if action == "stop":
         families.opt_out(session, family, now=now, source="keyword")
     elif action == "start":
         family.opted_out_at = None
-        _consent_pending_enrollments(session, settings, family, now)
         session.add(Event(family_id=family.id, kind="opted_in", detail={}, created_at=now))
+        # A YES answers the clinic consent request it replies to (after STOP, none is pending).
+        consented = clinics.answer_consent(session, family, now=now, settings=settings)
     family.language = lang
     if settings.twilio_advanced_opt_out:
         return Outcome(reply=None, level="info")  # Twilio has already answered the keyword
+    if consented is not None:
+        return Outcome(reply=clinics.consent_confirmation(consented, lang, settings), level="info")
     return Outcome(reply=_reply_text(settings, action, lang), level="info")
-
-
-def _consent_pending_enrollments(session: Session, settings: Settings, family: Family, now: datetime) -> None:
-    """YES/START confirms enrollments waiting for consent and starts their programmes."""
-    pending = session.scalars(
-        select(Enrollment).where(Enrollment.family_id == family.id, Enrollment.status == "awaiting_consent")
-    ).all()
-    for enrollment in pending:
-        open_window(session, enrollment, now)
-        reminders.start_enrollment(session, enrollment, now=now, settings=settings)
 
 
 def _flooding(session: Session, settings: Settings, family: Family, now: datetime) -> bool:

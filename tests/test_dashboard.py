@@ -180,7 +180,7 @@ def test_queue_shows_most_severe_then_oldest_first(db: Database, world: World) -
         for hours, level in [(5, "urgent"), (9, "urgent"), (2, "emergency")]:
             at = now - timedelta(hours=hours)
             add_alert(session, clinic, add_message(session, family, "in", level, at=at, level=level), at=at)
-        queue = clinic_queries.open_alerts(session, world.riverside_id)
+        queue = [row.alert for row in clinic_queries.open_alerts(session, world.riverside_id)]
         order = [(alert.level, round((now - alert.created_at).total_seconds() / 3600)) for alert in queue]
     assert order == [("emergency", 2), ("emergency", 1), ("urgent", 9), ("urgent", 5)]
 
@@ -281,6 +281,22 @@ def test_families_are_paginated(db: Database, world: World) -> None:
     assert (last.number, len(last.rows)) == (2, 6)
 
 
+def test_another_clinic_enrolling_the_same_phone_sees_none_of_this_clinics_family(
+    client: FlaskClient, world: World, db: Database
+) -> None:
+    with db.session() as session:
+        lakeside = session.get(Clinic, world.lakeside_id)
+        assert lakeside is not None
+        add_enrollment(session, lakeside, ANA_PHONE, baby_name=None, at=utcnow(), status="awaiting_consent")
+    sign_in(client, OTHER_NURSE)
+    listing = _text(client.get("/dashboard/families?q=0001"))
+    page = _text(client.get(f"/dashboard/families/{world.ana_id}"))
+    for html in (listing, page):
+        assert "•••0001" in html and "Ana" not in html
+        assert "badge-emergency" not in html  # Ana's last level, from her texts to Riverside
+    assert "her lips look blue" not in page and "No messages yet" in page
+
+
 @pytest.mark.parametrize(
     ("enrollment_status", "opted_out", "undeliverable", "shown"),
     [
@@ -338,7 +354,7 @@ def test_enroll_form_enrolls_a_family_and_asks_for_consent(
     assert response.status_code == 302
     with db.session() as session:
         family = session.scalar(select(Family).where(Family.phone == "+15550100042"))
-        assert family is not None and family.language == "es" and family.baby_name == "Zoe"
+        assert family is not None
         enrollment = session.scalar(select(Enrollment).where(Enrollment.family_id == family.id))
         assert enrollment is not None
         assert (enrollment.clinic_id, enrollment.status, enrollment.programme) == (
@@ -346,6 +362,7 @@ def test_enroll_form_enrolls_a_family_and_asks_for_consent(
             "awaiting_consent",
             "clinic_by_age",
         )
+        assert (enrollment.language, enrollment.baby_name) == ("es", "Zoe")  # the clinic's own details
     assert response.location == f"/dashboard/families/{family.id}"
     assert "awaiting YES" in _text(nurse.get(response.location))
     assert [message.to for message in outbox.outbox] == ["+15550100042"]

@@ -1,8 +1,10 @@
 """Clinics, their staff and API tokens, and enrolling families for follow-up.
 
 ``accounts``: clinics, staff (scrypt password hashes) and hashed API tokens.
-``enrollment``: validation, idempotent enrollment with one consent text, unenroll, and
-the clinic-scoped queries every view uses. Import from here: ``from smsbot import clinics``.
+``enrollment``: validation, idempotent enrollment, unenroll, and the clinic-scoped
+queries every view uses. ``consent``: each enrollment's consent request and the YES that
+answers it. ``details``: each clinic's own details of a family, and the copy texts use.
+Import from here: ``from smsbot import clinics``.
 """
 
 from smsbot.clinics.accounts import (
@@ -15,6 +17,8 @@ from smsbot.clinics.accounts import (
     parse_quiet_hours,
     revoke_token,
 )
+from smsbot.clinics.consent import answer_consent, consent_confirmation, consent_state
+from smsbot.clinics.details import sync_family_details
 from smsbot.clinics.enrollment import (
     FAMILY_FIELDS,
     clean_family_fields,
@@ -35,8 +39,11 @@ __all__ = [
     "FieldError",
     "InvalidFieldsError",
     "add_staff",
+    "answer_consent",
     "authenticate_token",
     "clean_family_fields",
+    "consent_confirmation",
+    "consent_state",
     "create_clinic",
     "create_token",
     "enroll_family",
@@ -49,6 +56,7 @@ __all__ = [
     "parse_quiet_hours",
     "programme_ids",
     "revoke_token",
+    "sync_family_details",
     "unenroll",
     "update_family",
 ]

@@ -39,17 +39,26 @@ def add_enrollment(
     status: str = "active",
     programme: str | None = "clinic_followup",
 ) -> Enrollment:
-    """Enroll the family with this phone (created if new) at ``clinic``."""
+    """Enroll the family with this phone (created if new) at ``clinic``, with these details."""
     family = session.scalar(select(Family).where(Family.phone == phone))
     if family is None:
-        family = Family(phone=phone, language=language, baby_name=baby_name, created_at=at)
+        family = Family(phone=phone, created_at=at)
         session.add(family)
-    enrollment = Enrollment(clinic=clinic, family=family, programme=programme, status=status, enrolled_at=at)
+    enrollment = Enrollment(
+        clinic=clinic,
+        family=family,
+        programme=programme,
+        status=status,
+        enrolled_at=at,
+        language=language,
+        baby_name=baby_name,
+    )
     session.add(enrollment)
     session.flush()
     if status == "active":
         open_window(session, enrollment, at)
         session.flush()
+        clinics.sync_family_details(session, family)
     return enrollment
 
 

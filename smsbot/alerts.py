@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, select, update
+from sqlalchemy import Integer, bindparam, func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from smsbot.clinic_texts import load_clinic_texts
-from smsbot.config import Settings
+from smsbot.config import ALERT_LINKS_NEED_PUBLIC_URL, ConfigError, Settings
 from smsbot.db import Database
 from smsbot.enrollment_windows import following
 from smsbot.messaging import Transport, TransportError
@@ -154,6 +154,32 @@ def alert_undelivered(session: Session, settings: Settings, family: Family, now:
 
 
 # --- delivery ----------------------------------------------------------------------------
+
+
+def alert_link(settings: Settings, alert_id: int) -> str:
+    """The dashboard page of an alert, as an absolute URL the on-call nurse can open."""
+    return f"{settings.public_url.rstrip('/')}/dashboard/alerts/{alert_id}"
+
+
+def require_public_url(db: Database, settings: Settings) -> None:
+    """Refuse to start when a clinic gets alerts but their links could not open.
+
+    The on-call SMS and the webhook carry the alert's dashboard link, which is absolute
+    only with SMSBOT_PUBLIC_URL. Raises ConfigError naming the clinic; a database not
+    migrated yet has no clinics.
+    """
+    if settings.public_url or not inspect(db.engine).has_table(Clinic.__tablename__):
+        return
+    with db.session() as session:
+        slug = session.scalar(
+            select(Clinic.slug)
+            .where(or_(Clinic.oncall_phone.is_not(None), Clinic.webhook_url.is_not(None)))
+            .order_by(Clinic.slug)
+            .limit(1)
+        )
+    if slug is not None:
+        where = f"clinic {slug!r} has an on-call phone or alert webhook"
+        raise ConfigError(f"{where}: {ALERT_LINKS_NEED_PUBLIC_URL}")
 
 
 class DeliveryError(RuntimeError):
@@ -296,7 +322,7 @@ def _job(
             Enrollment.clinic_id == clinic.id, Enrollment.family_id == alert.family_id
         )
     )
-    link = f"{settings.public_url.rstrip('/')}/dashboard/alerts/{alert.id}"
+    link = alert_link(settings, alert.id)
     texts = load_clinic_texts(settings.rules_path)
     return DeliveryJob(
         delivery_id=delivery.id,

@@ -37,6 +37,7 @@ DUPLICATE_WAIT_SECONDS = 5.0
 FLOOD_WINDOW = timedelta(minutes=1)  # texts counted for the flood limit
 # Longer than any request may run (gunicorn's timeout is 15 s, Twilio's budget too).
 ABANDONED_AFTER = timedelta(seconds=30)
+CHECKIN_WORSE = "checkin-worse"  # the flag of a text made urgent by a "worse" check-in answer
 
 
 @dataclass(frozen=True)
@@ -324,7 +325,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     if worse and severity(level) < severity("urgent"):
         # "Worse" on a check-in means same-day care even when the words alone look mild.
         level = "urgent"
-        decision = Decision(level=level, flags=(*decision.flags, "checkin-worse"), lang=decision.lang)
+        decision = Decision(level=level, flags=(*decision.flags, CHECKIN_WORSE), lang=decision.lang)
         message.level, message.flags = level, list(decision.flags)
 
     paged = False

@@ -20,12 +20,14 @@ from dashboard_fixtures import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
+from markupsafe import escape
 from sqlalchemy import select
 
 from smsbot import alerts, families
 from smsbot.db import Database
 from smsbot.messaging.console import MemoryTransport
-from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Staff, utcnow
+from smsbot.models import Alert, AlertDelivery, CheckIn, Clinic, Enrollment, Family, Staff, utcnow
+from smsbot.triage import load_rules
 from smsbot.web import charts, clinic_queries
 from smsbot.web.demo import add_alert, add_answers, add_checkin, add_enrollment, add_message
 from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate
@@ -216,6 +218,66 @@ def test_a_family_that_texted_stop_is_shown_as_one_to_phone_not_text(
     assert "Texted STOP" in card.split("</li>")[0]
     page = _text(nurse.get(f"/dashboard/families/{world.ana_id}"))
     assert "Texted STOP" in page and "status-opted-out" in page
+
+
+def test_the_alert_link_opens_straight_after_signing_in(
+    client: FlaskClient, world: World, db: Database
+) -> None:
+    with db.session() as session:
+        alert = session.get(Alert, world.ana_alert_id)
+        assert alert is not None and alert.message is not None
+        alert.message.flags = ["colour-change", "jitters-reported"]  # as triage stored them
+    link = f"/dashboard/alerts/{world.ana_alert_id}"
+    response = client.get(link)
+    assert response.status_code == 302 and response.location == f"/dashboard/login?next={link}"
+    token = csrf_token(client, response.location)
+    response = client.post(
+        response.location, data={"email": NURSE, "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 302 and response.location == link
+
+    page = client.get(link)
+    assert page.status_code == 200
+    html = _text(page)
+    assert "•••0001 · Ana" in html and "her lips look blue" in html
+    assert f'href="tel:{ANA_PHONE}"' in html and "+1 555-010-0001" in html
+    reason = {rule.id: rule for rule in load_rules().rules}["colour-change"].reason["en"]
+    assert str(escape(reason)) in html and "rule colour-change" in html
+    assert f'action="/dashboard/alerts/{world.ana_alert_id}/acknowledge"' in html
+
+
+def test_acknowledging_on_the_alert_page_comes_back_to_it(nurse: FlaskClient, world: World) -> None:
+    link = f"/dashboard/alerts/{world.ana_alert_id}"
+    response = post_form(
+        nurse, link, f"{link}/acknowledge", {"note": "Called dad: going to the ED", "from": "alert"}
+    )
+    assert response.status_code == 302 and response.location == link
+    html = _text(nurse.get(link))
+    assert "Acknowledged" in html and "Called dad: going to the ED" in html and 'name="note"' not in html
+
+
+def test_the_alert_page_shows_how_the_clinic_was_told(nurse: FlaskClient, world: World, db: Database) -> None:
+    with db.session() as session:
+        session.add(
+            AlertDelivery(
+                alert_id=world.ana_alert_id,
+                channel="webhook",
+                status="failed",
+                attempts=6,
+                last_error="HTTP 503",
+            )
+        )
+    html = _text(nurse.get(f"/dashboard/alerts/{world.ana_alert_id}"))
+    assert "Webhook · failed after 6 tries" in html and "HTTP 503" in html
+
+
+def test_only_the_alerts_own_clinic_can_open_it(client: FlaskClient, world: World) -> None:
+    sign_in(client, OTHER_NURSE)
+    for alert_id in (world.ana_alert_id, world.bo_alert_id + 1000, 2**40):
+        response = client.get(f"/dashboard/alerts/{alert_id}")
+        assert response.status_code == 404
+        assert ANA_PHONE not in _text(response) and "her lips look blue" not in _text(response)
+    assert client.get(f"/dashboard/alerts/{world.bo_alert_id}").status_code == 200
 
 
 def test_acknowledged_alert_leaves_the_queue_and_enters_the_history(

@@ -16,6 +16,7 @@ from smsbot.clinics.accounts import (
     is_timezone,
     parse_quiet_hours,
     revoke_token,
+    update_clinic,
 )
 from smsbot.clinics.consent import answer_consent, consent_confirmation, consent_state
 from smsbot.clinics.details import sync_family_details
@@ -58,5 +59,6 @@ __all__ = [
     "revoke_token",
     "sync_family_details",
     "unenroll",
+    "update_clinic",
     "update_family",
 ]

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, nulls_last, sele
 from sqlalchemy.orm import Session, joinedload
 
 from smsbot import clinics
-from smsbot.models import Alert, CheckIn, Enrollment, Family, Message
+from smsbot.models import Alert, AlertDelivery, CheckIn, Enrollment, Family, Message
 from smsbot.web.charts import Answer
 
 LEVELS = ("emergency", "urgent", "routine", "info")
@@ -101,6 +101,21 @@ def acknowledged_alerts(session: Session, clinic_id: int, limit: int = 200) -> l
     query = _alert_rows(clinic_id, Alert.acknowledged_at.is_not(None))
     rows = session.execute(query.order_by(Alert.acknowledged_at.desc(), Alert.id.desc()).limit(limit))
     return [AlertRow(alert, enrollment) for alert, enrollment in rows]
+
+
+def find_alert_row(session: Session, clinic_id: int, alert_id: int) -> AlertRow | None:
+    """One of the clinic's alerts, with its family as the clinic knows it; None if not the clinic's."""
+    row = session.execute(_alert_rows(clinic_id, Alert.id == alert_id)).first()
+    return AlertRow(*row) if row else None
+
+
+def alert_deliveries(session: Session, alert: Alert) -> list[AlertDelivery]:
+    """How the alert was sent to the clinic (on-call SMS, webhook) and how that went."""
+    return list(
+        session.scalars(
+            select(AlertDelivery).where(AlertDelivery.alert_id == alert.id).order_by(AlertDelivery.id)
+        )
+    )
 
 
 def find_alert(session: Session, clinic_id: int, alert_id: int) -> Alert | None:

@@ -94,27 +94,11 @@ def create_clinic(
 @click.option("--name", help="Shown to families.")
 @click.option("--timezone", help="IANA time zone, e.g. America/Chicago.")
 @clinic_settings_options
-def update_clinic(
-    slug: str,
-    name: str | None,
-    timezone: str | None,
-    oncall_phone: str | None,
-    webhook_url: str | None,
-    quiet_hours: str | None,
-) -> None:
+def update_clinic(slug: str, **changes: str | None) -> None:
     """Change a clinic's settings; only the options given change ('' clears an optional one)."""
     settings = cli_settings()
     with _session(settings) as session:
-        updated = clinics.update_clinic(
-            session,
-            settings,
-            _clinic(session, slug),
-            name=name,
-            timezone=timezone,
-            oncall_phone=oncall_phone,
-            webhook_url=webhook_url,
-            quiet_hours=quiet_hours,
-        )
+        updated = clinics.update_clinic(session, settings, _clinic(session, slug), **changes)
         click.echo(f"updated clinic {updated.slug} ({updated.name})")
 
 

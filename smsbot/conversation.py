@@ -24,7 +24,7 @@ from smsbot.config import Settings
 from smsbot.db import Database, dialect_insert
 from smsbot.keywords import Keywords, load_keywords
 from smsbot.messaging.segments import count_segments
-from smsbot.models import Event, Family, Message, utcnow
+from smsbot.models import Enrollment, Event, Family, Message, utcnow
 from smsbot.programmes import load_programmes
 from smsbot.replies import render_reply
 from smsbot.triage import Decision, RuleSet, assess, load_rules, severity
@@ -367,7 +367,7 @@ def _handle_keyword(
         # Opted out means no message of any kind: not even a second STOP confirmation or a
         # HELP text. (Twilio would refuse to deliver them too.) START is the way back.
         return Outcome(reply=None, level="info")
-    consented = None
+    consented: Enrollment | None = None
     if action == "stop":
         families.opt_out(session, family, now=now, source="keyword")
     elif action == "start":

@@ -27,7 +27,7 @@ from twilio.request_validator import RequestValidator
 from smsbot.db import upgrade
 from tests.clinic_fixtures import *  # noqa: F403 (the receiver fixture)
 from tests.clinic_fixtures import WebhookReceiver
-from tests.test_serve_e2e import free_port, post, smsbot_process
+from tests.test_serve_e2e import post, smsbot_serve
 
 TOKEN = "e2e-clinics-auth-token"
 PASSWORD = "correct horse battery staple"
@@ -93,26 +93,14 @@ class Service:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     cwd = tmp_path_factory.mktemp("clinics-e2e")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {
         "SMSBOT_DATABASE_URL": f"sqlite:///{cwd / 'e2e.db'}",
         "SMSBOT_TRANSPORT": "console",
         "TWILIO_AUTH_TOKEN": TOKEN,
-        "SMSBOT_PUBLIC_URL": base,
         "SMSBOT_SECRET_KEY": "e2e-secret",
     }
-    with smsbot_process(["serve", "--port", str(port)], env, cwd) as process:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(process.stderr.read().decode()) from None
-                time.sleep(0.2)
-        yield Service(base, env, cwd)
+    with smsbot_serve(env, cwd) as base:
+        yield Service(base, {**env, "SMSBOT_PUBLIC_URL": base}, cwd)
 
 
 def test_an_emergency_after_stop_is_listed_in_the_clinics_open_alerts(service: Service) -> None:

@@ -243,6 +243,7 @@ def test_the_alert_link_opens_straight_after_signing_in(
     assert f'href="tel:{ANA_PHONE}"' in html and "+1 555-010-0001" in html
     reason = {rule.id: rule for rule in load_rules().rules}["colour-change"].reason["en"]
     assert str(escape(reason)) in html and "rule colour-change" in html
+    assert "jitters-reported" not in html  # a routine finding did not raise the alert
     assert f'action="/dashboard/alerts/{world.ana_alert_id}/acknowledge"' in html
 
 
@@ -269,6 +270,22 @@ def test_the_alert_page_shows_how_the_clinic_was_told(nurse: FlaskClient, world:
         )
     html = _text(nurse.get(f"/dashboard/alerts/{world.ana_alert_id}"))
     assert "Webhook · failed after 6 tries" in html and "HTTP 503" in html
+
+
+def test_a_walk_in_texters_alert_opens_without_a_family_page(
+    nurse: FlaskClient, world: World, db: Database
+) -> None:
+    """The default clinic's alert for a parent nobody enrolled: the number to call, no enrollment."""
+    with db.session() as session:
+        clinic = session.get(Clinic, world.riverside_id)
+        walk_in = Family(phone="+15550100077")
+        session.add(walk_in)
+        session.flush()
+        text = add_message(session, walk_in, "in", "she is blue", at=utcnow(), level="emergency")
+        alert_id = add_alert(session, clinic, text, at=utcnow()).id  # type: ignore[arg-type]
+    assert '•••0077 <span class="muted">(not enrolled)</span>' in _text(nurse.get("/dashboard/"))
+    html = _text(nurse.get(f"/dashboard/alerts/{alert_id}"))
+    assert 'href="tel:+15550100077"' in html and "Not enrolled at your clinic" in html
 
 
 def test_only_the_alerts_own_clinic_can_open_it(client: FlaskClient, world: World) -> None:

@@ -50,17 +50,12 @@ def smsbot_process(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[
         process.stderr.close()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def smsbot_serve(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """``smsbot serve`` on a free port (its base URL as SMSBOT_PUBLIC_URL); yields that URL once healthy."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        "SMSBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
-        "SMSBOT_TRANSPORT": "console",
-        "TWILIO_AUTH_TOKEN": TOKEN,
-        "SMSBOT_PUBLIC_URL": base,
-    }
-    with smsbot_process(["serve", "--port", str(port)], env, tmp_path) as process:
+    with smsbot_process(["serve", "--port", str(port)], {**env, "SMSBOT_PUBLIC_URL": base}, cwd) as process:
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -71,6 +66,17 @@ def server(tmp_path: Path) -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(process.stderr.read().decode()) from None
                 time.sleep(0.2)
+        yield base
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    env = {
+        "SMSBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
+        "SMSBOT_TRANSPORT": "console",
+        "TWILIO_AUTH_TOKEN": TOKEN,
+    }
+    with smsbot_serve(env, tmp_path) as base:
         yield base
 
 

@@ -44,11 +44,11 @@ def _clinic_values(
     settings: Settings,
     errors: list[FieldError],
     *,
-    name: str | None,
-    timezone: str | None,
-    oncall_phone: str | None,
-    webhook_url: str | None,
-    quiet_hours: str | None,
+    name: str | None = None,
+    timezone: str | None = None,
+    oncall_phone: str | None = None,
+    webhook_url: str | None = None,
+    quiet_hours: str | None = None,
 ) -> dict[str, Any]:
     """Clean the clinic settings given (None: not given; "" clears an optional one).
 
@@ -121,28 +121,11 @@ def create_clinic(
     return clinic
 
 
-def update_clinic(
-    session: Session,
-    settings: Settings,
-    clinic: Clinic,
-    *,
-    name: str | None = None,
-    timezone: str | None = None,
-    oncall_phone: str | None = None,
-    webhook_url: str | None = None,
-    quiet_hours: str | None = None,
-) -> Clinic:
-    """Change the settings given (None keeps one, "" clears an optional one); InvalidFieldsError."""
+def update_clinic(session: Session, settings: Settings, clinic: Clinic, **changes: str | None) -> Clinic:
+    """Change the settings given, as ``create_clinic`` names them (None keeps one, "" clears an
+    optional one); InvalidFieldsError lists every problem."""
     errors: list[FieldError] = []
-    values = _clinic_values(
-        settings,
-        errors,
-        name=name,
-        timezone=timezone,
-        oncall_phone=oncall_phone,
-        webhook_url=webhook_url,
-        quiet_hours=quiet_hours,
-    )
+    values = _clinic_values(settings, errors, **changes)
     if errors:
         raise InvalidFieldsError(errors)
     for field, value in values.items():

@@ -118,10 +118,6 @@ def alert_deliveries(session: Session, alert: Alert) -> list[AlertDelivery]:
     )
 
 
-def find_alert(session: Session, clinic_id: int, alert_id: int) -> Alert | None:
-    return session.scalar(select(Alert).where(Alert.id == alert_id, Alert.clinic_id == clinic_id))
-
-
 def acknowledge_alert(session: Session, alert: Alert, *, by: str, note: str, now: datetime) -> bool:
     """Acknowledge ``alert``; False if someone else already did (two nurses, one alert)."""
     result = session.execute(

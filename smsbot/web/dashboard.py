@@ -220,22 +220,21 @@ def alert(alert_id: int) -> str:
     return render_template(
         "dashboard/alert.html",
         row=row,
-        reasons=_rule_reasons(message.flags if message is not None else []),
+        reasons=_rule_reasons(message.flags if message is not None else [], row.alert.level),
         deliveries=clinic_queries.alert_deliveries(db, row.alert),
         max_note=MAX_NOTE,
     )
 
 
-def _rule_reasons(flags: list[str]) -> list[tuple[str, str]]:
-    """(rule id, why it matters) for each triage rule that raised the level, in the rules' words."""
+def _rule_reasons(flags: list[str], level: str) -> list[tuple[str, str]]:
+    """(rule id, why it matters) for each triage rule that put the text at the alert's level."""
     rules = {rule.id: rule for rule in load_rules(current_app.extensions["smsbot.settings"].rules_path).rules}
     reasons = []
     for flag in flags:
-        rule = rules.get(flag)
         if flag == CHECKIN_WORSE:
             reasons.append((flag, "The parent answered a check-in with “worse”."))
-        elif rule is not None:
-            reasons.append((flag, rule.reason.get("en") or f"Matched the {rule.level} rule {rule.id}."))
+        elif (rule := rules.get(flag)) is not None and rule.level == level:
+            reasons.append((flag, rule.reason.get("en") or f"Matched the {level} rule {flag}."))
     return reasons
 
 
@@ -246,7 +245,7 @@ def acknowledge(alert_id: int) -> Response:
     Back to the queue, or to the alert's own page when it was acknowledged there.
     """
     db = request_session()
-    alert = _found(clinic_queries.find_alert(db, g.staff.clinic_id, alert_id))
+    alert = _found(clinic_queries.find_alert_row(db, g.staff.clinic_id, alert_id)).alert
     from_page = request.form.get("from") == "alert"
     back = url_for(".alert", alert_id=alert_id) if from_page else url_for(".alerts")
     note = request.form.get("note", "").strip()

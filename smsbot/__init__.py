@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from smsbot.config import load_settings
+from smsbot.config import ConfigError, load_settings
 from smsbot.db import Database
 from smsbot.messaging.factory import make_transport
 
@@ -25,7 +25,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["smsbot.settings"] = settings
     database = Database(settings.database_url)
-    alerts.require_public_url(database, settings)
+    try:
+        alerts.require_public_url(database, settings)
+    except ConfigError:
+        database.close()  # the app is never built: nothing else would close its pool
+        raise
     database.init_app(app)
     app.extensions["smsbot.transport"] = make_transport(settings)
     logs.init_app(app)

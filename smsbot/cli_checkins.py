@@ -49,6 +49,7 @@ def worker(metrics_port: int | None, metrics_host: str) -> None:
     try:
         require_public_url(database, settings)  # the worker sends the alerts and their links
     except ConfigError as error:
+        database.close()
         raise click.ClickException(str(error)) from None
     scheduler = build_scheduler(database, make_transport(settings), settings, background=False)
     click.echo(

@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
@@ -27,7 +28,7 @@ from twilio.request_validator import RequestValidator
 from smsbot.db import upgrade
 from tests.clinic_fixtures import *  # noqa: F403 (the receiver fixture)
 from tests.clinic_fixtures import WebhookReceiver
-from tests.test_serve_e2e import post, smsbot_serve
+from tests.test_serve_e2e import free_port, post, smsbot_process
 
 TOKEN = "e2e-clinics-auth-token"
 PASSWORD = "correct horse battery staple"
@@ -88,6 +89,24 @@ class Service:
         except urllib.error.HTTPError as error:
             with error:
                 return error.code, json.load(error)
+
+
+@contextmanager
+def smsbot_serve(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """``smsbot serve`` on a free port (its base URL as SMSBOT_PUBLIC_URL); yields that URL once healthy."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with smsbot_process(["serve", "--port", str(port)], {**env, "SMSBOT_PUBLIC_URL": base}, cwd) as process:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=1):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(process.stderr.read().decode()) from None
+                time.sleep(0.2)
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -50,12 +50,17 @@ def smsbot_process(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[
         process.stderr.close()
 
 
-@contextmanager
-def smsbot_serve(env: dict[str, str], cwd: Path) -> Iterator[str]:
-    """``smsbot serve`` on a free port (its base URL as SMSBOT_PUBLIC_URL); yields that URL once healthy."""
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with smsbot_process(["serve", "--port", str(port)], {**env, "SMSBOT_PUBLIC_URL": base}, cwd) as process:
+    env = {
+        "SMSBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
+        "SMSBOT_TRANSPORT": "console",
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "SMSBOT_PUBLIC_URL": base,
+    }
+    with smsbot_process(["serve", "--port", str(port)], env, tmp_path) as process:
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -66,17 +71,6 @@ def smsbot_serve(env: dict[str, str], cwd: Path) -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(process.stderr.read().decode()) from None
                 time.sleep(0.2)
-        yield base
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    env = {
-        "SMSBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
-        "SMSBOT_TRANSPORT": "console",
-        "TWILIO_AUTH_TOKEN": TOKEN,
-    }
-    with smsbot_serve(env, tmp_path) as base:
         yield base
 
 

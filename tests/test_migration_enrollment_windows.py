@@ -1,4 +1,4 @@
-"""Migrations build exactly the models, and carry existing rows forward."""
+"""Migration 0002_s2 carries existing enrollments forward: details, end reasons and windows."""
 
 from __future__ import annotations
 
@@ -7,23 +7,12 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, select, text
 
 from smsbot.db import normalise_url, upgrade
-from smsbot.models import Base, Enrollment, EnrollmentWindow
+from smsbot.models import Enrollment, EnrollmentWindow
 from tests.conftest import postgres_backend
 from tests.postgres import scratch_postgres_database
-
-
-def test_migrations_build_exactly_the_models(database_url: str) -> None:
-    engine = create_engine(normalise_url(database_url))
-    try:
-        with engine.connect() as connection:
-            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
-    finally:
-        engine.dispose()
 
 
 @contextmanager

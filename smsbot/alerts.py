@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, select, update
+from sqlalchemy import Integer, bindparam, func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from smsbot.clinic_texts import load_clinic_texts
-from smsbot.config import Settings
+from smsbot.config import ALERT_LINKS_NEED_PUBLIC_URL, ConfigError, Settings
 from smsbot.db import Database
+from smsbot.enrollment_windows import following
 from smsbot.messaging import Transport, TransportError
 from smsbot.metrics import ALERT_DELIVERIES
 from smsbot.models import Alert, AlertDelivery, CheckIn, Clinic, Enrollment, Event, Family, Message, utcnow
@@ -53,9 +54,6 @@ TIMESTAMP_HEADER = "X-Smsbot-Timestamp"
 
 
 # Run for every red-flag text, so built once (composing a statement costs more than running it).
-_FOLLOWING_CLINICS = select(Enrollment.clinic_id).where(
-    Enrollment.family_id == bindparam("family"), Enrollment.status != "ended"
-)
 _OPEN_RECENT_ALERT = select(Alert.id).where(
     Alert.family_id == bindparam("family"),
     Alert.clinic_id.is_not_distinct_from(bindparam("clinic", type_=Integer)),
@@ -66,10 +64,11 @@ _OPEN_RECENT_ALERT = select(Alert.id).where(
 
 
 def target_clinics(session: Session, settings: Settings, family: Family) -> list[int | None]:
-    """Clinics that follow this family; the default clinic (if set) for walk-in texters."""
-    clinic_ids = session.scalars(_FOLLOWING_CLINICS, {"family": family.id}).all()
+    """Clinics that follow this family, even after its STOP (``enrollment_windows.following``);
+    the default clinic (if set) for walk-in texters and families no clinic follows with consent."""
+    clinic_ids = [enrollment.clinic_id for enrollment in following(session, family)]
     if clinic_ids:
-        return list(clinic_ids)
+        return clinic_ids
     if settings.default_clinic:
         default = session.scalar(select(Clinic.id).where(Clinic.slug == settings.default_clinic))
         if default is not None:
@@ -190,6 +189,32 @@ def alert_undelivered(session: Session, settings: Settings, family: Family, now:
 
 
 # --- delivery ----------------------------------------------------------------------------
+
+
+def alert_link(settings: Settings, alert_id: int) -> str:
+    """The dashboard page of an alert, as an absolute URL the on-call nurse can open."""
+    return f"{settings.public_url.rstrip('/')}/dashboard/alerts/{alert_id}"
+
+
+def require_public_url(db: Database, settings: Settings) -> None:
+    """Refuse to start when a clinic gets alerts but their links could not open.
+
+    The on-call SMS and the webhook carry the alert's dashboard link, which is absolute
+    only with SMSBOT_PUBLIC_URL. Raises ConfigError naming the clinic; a database not
+    migrated yet has no clinics.
+    """
+    if settings.public_url or not inspect(db.engine).has_table(Clinic.__tablename__):
+        return
+    with db.session() as session:
+        slug = session.scalar(
+            select(Clinic.slug)
+            .where(or_(Clinic.oncall_phone.is_not(None), Clinic.webhook_url.is_not(None)))
+            .order_by(Clinic.slug)
+            .limit(1)
+        )
+    if slug is not None:
+        where = f"clinic {slug!r} has an on-call phone or alert webhook"
+        raise ConfigError(f"{where}: {ALERT_LINKS_NEED_PUBLIC_URL}")
 
 
 class DeliveryError(RuntimeError):
@@ -332,7 +357,7 @@ def _job(
             Enrollment.clinic_id == clinic.id, Enrollment.family_id == alert.family_id
         )
     )
-    link = f"{settings.public_url.rstrip('/')}/dashboard/alerts/{alert.id}"
+    link = alert_link(settings, alert.id)
     texts = load_clinic_texts(settings.rules_path)
     return DeliveryJob(
         delivery_id=delivery.id,

@@ -23,6 +23,12 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+# Said at start-up and by ``smsbot clinic create/update`` when a clinic would get alerts.
+ALERT_LINKS_NEED_PUBLIC_URL = (
+    "its alerts link to the dashboard, so set SMSBOT_PUBLIC_URL (e.g. https://sms.example.org)"
+)
+
+
 def default_rules_dir() -> Path:
     """The rules shipped with smsbot: inside the wheel, or the repository's ``rules/``."""
     packaged = Path(__file__).parent / "rules"

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from smsbot import alerts, families, news, reminders
+from smsbot import alerts, clinics, families, news, reminders
 from smsbot.config import Settings
 from smsbot.db import Database, dialect_insert
 from smsbot.keywords import HOW_TO_STOP, Keywords, load_keywords
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 # How long a duplicate delivery waits for the first one's reply before giving up.
 DUPLICATE_WAIT_SECONDS = 5.0
 FLOOD_WINDOW = timedelta(minutes=1)  # texts counted for the flood limit
+CHECKIN_WORSE = "checkin-worse"  # the flag of a text made urgent by a "worse" check-in answer
 
 
 @dataclass(frozen=True)
@@ -406,7 +407,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     if worse and severity(level) < severity("urgent"):
         # "Worse" on a check-in means same-day care even when the words alone look mild.
         level = "urgent"
-        decision = Decision(level=level, flags=(*decision.flags, "checkin-worse"), lang=decision.lang)
+        decision = Decision(level=level, flags=(*decision.flags, CHECKIN_WORSE), lang=decision.lang)
         message.level, message.flags = level, list(decision.flags)
 
     paged = False
@@ -474,27 +475,20 @@ def _handle_keyword(
         # Opted out means no message of any kind: not even a second STOP confirmation or a
         # HELP text. (Twilio would refuse to deliver them too.) START is the way back.
         return Outcome(reply=None, level="info")
+    consented: Enrollment | None = None
     if action == "stop":
         families.opt_out(session, family, now=now, source="plain_words" if plain else "keyword")
     elif action == "start":
         family.opted_out_at = None
-        _consent_pending_enrollments(session, settings, family, now)
         session.add(Event(family_id=family.id, kind="opted_in", detail={}, created_at=now))
+        # A YES answers the clinic consent request it replies to (after STOP, none is pending).
+        consented = clinics.answer_consent(session, family, now=now, settings=settings)
     family.language = lang
     if settings.twilio_advanced_opt_out and not plain:
         return Outcome(reply=None, level="info")  # Twilio has already answered the keyword
+    if consented is not None:
+        return Outcome(reply=clinics.consent_confirmation(consented, lang, settings), level="info")
     return Outcome(reply=_reply_text(settings, action, lang), level="info")
-
-
-def _consent_pending_enrollments(session: Session, settings: Settings, family: Family, now: datetime) -> None:
-    """YES/START confirms enrollments waiting for consent and starts their programmes."""
-    pending = session.scalars(
-        select(Enrollment).where(Enrollment.family_id == family.id, Enrollment.status == "awaiting_consent")
-    ).all()
-    for enrollment in pending:
-        enrollment.status = "active"
-        enrollment.consented_at = now
-        reminders.start_enrollment(session, enrollment, now=now, settings=settings)
 
 
 def _flooding(session: Session, settings: Settings, family: Family, now: datetime) -> bool:

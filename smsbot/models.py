@@ -86,7 +86,12 @@ class ApiToken(Base):
 
 
 class Family(Base):
-    """A contact who texts us: one per phone number and channel, shared by clinics."""
+    """A contact who texts us: one per phone number and channel, shared by clinics.
+
+    ``language``, ``timezone``, ``baby_name`` and ``baby_birth_date`` are what texts to the
+    family use: the details recorded by its primary clinic (``clinics.sync_family_details``),
+    and the language of its own latest text. Clinics read their own enrollment's details.
+    """
 
     __tablename__ = "families"
     __table_args__ = (UniqueConstraint("phone", "channel", name="uq_family_phone_channel"),)
@@ -119,7 +124,13 @@ class Family(Base):
 
 
 class Enrollment(Base):
-    """A family followed by one clinic; the same phone may be enrolled at several clinics."""
+    """A clinic's record of a family it follows; the same phone may be enrolled at several clinics.
+
+    The details (baby's name and birth date, language, time zone, external ref) are this
+    clinic's own: another clinic enrolling the same phone neither sees nor changes them.
+    ``status`` is the current enrollment; ``windows`` every stretch of time the clinic
+    followed the family with its consent (what the clinic may read of a shared family).
+    """
 
     __tablename__ = "enrollments"
     __table_args__ = (UniqueConstraint("clinic_id", "family_id", name="uq_enrollment_clinic_family"),)
@@ -128,15 +139,37 @@ class Enrollment(Base):
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
     programme: Mapped[str | None] = mapped_column(String(64))
-    # awaiting_consent → active → ended (unenrolled, STOP, or programme finished)
+    # awaiting_consent → active → ended (unenrolled by the clinic, or STOP)
     status: Mapped[str] = mapped_column(String(20), default="awaiting_consent")
     external_ref: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(2), default="en", server_default="en")
+    timezone: Mapped[str | None] = mapped_column(String(64))  # None: the clinic's
+    baby_name: Mapped[str | None] = mapped_column(String(100))
+    baby_birth_date: Mapped[date | None] = mapped_column(Date)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # When the consent text went out; None: not sent (the family had opted out, or it failed).
+    consent_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
     consented_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_reason: Mapped[str | None] = mapped_column(String(20))  # unenrolled | opted_out
 
     clinic: Mapped[Clinic] = relationship()
     family: Mapped[Family] = relationship()
+
+
+class EnrollmentWindow(Base):
+    """A stretch of time a clinic followed a family with its consent: from its YES to the end.
+
+    A clinic that unenrolls and later re-enrolls a family gets a new window at the next
+    YES, so it never sees what the family said in between (perhaps to another clinic).
+    """
+
+    __tablename__ = "enrollment_windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Message(Base):
@@ -272,6 +305,7 @@ __all__ = [
     "CheckIn",
     "Clinic",
     "Enrollment",
+    "EnrollmentWindow",
     "Event",
     "Family",
     "Message",

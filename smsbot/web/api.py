@@ -193,29 +193,21 @@ def _each(render: Callable[[Any], dict[str, Any]]) -> Callable[[list[Any]], list
 # --- families ----------------------------------------------------------------------------
 
 
-def _consent(enrollment: Enrollment) -> str:
-    if enrollment.consented_at is not None:
-        return "given"
-    if enrollment.status != "awaiting_consent":
-        return "none"
-    # Opted-out families get no consent text; they are enrolled once they text START.
-    return "blocked_opted_out" if enrollment.family.opted_out else "requested"
-
-
 def family_json(enrollment: Enrollment) -> dict[str, Any]:
+    """The family as this clinic knows it: its own details, never another clinic's."""
     family = enrollment.family
     return {
         "id": enrollment.id,
         "phone": family.phone,
         "channel": family.channel,
-        "language": family.language,
-        "timezone": family.timezone,
-        "baby_name": family.baby_name,
-        "baby_birth_date": _day(family.baby_birth_date),
+        "language": enrollment.language,
+        "timezone": enrollment.timezone,
+        "baby_name": enrollment.baby_name,
+        "baby_birth_date": _day(enrollment.baby_birth_date),
         "external_ref": enrollment.external_ref,
         "programme": enrollment.programme,
         "status": enrollment.status,
-        "consent": _consent(enrollment),
+        "consent": clinics.consent_state(enrollment),
         "opted_out": family.opted_out,
         "followup_hold": family.followup_hold,
         "followup_hold_since": _ts(family.followup_hold_since),
@@ -292,7 +284,8 @@ def update_family(family_id: int) -> Response:
         if field in body:
             raise ApiError(422, "read_only", f"{field} cannot be changed here", field)
     settings = current_app.extensions["smsbot.settings"]
-    clinics.update_family(enrollment, clinics.clean_family_fields(body, settings, today=utcnow().date()))
+    values = clinics.clean_family_fields(body, settings, today=utcnow().date())
+    clinics.update_family(session, enrollment, values)
     session.commit()
     return jsonify(family_json(enrollment))
 

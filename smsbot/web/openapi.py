@@ -110,7 +110,8 @@ SCHEMAS: dict[str, Any] = {
     "Family": _all_required(
         {
             "type": "object",
-            "description": "A family as this clinic follows it; `id` is specific to the clinic.",
+            "description": "A family as this clinic follows it: `id` and the details are this "
+            "clinic's own; another clinic enrolling the same phone neither sees nor changes them.",
             "properties": {
                 "id": {"type": "integer"},
                 "phone": {"type": "string", "description": "E.164"},
@@ -121,9 +122,12 @@ SCHEMAS: dict[str, Any] = {
                 "status": {"type": "string", "enum": ["awaiting_consent", "active", "ended"]},
                 "consent": {
                     "type": "string",
-                    "enum": ["requested", "given", "blocked_opted_out", "none"],
-                    "description": "blocked_opted_out: the family had texted STOP, so no consent text "
-                    "was sent; the enrollment starts if they text START or YES.",
+                    "enum": ["requested", "given", "not_requested", "blocked_opted_out", "none"],
+                    "description": "requested: the consent text went out and awaits the family's YES; "
+                    "blocked_opted_out: the family had texted STOP, so no consent text was sent; "
+                    "not_requested: it has not gone out (the family texted START since, or the send "
+                    "failed): enroll again to send it. Until consent is given the clinic gets no "
+                    "messages, check-ins or alerts of the family.",
                 },
                 "opted_out": {"type": "boolean"},
                 "followup_hold": {

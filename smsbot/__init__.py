@@ -6,14 +6,14 @@ from typing import Any
 
 from flask import Flask
 
-from smsbot.config import load_settings
+from smsbot.config import ConfigError, load_settings
 from smsbot.db import Database
 from smsbot.messaging.factory import make_transport
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the web app: settings from the environment, overridden by ``config`` (tests)."""
-    from smsbot import logs
+    from smsbot import alerts, logs
     from smsbot.web import api, dashboard, errors, health, limits, webhooks
     from smsbot.web import metrics as metrics_web
 
@@ -24,7 +24,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=256 * 1024,  # Twilio posts a few KB; anything huge is not Twilio
     )
     app.extensions["smsbot.settings"] = settings
-    Database(settings.database_url).init_app(app)
+    database = Database(settings.database_url)
+    try:
+        alerts.require_public_url(database, settings)
+    except ConfigError:
+        database.close()  # the app is never built: nothing else would close its pool
+        raise
+    database.init_app(app)
     app.extensions["smsbot.transport"] = make_transport(settings)
     logs.init_app(app)
     errors.init_app(app)

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, select, update
+from sqlalchemy import Integer, bindparam, func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from smsbot.clinic_texts import load_clinic_texts
-from smsbot.config import Settings
+from smsbot.config import ALERT_LINKS_NEED_PUBLIC_URL, ConfigError, Settings
 from smsbot.db import Database
+from smsbot.enrollment_windows import following
 from smsbot.messaging import Transport, TransportError
 from smsbot.metrics import ALERT_DELIVERIES
 from smsbot.models import Alert, AlertDelivery, CheckIn, Clinic, Enrollment, Event, Family, Message, utcnow
@@ -37,6 +38,7 @@ DEDUPE_WINDOW = timedelta(hours=4)
 # This many check-ins in a row that never reached the phone: the clinic should call instead.
 UNDELIVERED_STREAK = 2
 UNDELIVERED_LEVEL = "routine"  # not a clinical finding, but staff must follow up
+NOTICE_LEVEL = "sensitive"  # news from a family (a loss, a hospital stay): read in the queue, never paged
 NOT_DELIVERED = ("undelivered", "failed")
 FINISHED_SENDS = ("sent", "answered", "unanswered", *NOT_DELIVERED)
 
@@ -52,9 +54,6 @@ TIMESTAMP_HEADER = "X-Smsbot-Timestamp"
 
 
 # Run for every red-flag text, so built once (composing a statement costs more than running it).
-_FOLLOWING_CLINICS = select(Enrollment.clinic_id).where(
-    Enrollment.family_id == bindparam("family"), Enrollment.status != "ended"
-)
 _OPEN_RECENT_ALERT = select(Alert.id).where(
     Alert.family_id == bindparam("family"),
     Alert.clinic_id.is_not_distinct_from(bindparam("clinic", type_=Integer)),
@@ -65,10 +64,11 @@ _OPEN_RECENT_ALERT = select(Alert.id).where(
 
 
 def target_clinics(session: Session, settings: Settings, family: Family) -> list[int | None]:
-    """Clinics that follow this family; the default clinic (if set) for walk-in texters."""
-    clinic_ids = session.scalars(_FOLLOWING_CLINICS, {"family": family.id}).all()
+    """Clinics that follow this family, even after its STOP (``enrollment_windows.following``);
+    the default clinic (if set) for walk-in texters and families no clinic follows with consent."""
+    clinic_ids = [enrollment.clinic_id for enrollment in following(session, family)]
     if clinic_ids:
-        return list(clinic_ids)
+        return clinic_ids
     if settings.default_clinic:
         default = session.scalar(select(Clinic.id).where(Clinic.slug == settings.default_clinic))
         if default is not None:
@@ -95,28 +95,62 @@ def raise_alert(
         )
         if open_recent is not None:
             continue
-        alert = Alert(
-            clinic_id=clinic_id,
-            family_id=family.id,
-            level=level,
-            reason=reason,
-            message_id=message.id if message is not None else None,
-            dedupe_key=f"{family.id}:{clinic_id or 0}:{level}:{message.id if message else now.isoformat()}",
-            created_at=now,
-        )
-        session.add(alert)
-        session.flush()
+        alert = _add_alert(session, family, clinic_id, level=level, reason=reason, message=message, now=now)
         _plan_deliveries(session, alert, now)
-        session.add(
-            Event(
-                family_id=family.id,
-                kind="alert_raised",
-                detail={"alert_id": alert.id, "clinic_id": clinic_id, "level": level, "reason": reason},
-                created_at=now,
-            )
-        )
         created.append(alert)
     return created
+
+
+def notify(
+    session: Session,
+    settings: Settings,
+    family: Family,
+    *,
+    reason: str,
+    message: Message | None,
+    now: datetime,
+) -> list[Alert]:
+    """A non-clinical notice (sensitive news) in the queue of each clinic following ``family``.
+
+    Level "info" and no deliveries: the on-call phone and the webhook are for red flags. The
+    caller notifies once per change it reports, so there is no deduplication window.
+    """
+    return [
+        _add_alert(session, family, clinic_id, level=NOTICE_LEVEL, reason=reason, message=message, now=now)
+        for clinic_id in target_clinics(session, settings, family)
+    ]
+
+
+def _add_alert(
+    session: Session,
+    family: Family,
+    clinic_id: int | None,
+    *,
+    level: str,
+    reason: str,
+    message: Message | None,
+    now: datetime,
+) -> Alert:
+    alert = Alert(
+        clinic_id=clinic_id,
+        family_id=family.id,
+        level=level,
+        reason=reason,
+        message_id=message.id if message is not None else None,
+        dedupe_key=f"{family.id}:{clinic_id or 0}:{level}:{message.id if message else now.isoformat()}",
+        created_at=now,
+    )
+    session.add(alert)
+    session.flush()
+    session.add(
+        Event(
+            family_id=family.id,
+            kind="alert_raised",
+            detail={"alert_id": alert.id, "clinic_id": clinic_id, "level": level, "reason": reason},
+            created_at=now,
+        )
+    )
+    return alert
 
 
 def _plan_deliveries(session: Session, alert: Alert, now: datetime) -> None:
@@ -155,6 +189,32 @@ def alert_undelivered(session: Session, settings: Settings, family: Family, now:
 
 
 # --- delivery ----------------------------------------------------------------------------
+
+
+def alert_link(settings: Settings, alert_id: int) -> str:
+    """The dashboard page of an alert, as an absolute URL the on-call nurse can open."""
+    return f"{settings.public_url.rstrip('/')}/dashboard/alerts/{alert_id}"
+
+
+def require_public_url(db: Database, settings: Settings) -> None:
+    """Refuse to start when a clinic gets alerts but their links could not open.
+
+    The on-call SMS and the webhook carry the alert's dashboard link, which is absolute
+    only with SMSBOT_PUBLIC_URL. Raises ConfigError naming the clinic; a database not
+    migrated yet has no clinics.
+    """
+    if settings.public_url or not inspect(db.engine).has_table(Clinic.__tablename__):
+        return
+    with db.session() as session:
+        slug = session.scalar(
+            select(Clinic.slug)
+            .where(or_(Clinic.oncall_phone.is_not(None), Clinic.webhook_url.is_not(None)))
+            .order_by(Clinic.slug)
+            .limit(1)
+        )
+    if slug is not None:
+        where = f"clinic {slug!r} has an on-call phone or alert webhook"
+        raise ConfigError(f"{where}: {ALERT_LINKS_NEED_PUBLIC_URL}")
 
 
 class DeliveryError(RuntimeError):
@@ -297,7 +357,7 @@ def _job(
             Enrollment.clinic_id == clinic.id, Enrollment.family_id == alert.family_id
         )
     )
-    link = f"{settings.public_url.rstrip('/')}/dashboard/alerts/{alert.id}"
+    link = alert_link(settings, alert.id)
     texts = load_clinic_texts(settings.rules_path)
     return DeliveryJob(
         delivery_id=delivery.id,

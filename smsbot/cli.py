@@ -12,13 +12,15 @@ from typing import Any
 
 import click
 
+from smsbot import news
 from smsbot.cli_settings import cli_settings
-from smsbot.config import ConfigError
+from smsbot.config import ConfigError, default_rules_dir
 from smsbot.db import Database, upgrade
+from smsbot.keywords import Keywords, load_keywords
 from smsbot.messaging.segments import count_segments
 from smsbot.replies import render_reply
 from smsbot.rulefiles import RuleFileError, check_rules_dir
-from smsbot.triage import RuleSet, assess, load_rules
+from smsbot.triage import Decision, RuleSet, assess, load_rules
 from smsbot.triage.rules import parse_dir
 
 
@@ -49,7 +51,22 @@ def _load(rules_dir: Path | None) -> RuleSet:
         raise click.ClickException(str(exc)) from None
 
 
-def _jsonl_line(line: str, ruleset: RuleSet, emergency_number: str) -> dict[str, Any]:
+def _load_keywords(rules_dir: Path | None) -> Keywords:
+    try:
+        return load_keywords((rules_dir or default_rules_dir()).resolve())
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _reply(decision: Decision, ruleset: RuleSet, keywords: Keywords, emergency_number: str) -> str:
+    """What a parent would be sent: the triage reply, or the reply to sensitive news."""
+    name = news.reply_name(decision.level, news.news_in(decision))
+    if name is not None:
+        return keywords.reply(name, decision.lang, emergency_number=emergency_number)
+    return render_reply(decision, emergency_number=emergency_number, rules=ruleset)
+
+
+def _jsonl_line(line: str, ruleset: RuleSet, keywords: Keywords, emergency_number: str) -> dict[str, Any]:
     try:
         item = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -60,7 +77,7 @@ def _jsonl_line(line: str, ruleset: RuleSet, emergency_number: str) -> dict[str,
     if age is not None and (isinstance(age, bool) or not isinstance(age, int) or age < 0):
         return {"error": "'baby_age_days' must be a non-negative whole number"}
     decision = assess(item["text"], age, rules=ruleset)
-    reply = render_reply(decision, emergency_number=emergency_number, rules=ruleset)
+    reply = _reply(decision, ruleset, keywords, emergency_number)
     return {
         "level": decision.level,
         "flags": list(decision.flags),
@@ -94,17 +111,17 @@ def triage(ctx: click.Context, jsonl: bool, emergency_number: str, rules_dir: Pa
     if ctx.invoked_subcommand is not None:
         ctx.obj = rules_dir  # the rules `eval` scores
         return
-    ruleset = _load(rules_dir)
+    ruleset, keywords = _load(rules_dir), _load_keywords(rules_dir)
     for raw in sys.stdin:
         line = raw.strip()
         if not line:
             continue
         if jsonl:
-            out = _jsonl_line(line, ruleset, emergency_number)
+            out = _jsonl_line(line, ruleset, keywords, emergency_number)
             click.echo(json.dumps(out, ensure_ascii=False))
         else:
             decision = assess(line, rules=ruleset)
-            reply = render_reply(decision, emergency_number=emergency_number, rules=ruleset)
+            reply = _reply(decision, ruleset, keywords, emergency_number)
             click.echo(f"{decision.level.upper()}: {reply}")
 
 
@@ -117,8 +134,6 @@ def rules() -> None:
 @rules_dir_option
 def rules_check(rules_dir: Path | None) -> None:
     """Validate every rule file and run every rule's examples; exit 1 on any problem."""
-    from smsbot.config import default_rules_dir
-
     directory = rules_dir or default_rules_dir()
     problems, files = check_rules_dir(directory)
     for problem in problems:

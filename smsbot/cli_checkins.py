@@ -10,7 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from smsbot import metrics
+from smsbot.alerts import require_public_url
 from smsbot.cli_settings import cli_settings
+from smsbot.config import ConfigError
 from smsbot.db import Database
 from smsbot.messaging.factory import make_transport
 from smsbot.models import CheckIn, utcnow
@@ -43,9 +45,13 @@ def worker(metrics_port: int | None, metrics_host: str) -> None:
         except (OSError, RuntimeError) as error:
             where = f"{metrics_host}:{metrics_port}"
             raise click.ClickException(f"cannot serve metrics on {where}: {error}") from None
-    scheduler = build_scheduler(
-        Database(settings.database_url), make_transport(settings), settings, background=False
-    )
+    database = Database(settings.database_url)
+    try:
+        require_public_url(database, settings)  # the worker sends the alerts and their links
+    except ConfigError as error:
+        database.close()
+        raise click.ClickException(str(error)) from None
+    scheduler = build_scheduler(database, make_transport(settings), settings, background=False)
     click.echo(
         f"smsbot worker: dispatching check-ins every {settings.dispatch_interval_seconds:g} s (Ctrl-C stops)"
     )

@@ -7,7 +7,7 @@ Attach to the main command with ``register(main)``. Every command is a thin wrap
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,13 +47,22 @@ def clinic() -> None:
     """Clinics and their API tokens."""
 
 
+def clinic_settings_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options ``clinic create`` and ``clinic update`` share."""
+    for option in (
+        click.option("--quiet-hours", help="No scheduled texts in this window, e.g. 20:00-09:00."),
+        click.option("--webhook-url", help="Gets a signed JSON POST per alert (needs SMSBOT_PUBLIC_URL)."),
+        click.option("--oncall-phone", help="Gets an SMS for every alert (needs SMSBOT_PUBLIC_URL)."),
+    ):
+        command = option(command)
+    return command
+
+
 @clinic.command("create")
 @click.option("--slug", required=True, help="Short unique id, e.g. riverside.")
 @click.option("--name", required=True, help="Shown to families, e.g. 'Riverside Pediatrics'.")
 @click.option("--timezone", required=True, help="IANA time zone, e.g. America/Chicago.")
-@click.option("--oncall-phone", help="Gets an SMS for every alert.")
-@click.option("--webhook-url", help="Gets a signed JSON POST for every alert.")
-@click.option("--quiet-hours", help="No scheduled texts in this window, e.g. 20:00-09:00.")
+@clinic_settings_options
 def create_clinic(
     slug: str,
     name: str,
@@ -78,6 +87,19 @@ def create_clinic(
         click.echo(f"created clinic {created.slug} ({created.name})")
         if created.webhook_url:
             click.echo(f"webhook secret (verify X-Smsbot-Signature with it): {created.webhook_secret}")
+
+
+@clinic.command("update")
+@click.option("--slug", required=True, help="The clinic to change.")
+@click.option("--name", help="Shown to families.")
+@click.option("--timezone", help="IANA time zone, e.g. America/Chicago.")
+@clinic_settings_options
+def update_clinic(slug: str, **changes: str | None) -> None:
+    """Change a clinic's settings; only the options given change ('' clears an optional one)."""
+    settings = cli_settings()
+    with _session(settings) as session:
+        updated = clinics.update_clinic(session, settings, _clinic(session, slug), **changes)
+        click.echo(f"updated clinic {updated.slug} ({updated.name})")
 
 
 @clinic.group()

@@ -1,4 +1,5 @@
-"""Texts sent on behalf of a clinic (consent request, on-call alert), from ``rules/clinic.yaml``.
+"""Texts sent on behalf of a clinic (consent request and its confirmation, on-call alert),
+from ``rules/clinic.yaml``.
 
 Wording is reviewed with the clinical content, so it lives in the rules directory, not here.
 """
@@ -16,7 +17,7 @@ from smsbot.keywords import LANGS
 from smsbot.rulefiles import register
 
 FILENAME = "clinic.yaml"
-REPLY_NAMES = ("consent", "oncall_alert")
+REPLY_NAMES = ("consent", "consent_given", "oncall_alert")
 TEXT_NAMES = ("baby",)
 
 

@@ -23,6 +23,12 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+# Said at start-up and by ``smsbot clinic create/update`` when a clinic would get alerts.
+ALERT_LINKS_NEED_PUBLIC_URL = (
+    "its alerts link to the dashboard, so set SMSBOT_PUBLIC_URL (e.g. https://sms.example.org)"
+)
+
+
 def default_rules_dir() -> Path:
     """The rules shipped with smsbot: inside the wheel, or the repository's ``rules/``."""
     packaged = Path(__file__).parent / "rules"
@@ -61,6 +67,11 @@ class Settings:
     # what was really sent and finishes the batch. Must outlast a batch's sends.
     claim_lease_seconds: float = 300.0
     retry_backoff_seconds: float = 60.0  # first retry after a transient error; doubles per attempt
+    # An inbound text still unprocessed this long after its processing started (a request
+    # that failed or lost its database connection) is taken over by the sweeper. Must
+    # outlast the longest request (gunicorn's timeout is 15 s).
+    sweep_after_seconds: float = 30.0
+    sweep_interval_seconds: float = 5.0  # how often the scheduler looks for such texts
 
     @property
     def rules_path(self) -> Path:
@@ -159,7 +170,13 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"{env_name(name)} must be HH:MM") from None
     if settings.checkin_grace_hours <= 0 or settings.dispatch_interval_seconds <= 0:
         raise ConfigError("SMSBOT_CHECKIN_GRACE_HOURS and SMSBOT_DISPATCH_INTERVAL_SECONDS must be > 0")
-    for name in ("claim_lease_seconds", "retry_backoff_seconds", "flood_messages_per_minute"):
+    for name in (
+        "claim_lease_seconds",
+        "retry_backoff_seconds",
+        "flood_messages_per_minute",
+        "sweep_after_seconds",
+        "sweep_interval_seconds",
+    ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{env_name(name)} must be > 0")
     if settings.retention_days < 0:

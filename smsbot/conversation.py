@@ -15,15 +15,16 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Insert, and_, bindparam, func, or_, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from smsbot import alerts, families, reminders
+from smsbot import alerts, clinics, families, news, reminders
 from smsbot.config import Settings
 from smsbot.db import Database, dialect_insert
-from smsbot.keywords import Keywords, load_keywords
+from smsbot.keywords import HOW_TO_STOP, Keywords, load_keywords
 from smsbot.messaging.segments import count_segments
+from smsbot.metrics import INBOUND_RECOVERY
 from smsbot.models import Enrollment, Event, Family, Message, utcnow
 from smsbot.programmes import load_programmes
 from smsbot.replies import render_reply
@@ -36,8 +37,7 @@ log = logging.getLogger(__name__)
 # How long a duplicate delivery waits for the first one's reply before giving up.
 DUPLICATE_WAIT_SECONDS = 5.0
 FLOOD_WINDOW = timedelta(minutes=1)  # texts counted for the flood limit
-# Longer than any request may run (gunicorn's timeout is 15 s, Twilio's budget too).
-ABANDONED_AFTER = timedelta(seconds=30)
+CHECKIN_WORSE = "checkin-worse"  # the flag of a text made urgent by a "worse" check-in answer
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class Outcome:
     flags: tuple[str, ...] = field(default_factory=tuple)
     duplicate: bool = False
     paged: bool = False  # raised an alert for a clinic: its on-call should hear now
+    reply_id: int | None = None  # the stored reply, when the caller sends it by REST
 
 
 def prepare(settings: Settings) -> None:
@@ -96,38 +97,39 @@ def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | 
     Two transactions on one connection, each a single commit: the inbound row, already
     claimed for processing, then everything processing decides plus the reply. Commits
     are the cost that matters under load (each waits for the WAL to reach the disk).
+    A run that fails leaves the text for a provider retry or, past the sweep deadline, the
+    sweeper (``smsbot.sweeper``).
     """
     now = now or utcnow()
+    lease = timedelta(seconds=settings.sweep_after_seconds)
     # Bound to one connection for both transactions, rather than back to the pool in
     # between; no autoflush: processing writes once, at the commit, not before each read.
     connection = db.engine.connect()
     session = db.sessionmaker(bind=connection, autoflush=False)
     try:
-        message = _store_inbound(session, inbound, now)
+        message = _store_inbound(session, inbound, now, lease)
+        claim = None
         if isinstance(message, int):
-            # Seen this MessageSid before: process it only if the earlier run failed.
-            if not _claim(session, message, now):
+            # Seen this MessageSid before: process it only if no run finished it.
+            claim = _claim(session, message, now, lease)
+            if claim is None:
                 session.close()
                 connection.close()  # not held while waiting for the first delivery's reply
                 return _previous_outcome(db, message)
             message = session.get_one(Message, message)
         message_id = message.id
         try:
-            # Processing reads the family through the message: no lazy load.
-            set_committed_value(message, "family", _lock_family(session, message.family_id, now))
-            # Set first, committed only together with the outcome: one UPDATE, not two.
-            message.status = "processed"
-            outcome = process(session, settings, message, inbound.num_media, now)
-            if outcome.reply is not None:
-                session.connection().execute(_REPLY_INSERT, _reply_row(message, outcome))
-            session.commit()
-            return outcome
+            outcome = process_claimed(session, settings, message, now, claim=claim)
         except Exception:
             session.rollback()
             log.exception("processing inbound message %s failed", message_id)
-            session.execute(update(Message).where(Message.id == message_id).values(status="failed"))
-            session.commit()
-            return Outcome(reply=_reply_text(settings, "error", "en"))
+            return _failure_reply(db, settings, message_id, inbound.body)
+        if outcome is None:  # a sweeper took the text over meanwhile and answers it
+            return Outcome(reply=None, duplicate=True)
+        if claim is not None:
+            INBOUND_RECOVERY.labels("retried").inc()
+            log.warning("inbound message %s processed on a provider retry", message_id)
+        return outcome
     except BaseException:
         session.rollback()
         raise
@@ -136,7 +138,82 @@ def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | 
         connection.close()
 
 
-def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message | int:
+def process_claimed(
+    session: Session,
+    settings: Settings,
+    message: Message,
+    now: datetime,
+    *,
+    claim: datetime | None = None,
+    reply_status: str = "twiml",
+) -> Outcome | None:
+    """Process a stored text this caller has claimed, and commit the outcome with its reply.
+
+    ``claim`` is the ``claimed_until`` a retry's or the sweeper's claim set: once the family
+    is locked the text must still carry it, or another run took it over after our claim
+    ran out (None is returned and nothing written). ``reply_status`` is "twiml" when the
+    reply goes back in the webhook's answer, "sending" when the caller sends it by REST
+    (``Outcome.reply_id`` then names the stored reply).
+    """
+    # Processing reads the family through the message: no lazy load.
+    set_committed_value(message, "family", _lock_family(session, message.family_id, now))
+    if claim is not None and session.scalar(_CLAIM_HELD, {"id": message.id}) != claim:
+        session.rollback()
+        return None
+    # Set first, committed only together with the outcome: one UPDATE, not two.
+    message.status = "processed"
+    outcome = process(session, settings, message, message.num_media, now)
+    if outcome.reply is not None:
+        row = _reply_row(message, outcome, reply_status)
+        if reply_status == "twiml":
+            session.connection().execute(_REPLY_INSERT, row)
+        else:
+            outcome.reply_id = session.connection().execute(_REPLY_INSERT_RETURNING, row).scalar_one()
+    session.commit()
+    return outcome
+
+
+_CLAIM_HELD = select(Message.claimed_until).where(
+    Message.id == bindparam("id"), Message.status == "processing"
+)
+
+
+def mark_failed(db: Database, message_id: int) -> Family | None:
+    """Record that processing ``message_id`` failed, so a retry or the sweeper takes it up.
+
+    On a fresh connection: the one that broke may be the request's. Returns the family as it
+    stands, or None when the database cannot be reached (the text then stays
+    ``processing`` until its claim runs out, and the sweeper takes it up all the same).
+    """
+    INBOUND_RECOVERY.labels("failed").inc()
+    try:
+        with db.session() as session:
+            session.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.status == "processing")
+                .values(status="failed")
+            )
+            return session.scalar(
+                select(Family).join(Message, Message.family_id == Family.id).where(Message.id == message_id)
+            )
+    except SQLAlchemyError:
+        log.exception("could not mark inbound message %s failed; the sweeper will take it up", message_id)
+        return None
+
+
+def _failure_reply(db: Database, settings: Settings, message_id: int, text: str) -> Outcome:
+    """The "sorry, something went wrong" reply: never to a family that opted out or is opting
+    out with this very text, nor when the database cannot say whether it did."""
+    family = mark_failed(db, message_id)
+    if family is None or family.opted_out or _rulebook(settings)[0].opting_out(text):
+        INBOUND_RECOVERY.labels("error_reply_withheld").inc()
+        log.warning("inbound message %s failed; no error reply (opted out, or unknown)", message_id)
+        return Outcome(reply=None)
+    INBOUND_RECOVERY.labels("error_reply").inc()
+    return Outcome(reply=_reply_text(settings, "error", family.language))
+
+
+def _store_inbound(session: Session, inbound: Inbound, now: datetime, lease: timedelta) -> Message | int:
     """Commit the inbound row, claimed for processing, before anything else.
 
     Returns the new row, or the id of the row an earlier delivery of the same SID stored.
@@ -153,6 +230,8 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime) -> Message
                 "body": inbound.body,
                 "provider_sid": inbound.sid,
                 "status": "processing",
+                "claimed_until": now + lease,
+                "attempts": 1,
                 "num_media": inbound.num_media,
                 "segments": count_segments(inbound.body),
                 "created_at": now,
@@ -239,25 +318,27 @@ _RECENT_INBOUND = select(func.count(Message.id)).where(
 )
 
 
-def _claim(session: Session, message_id: int, now: datetime) -> bool:
-    """Claim a stored message whose processing failed or died with its process; one delivery wins.
+def _claim(session: Session, message_id: int, now: datetime, lease: timedelta) -> datetime | None:
+    """Claim a stored text whose processing failed or died with its process; one delivery wins.
 
-    A row still ``processing`` long after it arrived belongs to a worker that was killed
-    mid-request: a retry must triage it, or an emergency text would never raise its alert.
+    A text still ``processing`` past its claim belongs to a run that was killed or lost its
+    database mid-request: a retry must triage it, or an emergency text would never raise
+    its alert. Returns the new claim's deadline, or None when the text is not ours to take.
     """
+    until = now + lease
     result = session.execute(
         update(Message)
         .where(
             Message.id == message_id,
             or_(
                 Message.status.in_(("received", "failed")),
-                and_(Message.status == "processing", Message.created_at < now - ABANDONED_AFTER),
+                and_(Message.status == "processing", Message.claimed_until < now),
             ),
         )
-        .values(status="processing")
+        .values(status="processing", claimed_until=until, attempts=Message.attempts + 1)
     )
     session.commit()
-    return result.rowcount == 1
+    return until if result.rowcount == 1 else None
 
 
 def _previous_outcome(db: Database, message_id: int) -> Outcome:
@@ -269,7 +350,8 @@ def _previous_outcome(db: Database, message_id: int) -> Outcome:
             reply = session.scalar(select(Message).where(Message.reply_to_id == message_id))
             if reply is not None or inbound.status == "processed":
                 return Outcome(
-                    reply=reply.body if reply else None,
+                    # A reply the sweeper sent by REST is not sent again in TwiML.
+                    reply=reply.body if reply is not None and reply.status == "twiml" else None,
                     level=inbound.level,
                     flags=tuple(inbound.flags or ()),
                     duplicate=True,
@@ -281,16 +363,17 @@ def _previous_outcome(db: Database, message_id: int) -> Outcome:
 
 # The reply is written, never read back in this session: a plain INSERT, no ORM object.
 _REPLY_INSERT = Message.__table__.insert()
+_REPLY_INSERT_RETURNING = _REPLY_INSERT.returning(Message.__table__.c.id)
 
 
-def _reply_row(inbound: Message, outcome: Outcome) -> dict[str, Any]:
+def _reply_row(inbound: Message, outcome: Outcome, status: str) -> dict[str, Any]:
     return {
         "family_id": inbound.family_id,
         "direction": "out",
         "kind": "reply",
         "body": outcome.reply,
         "reply_to_id": inbound.id,
-        "status": "twiml",
+        "status": status,
         "level": outcome.level,
         "flags": list(outcome.flags),
         "lang": inbound.lang,
@@ -338,7 +421,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     if worse and severity(level) < severity("urgent"):
         # "Worse" on a check-in means same-day care even when the words alone look mild.
         level = "urgent"
-        decision = replace(decision, level=level, flags=(*decision.flags, "checkin-worse"))
+        decision = replace(decision, level=level, flags=(*decision.flags, CHECKIN_WORSE))
         message.level, message.flags = level, list(decision.flags)
 
     paged = False
@@ -353,6 +436,18 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
             now=now,
         )
         paged = any(alert.clinic_id is not None for alert in raised)
+    reported = news.news_in(decision)
+    changed = reported is not None and news.record(
+        session, settings, family, reported, message=message, now=now
+    )
+
+    request = keywords.plain_opt_out(text)
+    if request is not None and request.action == "stop":
+        # STOP in plain words, honoured after the alerts above reached the clinics that
+        # follow the family now.
+        message.kind = "keyword"
+        stop = _handle_keyword(session, settings, family, "stop", request.lang, now, plain=True)
+        return Outcome(reply=stop.reply, level=level, flags=decision.flags, paged=paged)
     if not family.opted_out:
         reminders.schedule_after_decision(session, family, level, now=now, settings=settings)
 
@@ -363,44 +458,51 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
         # Stored, triaged and alerted like any other text; only the reply is held back,
         # and never for an emergency.
         return Outcome(reply=None, level=level, flags=decision.flags, paged=paged)
-    reply = (
-        answered.reply
-        if answered is not None and answered.reply and level in ("info", "routine")
-        else render_reply(
+    if (news_reply := news.reply_name(level, reported, resumed=changed)) is not None:
+        # A loss or a hospital stay is not a symptom report: never the greeting, nor jitters
+        # advice. A red flag reported with it is answered at its level, with the number.
+        reply = _reply_text(settings, news_reply, decision.lang)
+    elif request is not None and level == "info":
+        # Talks about stopping the messages without clearly asking: say how.
+        reply = _reply_text(settings, HOW_TO_STOP, decision.lang)
+    elif answered is not None and answered.reply and level in ("info", "routine"):
+        reply = answered.reply
+    else:
+        reply = render_reply(
             decision, emergency_number=settings.emergency_number, rules=ruleset, baby_name=family.baby_name
         )
-    )
     return Outcome(reply=reply, level=level, flags=decision.flags, paged=paged)
 
 
 def _handle_keyword(
-    session: Session, settings: Settings, family: Family, action: str, lang: str, now: datetime
+    session: Session,
+    settings: Settings,
+    family: Family,
+    action: str,
+    lang: str,
+    now: datetime,
+    *,
+    plain: bool = False,
 ) -> Outcome:
+    """STOP, START or HELP; ``plain``: a STOP in plain words, which Twilio does not answer."""
     if action != "start" and family.opted_out:
         # Opted out means no message of any kind: not even a second STOP confirmation or a
         # HELP text. (Twilio would refuse to deliver them too.) START is the way back.
         return Outcome(reply=None, level="info")
+    consented: Enrollment | None = None
     if action == "stop":
-        families.opt_out(session, family, now=now, source="keyword")
+        families.opt_out(session, family, now=now, source="plain_words" if plain else "keyword")
     elif action == "start":
         family.opted_out_at = None
-        _consent_pending_enrollments(session, settings, family, now)
         session.add(Event(family_id=family.id, kind="opted_in", detail={}, created_at=now))
+        # A YES answers the clinic consent request it replies to (after STOP, none is pending).
+        consented = clinics.answer_consent(session, family, now=now, settings=settings)
     family.language = lang
-    if settings.twilio_advanced_opt_out:
+    if settings.twilio_advanced_opt_out and not plain:
         return Outcome(reply=None, level="info")  # Twilio has already answered the keyword
+    if consented is not None:
+        return Outcome(reply=clinics.consent_confirmation(consented, lang, settings), level="info")
     return Outcome(reply=_reply_text(settings, action, lang), level="info")
-
-
-def _consent_pending_enrollments(session: Session, settings: Settings, family: Family, now: datetime) -> None:
-    """YES/START confirms enrollments waiting for consent and starts their programmes."""
-    pending = session.scalars(
-        select(Enrollment).where(Enrollment.family_id == family.id, Enrollment.status == "awaiting_consent")
-    ).all()
-    for enrollment in pending:
-        enrollment.status = "active"
-        enrollment.consented_at = now
-        reminders.start_enrollment(session, enrollment, now=now, settings=settings)
 
 
 def _flooding(session: Session, settings: Settings, family: Family, now: datetime) -> bool:

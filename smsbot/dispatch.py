@@ -339,6 +339,8 @@ def _route(
     family, enrollment = checkin.family, checkin.enrollment
     if family.opted_out or family.undeliverable_at is not None:
         return "cancel", "family opted out or unreachable"
+    if family.followup_hold is not None:
+        return "cancel", f"automated messages held: {family.followup_hold}"
     if enrollment is not None and enrollment.status == "ended":
         return "cancel", "enrollment ended"
     if programme is None or programme.step(checkin.step) is None:

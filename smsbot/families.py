@@ -6,11 +6,12 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from smsbot import reminders
 from smsbot.db import upsert
+from smsbot.enrollment_windows import ENDED_BY_OPT_OUT, end_enrollments
 from smsbot.models import Enrollment, Event, Family
 from smsbot.phones import mask_phone
 
@@ -48,16 +49,13 @@ def find_or_create_family(session: Session, phone: str, channel: str, now: datet
 def opt_out(session: Session, family: Family, *, now: datetime, source: str, **detail: Any) -> int:
     """STOP (texted to us, or reported by Twilio as 21610): no more messages of any kind.
 
-    Pending check-ins are cancelled and every clinic enrollment ends at once. Returns the
-    number of check-ins cancelled.
+    Pending check-ins are cancelled and every clinic enrollment ends at once (ended by the
+    opt-out: those clinics still get the family's red flags). Returns the number of
+    check-ins cancelled.
     """
     family.opted_out_at = family.opted_out_at or now
     cancelled = reminders.cancel_pending(session, family, reason="opted out")
-    session.execute(
-        update(Enrollment)
-        .where(Enrollment.family_id == family.id, Enrollment.status != "ended")
-        .values(status="ended", ended_at=now)
-    )
+    end_enrollments(session, Enrollment.family_id == family.id, now=now, reason=ENDED_BY_OPT_OUT)
     session.add(
         Event(
             family_id=family.id,

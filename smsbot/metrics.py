@@ -20,6 +20,14 @@ from prometheus_client import (
 INBOUND = Counter("smsbot_inbound_messages_total", "Inbound messages by triage level", ["level"])
 REPLIES = Counter("smsbot_replies_total", "Replies returned to Twilio by level", ["level"])
 CHECKINS = Counter("smsbot_checkins_total", "Check-in dispatch results", ["result"])
+# failed: processing a text raised (the request's or the sweeper's run); error_reply /
+# error_reply_withheld: the "sorry" reply sent, or not (opted out, opting out, or the
+# database could not tell); retried: a provider retry processed a text not processed before;
+# swept: the sweeper triaged one; swept_reply_sent / swept_reply_failed: its reply by REST;
+# gave_up: a text that failed every attempt (its clinic is alerted to read it).
+INBOUND_RECOVERY = Counter(
+    "smsbot_inbound_recovery_total", "Inbound texts whose processing failed, and their recovery", ["event"]
+)
 ALERT_DELIVERIES = Counter("smsbot_alert_deliveries_total", "Clinic alert deliveries", ["channel", "result"])
 WEBHOOK_LATENCY = Histogram(
     "smsbot_webhook_seconds",

@@ -86,7 +86,12 @@ class ApiToken(Base):
 
 
 class Family(Base):
-    """A contact who texts us: one per phone number and channel, shared by clinics."""
+    """A contact who texts us: one per phone number and channel, shared by clinics.
+
+    ``language``, ``timezone``, ``baby_name`` and ``baby_birth_date`` are what texts to the
+    family use: the details recorded by its primary clinic (``clinics.sync_family_details``),
+    and the language of its own latest text. Clinics read their own enrollment's details.
+    """
 
     __tablename__ = "families"
     __table_args__ = (UniqueConstraint("phone", "channel", name="uq_family_phone_channel"),)
@@ -102,6 +107,10 @@ class Family(Base):
     undeliverable_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_contact_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_level: Mapped[str | None] = mapped_column(String(10))
+    # Sensitive news the parent sent (``smsbot.news``): "hospital" pauses automated messages
+    # until the baby is home, "loss" ends them; None: nothing held.
+    followup_hold: Mapped[str | None] = mapped_column(String(10))
+    followup_hold_since: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     @property
@@ -115,7 +124,13 @@ class Family(Base):
 
 
 class Enrollment(Base):
-    """A family followed by one clinic; the same phone may be enrolled at several clinics."""
+    """A clinic's record of a family it follows; the same phone may be enrolled at several clinics.
+
+    The details (baby's name and birth date, language, time zone, external ref) are this
+    clinic's own: another clinic enrolling the same phone neither sees nor changes them.
+    ``status`` is the current enrollment; ``windows`` every stretch of time the clinic
+    followed the family with its consent (what the clinic may read of a shared family).
+    """
 
     __tablename__ = "enrollments"
     __table_args__ = (UniqueConstraint("clinic_id", "family_id", name="uq_enrollment_clinic_family"),)
@@ -124,22 +139,48 @@ class Enrollment(Base):
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
     programme: Mapped[str | None] = mapped_column(String(64))
-    # awaiting_consent → active → ended (unenrolled, STOP, or programme finished)
+    # awaiting_consent → active → ended (unenrolled by the clinic, or STOP)
     status: Mapped[str] = mapped_column(String(20), default="awaiting_consent")
     external_ref: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(2), default="en", server_default="en")
+    timezone: Mapped[str | None] = mapped_column(String(64))  # None: the clinic's
+    baby_name: Mapped[str | None] = mapped_column(String(100))
+    baby_birth_date: Mapped[date | None] = mapped_column(Date)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # When the consent text went out; None: not sent (the family had opted out, or it failed).
+    consent_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
     consented_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_reason: Mapped[str | None] = mapped_column(String(20))  # unenrolled | opted_out
 
     clinic: Mapped[Clinic] = relationship()
     family: Mapped[Family] = relationship()
+
+
+class EnrollmentWindow(Base):
+    """A stretch of time a clinic followed a family with its consent: from its YES to the end.
+
+    A clinic that unenrolls and later re-enrolls a family gets a new window at the next
+    YES, so it never sees what the family said in between (perhaps to another clinic).
+    """
+
+    __tablename__ = "enrollment_windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Message(Base):
     """Every SMS in or out. Inbound rows are stored before we reply (nothing lost)."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_family_created", "family_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_family_created", "family_id", "created_at"),
+        # The sweeper's look for inbound texts left unprocessed: few rows are in these statuses.
+        Index("ix_messages_status_claimed", "status", "claimed_until"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"))
@@ -155,7 +196,13 @@ class Message(Base):
         ForeignKey("messages.id", ondelete="SET NULL"), index=True
     )
     checkin_id: Mapped[int | None] = mapped_column(ForeignKey("checkins.id", ondelete="SET NULL"))
+    # in: processing → processed | failed (retried by a provider retry or the sweeper);
+    # out: twiml, sending (REST), queued, sent, delivered, undelivered, failed
     status: Mapped[str] = mapped_column(String(20), default="received")
+    # Inbound only: until when the current processing run owns the text (past it, the sweeper
+    # takes it over), and how many runs have started. None: never to be swept.
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[int | None] = mapped_column(Integer)
     level: Mapped[str | None] = mapped_column(String(10))
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -210,7 +257,9 @@ class Alert(Base):
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
     level: Mapped[str] = mapped_column(String(10))
-    reason: Mapped[str] = mapped_column(String(20))  # emergency | urgent | worse | undelivered
+    # emergency | urgent | worse | undelivered | unprocessed; and, at level "sensitive" and never
+    # paged, sensitive news: hospital | loss | home (``smsbot.news``)
+    reason: Mapped[str] = mapped_column(String(20))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -259,6 +308,7 @@ __all__ = [
     "CheckIn",
     "Clinic",
     "Enrollment",
+    "EnrollmentWindow",
     "Event",
     "Family",
     "Message",

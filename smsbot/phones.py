@@ -40,3 +40,12 @@ def mask_phone(phone: str | None) -> str:
         return "-"
     digits = "".join(ch for ch in phone if ch.isdigit())
     return "•••" + digits[-4:] if len(digits) >= 4 else "•••"
+
+
+def display_phone(phone: str) -> str:
+    """An E.164 number as people read it (``+1 555-010-0001``), for staff who call it back."""
+    try:
+        number = phonenumbers.parse(phone)
+    except phonenumbers.NumberParseException:
+        return phone
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

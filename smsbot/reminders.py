@@ -43,8 +43,11 @@ def schedule_programme(
     programme for this family (and enrollment) are replaced, not piled up. The dedupe key
     names the step and its due time, so scheduling the same thing twice adds nothing,
     while a later report with a different time gets fresh check-ins. Steps already in
-    the past (e.g. a birth-date programme started late) are left out.
+    the past (e.g. a birth-date programme started late) are left out, and nothing is
+    scheduled while the family's sensitive news holds its messages (``smsbot.news``).
     """
+    if family.followup_hold is not None:
+        return []  # sensitive news (a loss, a hospital stay): no automated messages until resumed
     programme = load_programmes(settings.rules_path).programme(programme_id)
     now = now or start
     clinic = enrollment.clinic if enrollment else None

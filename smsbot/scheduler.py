@@ -1,4 +1,5 @@
-"""APScheduler wiring: thin jobs for check-ins, clinic alert retries and retention; no logic.
+"""APScheduler wiring: thin jobs for check-ins, clinic alert retries, the inbound sweeper and
+retention; no logic.
 
 The rows are the source of truth, so jobs live only in memory: a restarted scheduler
 (or several ``smsbot worker`` processes) simply dispatches whatever the database says is due.
@@ -20,6 +21,7 @@ from smsbot.dispatch import DispatchReport, dispatch_due, maintenance
 from smsbot.messaging import Transport
 from smsbot.models import utcnow
 from smsbot.privacy import purge_old_bodies
+from smsbot.sweeper import SweepReport, sweep_unprocessed
 
 ALERT_DELIVERY_INTERVAL_SECONDS = 10
 MAINTENANCE_HOUR_UTC = 7  # night-time in the Americas, morning in Europe: a quiet moment
@@ -29,21 +31,27 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 def build_scheduler(
     db: Database, transport: Transport, settings: Settings, *, background: bool = True
 ) -> BaseScheduler:
-    """A scheduler (not started) that dispatches due check-ins and runs daily maintenance.
+    """A scheduler (not started): check-in dispatch, alert retries, the inbound sweeper, upkeep.
 
     ``background`` for ``smsbot serve`` (runs beside the web app); blocking for ``smsbot worker``.
     """
     scheduler = (BackgroundScheduler if background else BlockingScheduler)(timezone="UTC")
     # One run at a time per process; after a stall, one catch-up run, not a burst.
-    scheduler.add_job(
-        run_dispatch,
-        "interval",
-        seconds=settings.dispatch_interval_seconds,
-        args=(db, transport, settings),
-        id="dispatch_checkins",
-        max_instances=1,
-        coalesce=True,
+    every_few_seconds = (
+        (run_dispatch, settings.dispatch_interval_seconds, "dispatch_checkins"),
+        (run_alert_deliveries, ALERT_DELIVERY_INTERVAL_SECONDS, "deliver_alerts"),
+        (run_sweep, settings.sweep_interval_seconds, "sweep_inbound"),
     )
+    for job, seconds, job_id in every_few_seconds:
+        scheduler.add_job(
+            job,
+            "interval",
+            seconds=seconds,
+            args=(db, transport, settings),
+            id=job_id,
+            max_instances=1,
+            coalesce=True,
+        )
     scheduler.add_job(
         run_maintenance,
         "cron",
@@ -53,15 +61,6 @@ def build_scheduler(
         max_instances=1,
         coalesce=True,
         misfire_grace_time=3600,
-    )
-    scheduler.add_job(
-        run_alert_deliveries,
-        "interval",
-        seconds=ALERT_DELIVERY_INTERVAL_SECONDS,
-        args=(db, transport, settings),
-        id="deliver_alerts",
-        max_instances=1,
-        coalesce=True,
     )
     if settings.retention_days:
         scheduler.add_job(
@@ -89,6 +88,14 @@ def run_maintenance(db: Database, settings: Settings) -> dict[str, int]:
 def run_alert_deliveries(db: Database, transport: Transport, settings: Settings) -> dict[str, int]:
     """Retries of clinic alerts (the first attempt is made right after the inbound message)."""
     return deliver_pending_alerts(db, transport, settings)
+
+
+def run_sweep(db: Database, transport: Transport, settings: Settings) -> SweepReport:
+    """Triage texts a failed request left unprocessed; page their clinics at once if needed."""
+    report = sweep_unprocessed(db, transport, settings)
+    if report.paged:
+        deliver_pending_alerts(db, transport, settings)
+    return report
 
 
 def run_retention(db: Database, settings: Settings) -> int:

@@ -27,6 +27,7 @@ __all__ = [
     "ClinicWorld",
     "WebhookReceiver",
     "api",
+    "enroll_consenting_parent",
     "enroll_parent",
     "receiver",
     "world",
@@ -92,6 +93,20 @@ def enroll_parent(api: Callable[..., TestResponse]) -> Callable[..., dict[str, A
         response = api("POST", "/families", json={"phone": phone, "programme": PROGRAMME, **fields})
         assert response.status_code in (200, 201), response.get_json()
         return response.get_json()
+
+    return enroll
+
+
+@pytest.fixture
+def enroll_consenting_parent(
+    enroll_parent: Callable[..., dict[str, Any]], text_bot: Callable[..., Any]
+) -> Callable[..., dict[str, Any]]:
+    """Enroll a parent through the API, who then answers YES: the clinic follows them."""
+
+    def enroll(phone: str = "+15550100001", **fields: Any) -> dict[str, Any]:
+        family = enroll_parent(phone, **fields)
+        assert text_bot("YES", sender=phone).status_code == 200
+        return family
 
     return enroll
 

@@ -38,8 +38,8 @@ def webhook(db, world, receiver: WebhookReceiver) -> WebhookReceiver:
 
 
 @pytest.fixture
-def family_id(db, enroll_parent) -> int:
-    enrolled = enroll_parent(baby_name="Ana")
+def family_id(db, enroll_consenting_parent) -> int:
+    enrolled = enroll_consenting_parent(baby_name="Ana")
     with db.session() as session:
         return session.get(Enrollment, enrolled["id"]).family_id
 
@@ -91,6 +91,7 @@ def test_alert_reaches_the_oncall_phone_and_the_signed_webhook_once(
     assert payload["alert_id"] == alert_id and payload["family_id"] == enrollment_id
     assert (payload["clinic"], payload["level"], payload["reason"]) == ("riverside", "emergency", "emergency")
     assert payload["created_at"].endswith("Z")
+    assert payload["dashboard_url"] == f"{PUBLIC_URL}/dashboard/alerts/{alert_id}"
     # Nothing is due any more: a second run sends nothing.
     assert alerts.deliver_pending_alerts(db, outbox, settings, now + timedelta(hours=1))["sent"] == 0
     assert len(oncall_texts(outbox)) == 1 and len(webhook.requests) == 1

@@ -30,8 +30,8 @@ def raise_for(app, db):  # type: ignore[no-untyped-def]
     return raise_
 
 
-def test_alerts_are_listed_with_the_clinics_family_id(api, enroll_parent, raise_for):
-    family = enroll_parent()
+def test_alerts_are_listed_with_the_clinics_family_id(api, enroll_consenting_parent, raise_for):
+    family = enroll_consenting_parent()
     [alert_id] = raise_for(family["id"], "emergency")
     [alert] = api("GET", "/alerts").get_json()["data"]
     assert (alert["id"], alert["family_id"], alert["level"], alert["status"]) == (
@@ -42,8 +42,8 @@ def test_alerts_are_listed_with_the_clinics_family_id(api, enroll_parent, raise_
     )
 
 
-def test_acknowledging_an_alert_records_who_and_the_note(api, enroll_parent, raise_for):
-    [alert_id] = raise_for(enroll_parent()["id"])
+def test_acknowledging_an_alert_records_who_and_the_note(api, enroll_consenting_parent, raise_for):
+    [alert_id] = raise_for(enroll_consenting_parent()["id"])
     response = api("POST", f"/alerts/{alert_id}/acknowledge", json={"note": "called mum, seen today"})
     assert response.status_code == 200
     alert = response.get_json()
@@ -56,8 +56,8 @@ def test_acknowledging_an_alert_records_who_and_the_note(api, enroll_parent, rai
     assert [a["id"] for a in api("GET", "/alerts?status=acknowledged").get_json()["data"]] == [alert_id]
 
 
-def test_acknowledging_without_a_body_is_fine_but_twice_is_a_409(api, enroll_parent, raise_for):
-    [alert_id] = raise_for(enroll_parent()["id"])
+def test_acknowledging_without_a_body_is_fine_but_twice_is_a_409(api, enroll_consenting_parent, raise_for):
+    [alert_id] = raise_for(enroll_consenting_parent()["id"])
     assert api("POST", f"/alerts/{alert_id}/acknowledge").status_code == 200
     response = api("POST", f"/alerts/{alert_id}/acknowledge")
     assert response.status_code == 409
@@ -73,8 +73,8 @@ def test_acknowledging_without_a_body_is_fine_but_twice_is_a_409(api, enroll_par
         ({"data": "{oops", "content_type": "application/json"}, 400, None),
     ],
 )
-def test_invalid_acknowledgement_is_refused(api, enroll_parent, raise_for, kwargs, status, field):
-    [alert_id] = raise_for(enroll_parent()["id"])
+def test_invalid_acknowledgement_is_refused(api, enroll_consenting_parent, raise_for, kwargs, status, field):
+    [alert_id] = raise_for(enroll_consenting_parent()["id"])
     response = api("POST", f"/alerts/{alert_id}/acknowledge", **kwargs)
     assert response.status_code == status
     assert response.get_json()["error"]["field"] == field
@@ -85,8 +85,8 @@ def test_bad_alert_status_filter_is_422(api):
     assert api("GET", "/alerts?status=closed").status_code == 422
 
 
-def test_another_clinics_alerts_are_invisible_and_a_404(api, enroll_parent, raise_for, world):
-    [alert_id] = raise_for(enroll_parent()["id"])
+def test_another_clinics_alerts_are_invisible_and_a_404(api, enroll_consenting_parent, raise_for, world):
+    [alert_id] = raise_for(enroll_consenting_parent()["id"])
     assert api("GET", "/alerts", token=world.lakeside_token).get_json()["data"] == []
     response = api("POST", f"/alerts/{alert_id}/acknowledge", token=world.lakeside_token)
     assert response.status_code == 404
@@ -95,3 +95,50 @@ def test_another_clinics_alerts_are_invisible_and_a_404(api, enroll_parent, rais
 
 def test_unknown_alert_is_a_404(api):
     assert api("POST", "/alerts/12345/acknowledge").status_code == 404
+
+
+BREATHING = "he stopped breathing and is not responding"
+
+
+def test_an_emergency_texted_after_stop_alerts_the_clinics_that_followed_the_family(
+    api, enroll_consenting_parent, enroll_parent, text_bot, world
+):
+    riverside = enroll_consenting_parent()
+    text_bot("STOP")
+    # Lakeside enrolls the family afterwards: it never had the family's consent.
+    lakeside = api(
+        "POST",
+        "/families",
+        token=world.lakeside_token,
+        json={"phone": riverside["phone"], "programme": "clinic_followup"},
+    ).get_json()
+    response = text_bot(BREATHING)
+    assert "<Message>" not in response.get_data(as_text=True)  # opted out: nothing is sent
+
+    [alert] = api("GET", "/alerts?status=open").get_json()["data"]
+    assert (alert["family_id"], alert["level"]) == (riverside["id"], "emergency")
+    family = api("GET", f"/families/{riverside['id']}").get_json()
+    assert (family["status"], family["opted_out"]) == ("ended", True)
+    texts = [m["body"] for m in api("GET", f"/families/{riverside['id']}/messages").get_json()["data"]]
+    assert texts[0] == BREATHING  # the text that raised the alert, though sent after STOP
+    assert api("GET", "/alerts", token=world.lakeside_token).get_json()["data"] == []
+    assert (
+        api("GET", f"/families/{lakeside['id']}/messages", token=world.lakeside_token).get_json()["data"]
+        == []
+    )
+
+
+def test_an_opted_out_walk_in_texter_alerts_the_default_clinic(make_app, world):
+    from tests.conftest import OTHER_PARENT, PUBLIC_URL, twilio_signature
+
+    client = make_app(default_clinic="lakeside").test_client()
+    for number, body in enumerate(["STOP", BREATHING]):
+        form = {"MessageSid": f"SM{number:032d}", "From": OTHER_PARENT, "Body": body}
+        signature = twilio_signature(PUBLIC_URL + "/twilio/sms", form)
+        assert (
+            client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature}).status_code
+            == 200
+        )
+    headers = {"Authorization": f"Bearer {world.lakeside_token}"}
+    [alert] = client.get("/api/v1/alerts?status=open", headers=headers).get_json()["data"]
+    assert (alert["level"], alert["family_id"]) == ("emergency", None)  # nobody enrolled them

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from smsbot.models import CheckIn, Enrollment, Family, Message, utcnow
 from tests.clinic_fixtures import *  # noqa: F403
 from tests.clinic_fixtures import PROGRAMME
+from tests.test_webhook import reply_text
 
 PARENT = "+15550100001"
 
@@ -247,7 +248,9 @@ def test_enrollment_request_validation(api, enroll_parent, body, field, code):
     assert (error["field"], error["code"]) == (field, code)
 
 
-def test_messages_show_only_this_clinics_view_since_enrollment(api, enroll_parent, db, world):
+def test_messages_show_only_what_was_said_while_the_clinic_followed_the_family(
+    api, enroll_parent, db, world, text_bot
+):
     with db.session() as session:
         family = Family(phone=PARENT, channel="sms")
         session.add(family)
@@ -255,16 +258,54 @@ def test_messages_show_only_this_clinics_view_since_enrollment(api, enroll_paren
         before = utcnow() - timedelta(days=3)
         session.add(Message(family_id=family.id, direction="in", body="old news", created_at=before))
     enrolled = enroll_parent()
+    text_bot("YES")
     with db.session() as session:
         family_id = session.get(Enrollment, enrolled["id"]).family_id
         session.add(Message(family_id=family_id, direction="in", body="he is shaking", level="routine"))
         session.add(
             Message(family_id=family_id, clinic_id=world.lakeside_id, direction="out", body="Lakeside only")
         )
-    bodies = [m["body"] for m in api("GET", f"/families/{enrolled['id']}/messages").get_json()["data"]]
-    assert bodies[0] == "he is shaking"
-    assert bodies[1].startswith("Riverside Pediatrics")
-    assert len(bodies) == 2
+    data = api("GET", f"/families/{enrolled['id']}/messages").get_json()["data"]
+    assert [m["body"] for m in data if m["direction"] == "in"] == ["he is shaking", "YES"]
+    assert [m["kind"] for m in data if m["direction"] == "out"] == ["reply"]  # the answer to YES, not the ask
+
+
+def test_a_clinic_that_reenrolls_a_family_never_sees_the_time_in_between(api, enroll_parent, world, text_bot):
+    """B enrolls, B unenrolls, A enrolls, the parent texts A; B re-enrolls: B never sees that text."""
+    lakeside = api(
+        "POST", "/families", token=world.lakeside_token, json={"phone": PARENT, "programme": PROGRAMME}
+    ).get_json()
+    text_bot("YES")
+    text_bot("his legs shake when he cries")
+    api("DELETE", f"/families/{lakeside['id']}/enrollment", token=world.lakeside_token)
+    riverside = enroll_parent()
+    text_bot("YES")
+    text_bot("she has a fever of 101 and her arms keep shaking")  # meant for Riverside
+    api(
+        "POST",
+        f"/families/{lakeside['id']}/enrollment",
+        token=world.lakeside_token,
+        json={"programme": PROGRAMME},
+    )
+
+    def lakeside_sees(resource: str) -> list[dict]:
+        return api("GET", f"/families/{lakeside['id']}/{resource}", token=world.lakeside_token).get_json()
+
+    def bodies() -> list[str]:
+        return [m["body"] for m in lakeside_sees("messages")["data"] if m["direction"] == "in"]
+
+    assert bodies() == ["his legs shake when he cries", "YES"]
+    text_bot("SI")  # consents to Lakeside again: a new window from now
+    text_bot("he is calmer today")
+    assert bodies() == ["he is calmer today", "SI", "his legs shake when he cries", "YES"]
+    export = lakeside_sees("export")
+    assert "fever of 101" not in str(export) and export["alerts"] == []
+    assert all(c["programme"] != "after_urgent" for c in lakeside_sees("checkins")["data"])
+    riverside_bodies = [
+        m["body"] for m in api("GET", f"/families/{riverside['id']}/messages").get_json()["data"]
+    ]
+    assert "she has a fever of 101 and her arms keep shaking" in riverside_bodies
+    assert "his legs shake when he cries" not in riverside_bodies
 
 
 def test_checkins_are_listed(api, enroll_parent, db):
@@ -348,3 +389,114 @@ def test_erase_is_refused_while_another_clinic_follows_the_family(api, enroll_pa
     assert error_of(api("DELETE", f"/families/{family['id']}"), 409)["code"] == "followed_elsewhere"
     with db.session() as session:
         assert session.scalar(select(Family)) is not None
+
+
+# Each clinic's own details and consent -----------------------------------------------------
+
+EMERGENCY = "his lips are blue and he is jerking"
+
+
+def test_a_second_clinic_neither_sees_nor_changes_the_first_clinics_details(
+    api, enroll_consenting_parent, world, text_bot
+):
+    born = (utcnow().date() - timedelta(days=50)).isoformat()
+    details = {"baby_name": "Ana", "baby_birth_date": born, "language": "es", "timezone": "America/Denver"}
+    riverside = enroll_consenting_parent(external_ref="MRN-7", **details)
+    response = api(
+        "POST", "/families", token=world.lakeside_token, json={"phone": PARENT, "programme": PROGRAMME}
+    )
+    assert response.status_code == 201
+    lakeside = response.get_json()
+    seen = {field: lakeside[field] for field in (*details, "external_ref")}
+    assert seen == {
+        "baby_name": None,
+        "baby_birth_date": None,
+        "language": "en",
+        "timezone": None,
+        "external_ref": None,
+    }
+    changed = {"baby_name": "Bea", "baby_birth_date": utcnow().date().isoformat(), "language": "en"}
+    patched = api("PATCH", f"/families/{lakeside['id']}", token=world.lakeside_token, json=changed)
+    assert patched.status_code == 200 and patched.get_json()["baby_name"] == "Bea"
+    text_bot("YES")  # consents to Lakeside too: Riverside, consented first, stays the primary clinic
+
+    kept = api("GET", f"/families/{riverside['id']}").get_json()
+    assert {field: kept[field] for field in (*details, "external_ref")} == {
+        **details,
+        "external_ref": "MRN-7",
+    }
+    reply = reply_text(text_bot(EMERGENCY))
+    assert "Ana" in reply and "Bea" not in reply
+
+
+def test_a_yes_consents_only_to_the_clinic_whose_request_it_answers(
+    api, enroll_parent, world, text_bot, outbox
+):
+    riverside = enroll_parent()
+    lakeside = api(
+        "POST", "/families", token=world.lakeside_token, json={"phone": PARENT, "programme": PROGRAMME}
+    ).get_json()
+    assert [sent.body.split(":")[0] for sent in outbox.outbox] == [
+        "Riverside Pediatrics",
+        "Lakeside Family Clinic",
+    ]
+
+    first = reply_text(text_bot("YES"))  # answers the latest request: Lakeside's
+    assert first.startswith("Lakeside Family Clinic: thank you")
+    assert (
+        api("GET", f"/families/{lakeside['id']}", token=world.lakeside_token).get_json()["consent"] == "given"
+    )
+    assert api("GET", f"/families/{riverside['id']}").get_json()["consent"] == "requested"
+    assert api("GET", f"/families/{riverside['id']}/checkins").get_json()["data"] == []
+
+    second = reply_text(text_bot("si"))
+    assert second.startswith("Riverside Pediatrics: gracias")
+    assert api("GET", f"/families/{riverside['id']}").get_json()["consent"] == "given"
+    assert api("GET", f"/families/{riverside['id']}/checkins").get_json()["data"]
+
+
+def test_a_clinic_waiting_for_consent_gets_nothing_about_the_family(
+    api, enroll_consenting_parent, world, text_bot
+):
+    riverside = enroll_consenting_parent(baby_name="Ana")
+    lakeside = api(
+        "POST", "/families", token=world.lakeside_token, json={"phone": PARENT, "programme": PROGRAMME}
+    ).get_json()
+    text_bot(EMERGENCY)
+
+    def lakeside_get(path: str) -> dict:
+        response = api("GET", path, token=world.lakeside_token)
+        assert response.status_code == 200
+        return response.get_json()
+
+    assert lakeside_get(f"/families/{lakeside['id']}/messages")["data"] == []
+    assert lakeside_get(f"/families/{lakeside['id']}/checkins")["data"] == []
+    assert lakeside_get("/alerts")["data"] == []
+    export = lakeside_get(f"/families/{lakeside['id']}/export")
+    assert (export["messages"], export["checkins"], export["alerts"]) == ([], [], [])
+    assert export["family"]["baby_name"] is None
+    assert [a["family_id"] for a in api("GET", "/alerts").get_json()["data"]] == [riverside["id"]]
+
+
+def test_a_walk_in_parent_gets_no_clinics_details_until_they_consent(api, enroll_parent, text_bot):
+    assert "Ana" not in reply_text(text_bot(EMERGENCY))  # nobody enrolled them: "your baby"
+    family = enroll_parent(baby_name="Ana")
+    assert "Ana" not in reply_text(text_bot(EMERGENCY))  # enrolled, but not consented yet
+    assert api("GET", f"/families/{family['id']}/messages").get_json()["data"] == []
+    text_bot("YES")
+    assert "Ana" in reply_text(text_bot(EMERGENCY))
+    inbound = [m["body"] for m in api("GET", f"/families/{family['id']}/messages").get_json()["data"]]
+    assert inbound.count(EMERGENCY) == 1  # only the one sent after YES
+
+
+def test_after_stop_and_start_enrolling_again_sends_the_consent_request(api, enroll_parent, text_bot, outbox):
+    text_bot("STOP")
+    family = enroll_parent()
+    assert (family["consent"], outbox.outbox) == ("blocked_opted_out", [])
+    text_bot("START")  # back in, but START is not a YES to a request never sent
+    assert api("GET", f"/families/{family['id']}").get_json()["consent"] == "not_requested"
+    assert outbox.outbox == []
+    assert enroll_parent()["consent"] == "requested"
+    [request] = outbox.outbox
+    assert "Riverside Pediatrics" in request.body
+    assert reply_text(text_bot("YES")).startswith("Riverside Pediatrics: thank you")

@@ -16,6 +16,7 @@ from smsbot import cli_clinics, clinics
 from smsbot.models import ApiToken, Clinic, Enrollment, Family, Message, Staff, utcnow
 from tests.clinic_fixtures import *  # noqa: F403
 from tests.clinic_fixtures import PROGRAMME
+from tests.conftest import PUBLIC_URL
 
 
 @pytest.fixture
@@ -24,11 +25,12 @@ def smsbot(database_url: str):  # type: ignore[no-untyped-def]
     group = click.Group("smsbot")
     cli_clinics.register(group)
 
-    def run(*args: str, input: str | None = None) -> Result:
+    def run(*args: str, input: str | None = None, public_url: str | None = PUBLIC_URL) -> Result:
         env = {
             "SMSBOT_DATABASE_URL": database_url,
             "SMSBOT_TRANSPORT": "console",
             "SMSBOT_STAFF_PASSWORD": None,
+            "SMSBOT_PUBLIC_URL": public_url,
         }
         return CliRunner().invoke(group, list(args), env=env, input=input)
 
@@ -50,6 +52,41 @@ def test_clinic_create_normalises_and_prints_the_webhook_secret(smsbot, db):
             "08:00",
         )
         assert clinic.webhook_secret in result.output
+
+
+@pytest.mark.parametrize("option", ["--oncall-phone", "--webhook-url"])
+def test_a_clinic_cannot_get_alerts_without_a_public_url_for_their_links(smsbot, db, option):
+    target = {"--oncall-phone": "555 010 9998", "--webhook-url": "https://ehr.example.org/hook"}[option]
+    create = ("clinic", "create", "--slug", "hillside", "--name", "Hillside", "--timezone", "America/Denver")
+    result = smsbot(*create, option, target, public_url=None)
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert "SMSBOT_PUBLIC_URL" in line
+    assert smsbot(*create, public_url=None).exit_code == 0  # a clinic without alerts needs none
+    assert smsbot("clinic", "update", "--slug", "hillside", option, target, public_url=None).exit_code == 1
+    with db.session() as session:
+        clinic = clinics.get_clinic(session, "hillside")
+        assert (clinic.oncall_phone, clinic.webhook_url) == (None, None)
+
+
+def test_clinic_update_changes_only_what_is_given(smsbot, db):
+    smsbot(
+        "clinic", "create", "--slug", "hillside", "--name", "Hillside Clinic", "--timezone", "America/Denver",
+        "--oncall-phone", "555 010 9998", "--quiet-hours", "21:00-08:00",
+    )  # fmt: skip
+    result = smsbot(
+        "clinic", "update", "--slug", "hillside", "--oncall-phone", "555 010 9997", "--quiet-hours", ""
+    )
+    assert result.exit_code == 0, result.output
+    with db.session() as session:
+        clinic = clinics.get_clinic(session, "hillside")
+        assert (clinic.name, clinic.timezone, clinic.oncall_phone, clinic.quiet_hours_start) == (
+            "Hillside Clinic",
+            "America/Denver",
+            "+15550109997",
+            None,
+        )
+    assert smsbot("clinic", "update", "--slug", "nowhere", "--name", "X").exit_code == 1
 
 
 @pytest.mark.parametrize(

@@ -20,12 +20,14 @@ from dashboard_fixtures import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
+from markupsafe import escape
 from sqlalchemy import select
 
-from smsbot import alerts
+from smsbot import alerts, families
 from smsbot.db import Database
 from smsbot.messaging.console import MemoryTransport
-from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Staff, utcnow
+from smsbot.models import Alert, AlertDelivery, CheckIn, Clinic, Enrollment, Family, Staff, utcnow
+from smsbot.triage import load_rules
 from smsbot.web import charts, clinic_queries
 from smsbot.web.demo import add_alert, add_answers, add_checkin, add_enrollment, add_message
 from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate
@@ -180,7 +182,7 @@ def test_queue_shows_most_severe_then_oldest_first(db: Database, world: World) -
         for hours, level in [(5, "urgent"), (9, "urgent"), (2, "emergency")]:
             at = now - timedelta(hours=hours)
             add_alert(session, clinic, add_message(session, family, "in", level, at=at, level=level), at=at)
-        queue = clinic_queries.open_alerts(session, world.riverside_id)
+        queue = [row.alert for row in clinic_queries.open_alerts(session, world.riverside_id)]
         order = [(alert.level, round((now - alert.created_at).total_seconds() / 3600)) for alert in queue]
     assert order == [("emergency", 2), ("emergency", 1), ("urgent", 9), ("urgent", 5)]
 
@@ -203,6 +205,96 @@ def test_undelivered_checkin_alert_asks_the_nurse_to_call(
     html = _text(nurse.get("/dashboard/"))
     assert "check-in not delivered" in html
     assert html.index("her lips look blue") < html.index("Texts to this number are not getting through")
+
+
+def test_a_family_that_texted_stop_is_shown_as_one_to_phone_not_text(
+    nurse: FlaskClient, world: World, db: Database
+) -> None:
+    with db.session() as session:
+        family = session.get(Family, world.ana_id)
+        assert family is not None
+        families.opt_out(session, family, now=utcnow(), source="keyword")
+    card = _text(nurse.get("/dashboard/")).split(f'id="alert-{world.ana_alert_id}"')[1]
+    assert "Texted STOP" in card.split("</li>")[0]
+    page = _text(nurse.get(f"/dashboard/families/{world.ana_id}"))
+    assert "Texted STOP" in page and "status-opted-out" in page
+
+
+def test_the_alert_link_opens_straight_after_signing_in(
+    client: FlaskClient, world: World, db: Database
+) -> None:
+    with db.session() as session:
+        alert = session.get(Alert, world.ana_alert_id)
+        assert alert is not None and alert.message is not None
+        alert.message.flags = ["colour-change", "jitters-reported"]  # as triage stored them
+    link = f"/dashboard/alerts/{world.ana_alert_id}"
+    response = client.get(link)
+    assert response.status_code == 302 and response.location == f"/dashboard/login?next={link}"
+    token = csrf_token(client, response.location)
+    response = client.post(
+        response.location, data={"email": NURSE, "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 302 and response.location == link
+
+    page = client.get(link)
+    assert page.status_code == 200
+    html = _text(page)
+    assert "•••0001 · Ana" in html and "her lips look blue" in html
+    assert f'href="tel:{ANA_PHONE}"' in html and "+1 555-010-0001" in html
+    reason = {rule.id: rule for rule in load_rules().rules}["colour-change"].reason["en"]
+    assert str(escape(reason)) in html and "rule colour-change" in html
+    assert "jitters-reported" not in html  # a routine finding did not raise the alert
+    assert f'action="/dashboard/alerts/{world.ana_alert_id}/acknowledge"' in html
+
+
+def test_acknowledging_on_the_alert_page_comes_back_to_it(nurse: FlaskClient, world: World) -> None:
+    link = f"/dashboard/alerts/{world.ana_alert_id}"
+    response = post_form(
+        nurse, link, f"{link}/acknowledge", {"note": "Called dad: going to the ED", "from": "alert"}
+    )
+    assert response.status_code == 302 and response.location == link
+    html = _text(nurse.get(link))
+    assert "Acknowledged" in html and "Called dad: going to the ED" in html and 'name="note"' not in html
+
+
+def test_the_alert_page_shows_how_the_clinic_was_told(nurse: FlaskClient, world: World, db: Database) -> None:
+    with db.session() as session:
+        session.add(
+            AlertDelivery(
+                alert_id=world.ana_alert_id,
+                channel="webhook",
+                status="failed",
+                attempts=6,
+                last_error="HTTP 503",
+            )
+        )
+    html = _text(nurse.get(f"/dashboard/alerts/{world.ana_alert_id}"))
+    assert "Webhook · failed after 6 tries" in html and "HTTP 503" in html
+
+
+def test_a_walk_in_texters_alert_opens_without_a_family_page(
+    nurse: FlaskClient, world: World, db: Database
+) -> None:
+    """The default clinic's alert for a parent nobody enrolled: the number to call, no enrollment."""
+    with db.session() as session:
+        clinic = session.get(Clinic, world.riverside_id)
+        walk_in = Family(phone="+15550100077")
+        session.add(walk_in)
+        session.flush()
+        text = add_message(session, walk_in, "in", "she is blue", at=utcnow(), level="emergency")
+        alert_id = add_alert(session, clinic, text, at=utcnow()).id  # type: ignore[arg-type]
+    assert '•••0077 <span class="muted">(not enrolled)</span>' in _text(nurse.get("/dashboard/"))
+    html = _text(nurse.get(f"/dashboard/alerts/{alert_id}"))
+    assert 'href="tel:+15550100077"' in html and "Not enrolled at your clinic" in html
+
+
+def test_only_the_alerts_own_clinic_can_open_it(client: FlaskClient, world: World) -> None:
+    sign_in(client, OTHER_NURSE)
+    for alert_id in (world.ana_alert_id, world.bo_alert_id + 1000, 2**40):
+        response = client.get(f"/dashboard/alerts/{alert_id}")
+        assert response.status_code == 404
+        assert ANA_PHONE not in _text(response) and "her lips look blue" not in _text(response)
+    assert client.get(f"/dashboard/alerts/{world.bo_alert_id}").status_code == 200
 
 
 def test_acknowledged_alert_leaves_the_queue_and_enters_the_history(
@@ -268,6 +360,22 @@ def test_families_are_paginated(db: Database, world: World) -> None:
     assert (last.number, len(last.rows)) == (2, 6)
 
 
+def test_another_clinic_enrolling_the_same_phone_sees_none_of_this_clinics_family(
+    client: FlaskClient, world: World, db: Database
+) -> None:
+    with db.session() as session:
+        lakeside = session.get(Clinic, world.lakeside_id)
+        assert lakeside is not None
+        add_enrollment(session, lakeside, ANA_PHONE, baby_name=None, at=utcnow(), status="awaiting_consent")
+    sign_in(client, OTHER_NURSE)
+    listing = _text(client.get("/dashboard/families?q=0001"))
+    page = _text(client.get(f"/dashboard/families/{world.ana_id}"))
+    for html in (listing, page):
+        assert "•••0001" in html and "Ana" not in html
+        assert "badge-emergency" not in html  # Ana's last level, from her texts to Riverside
+    assert "her lips look blue" not in page and "No messages yet" in page
+
+
 @pytest.mark.parametrize(
     ("enrollment_status", "opted_out", "undeliverable", "shown"),
     [
@@ -275,7 +383,8 @@ def test_families_are_paginated(db: Database, world: World) -> None:
         ("active", False, False, "active"),
         ("active", True, False, "opted out"),
         ("active", False, True, "undeliverable"),
-        ("ended", True, False, "ended"),
+        ("ended", True, False, "opted out"),
+        ("ended", False, False, "ended"),
     ],
 )
 def test_family_status_says_what_a_nurse_needs(
@@ -324,7 +433,7 @@ def test_enroll_form_enrolls_a_family_and_asks_for_consent(
     assert response.status_code == 302
     with db.session() as session:
         family = session.scalar(select(Family).where(Family.phone == "+15550100042"))
-        assert family is not None and family.language == "es" and family.baby_name == "Zoe"
+        assert family is not None
         enrollment = session.scalar(select(Enrollment).where(Enrollment.family_id == family.id))
         assert enrollment is not None
         assert (enrollment.clinic_id, enrollment.status, enrollment.programme) == (
@@ -332,6 +441,7 @@ def test_enroll_form_enrolls_a_family_and_asks_for_consent(
             "awaiting_consent",
             "clinic_by_age",
         )
+        assert (enrollment.language, enrollment.baby_name) == ("es", "Zoe")  # the clinic's own details
     assert response.location == f"/dashboard/families/{family.id}"
     assert "awaiting YES" in _text(nurse.get(response.location))
     assert [message.to for message in outbox.outbox] == ["+15550100042"]

@@ -4,9 +4,12 @@ webhook; the nurse takes it from there."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from dashboard_fixtures import NURSE, PASSWORD, World, build_world
@@ -15,6 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from smsbot.db import Database
+from smsbot.messaging.console import MemoryTransport
 from smsbot.models import Clinic, Enrollment, Family, utcnow
 from smsbot.web.demo import add_answers, add_enrollment
 from smsbot.web.screenshots import CHROMIUM, chromium, serve, sign_in
@@ -25,6 +29,7 @@ pytestmark = [
 ]
 
 PARENT = "+15550100002"
+ONCALL = "+15550109999"
 EMERGENCY_TEXT = "his lips look blue and he is jerking"
 
 
@@ -101,15 +106,54 @@ def test_nurse_handles_an_emergency_text_end_to_end(
     expect(page.locator(".facts")).to_contain_text("awaiting YES")
     with db.session() as session:
         family = session.scalar(select(Family).where(Family.phone == "+15550100077"))
-        assert family is not None and family.language == "es"
-        assert session.scalar(select(Enrollment.clinic_id).where(Enrollment.family_id == family.id)) == (
-            world.riverside_id
-        )
+        assert family is not None
+        enrollment = session.scalar(select(Enrollment).where(Enrollment.family_id == family.id))
+        assert enrollment is not None
+        assert (enrollment.clinic_id, enrollment.language) == (world.riverside_id, "es")
 
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(f"{base_url}/dashboard/login")
     page.goto("/dashboard/")
     expect(page).to_have_url(f"{base_url}/dashboard/login?next=/dashboard/")
+
+
+def test_nurse_opens_the_on_call_link_signs_in_and_calls_the_parent_back(
+    page: Page,
+    base_url: str,
+    db: Database,
+    world: World,
+    text_bot: Callable[..., Any],
+    outbox: MemoryTransport,
+) -> None:
+    _enroll_parent_with_answers(db, world)
+    with db.session() as session:
+        clinic = session.get(Clinic, world.riverside_id)
+        assert clinic is not None
+        clinic.oncall_phone = ONCALL
+    assert text_bot(EMERGENCY_TEXT, sender=PARENT).status_code == 200
+    deadline = time.monotonic() + 10
+    while not (texts := [sent.body for sent in outbox.outbox if sent.to == ONCALL]):
+        assert time.monotonic() < deadline, "the on-call nurse got no text"
+        time.sleep(0.05)
+    link = re.search(r"https?://\S+", texts[0])
+    assert link is not None
+    path = urlsplit(link.group(0)).path  # the same page, on this test server
+
+    page.goto(path)
+    expect(page).to_have_url(f"{base_url}/dashboard/login?next={path}")
+    page.get_by_label("Email").fill(NURSE)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{base_url}{path}")
+    expect(page.locator("h1")).to_contain_text("•••0002 · Leo")
+    expect(page.locator(".trigger")).to_have_text(EMERGENCY_TEXT)
+    expect(page.locator(".reasons li").first).to_be_visible()
+    expect(page.get_by_role("link", name="+1 555-010-0002")).to_have_attribute("href", f"tel:{PARENT}")
+
+    page.get_by_label("What was done").fill("Called dad: ambulance on its way")
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page).to_have_url(f"{base_url}{path}")
+    expect(page.locator("main")).to_contain_text("Called dad: ambulance on its way")
 
 
 def test_nurse_cannot_open_another_clinics_pages_by_url(page: Page, base_url: str, world: World) -> None:

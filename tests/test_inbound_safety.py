@@ -92,7 +92,13 @@ def test_a_text_abandoned_by_a_killed_worker_is_triaged_by_the_retry(text_bot, d
         family = find_or_create_family(session, "+15550100001", "sms", utcnow())
         session.add(
             Message(
-                family_id=family.id, direction="in", body=EMERGENCY, provider_sid=SID, status="processing"
+                family_id=family.id,
+                direction="in",
+                body=EMERGENCY,
+                provider_sid=SID,
+                status="processing",
+                claimed_until=utcnow() + timedelta(seconds=30),
+                attempts=1,
             )
         )
     assert reply_text(text_bot(EMERGENCY, sid=SID)) is None  # the first worker might still be on it

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from smsbot.cli import main
 from smsbot.config import ConfigError, load_settings
-from smsbot.models import Event, Family, Message, utcnow
+from smsbot.models import Clinic, Event, Family, Message, utcnow
 from smsbot.privacy import purge_old_bodies
 from tests.conftest import PARENT
 from tests.test_webhook import reply_text
@@ -42,6 +42,16 @@ def test_serve_refuses_to_start_with_a_bad_setting(monkeypatch):
     result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: SMSBOT_TRANSPORT=twilio needs TWILIO_ACCOUNT_SID"
+
+
+def test_the_app_refuses_to_start_when_a_clinics_alert_links_could_not_open(make_app, db):
+    with db.session() as session:  # created while SMSBOT_PUBLIC_URL was set
+        session.add(Clinic(slug="riverside", name="Riverside Pediatrics", oncall_phone="+15550109999"))
+    with pytest.raises(ConfigError) as error:
+        make_app(public_url="")
+    message = str(error.value)
+    assert "'riverside'" in message and "SMSBOT_PUBLIC_URL" in message and "\n" not in message
+    assert make_app().extensions["smsbot.settings"].public_url  # with the URL it starts
 
 
 def test_metrics_count_inbound_messages_by_level(client, text_bot):

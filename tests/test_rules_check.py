@@ -184,3 +184,26 @@ def test_bad_shorthand_digit_and_swap_entries_are_reported(rules_dir: Path) -> N
     assert "'x': must be plain lower-case words" in result.output
     assert "'two': keys must be one lower-case token of digits" in result.output
     assert "language.phonetic_swaps" in result.output
+
+
+def test_a_plain_word_opt_out_example_read_otherwise_fails_the_check(rules_dir: Path) -> None:
+    keywords = rules_dir / "keywords.yaml"
+    text = keywords.read_text(encoding="utf-8")
+    keywords.write_text(
+        text.replace("neither: [please stop the shaking,", "neither: [stop texting me,"), encoding="utf-8"
+    )
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert "keywords.yaml: opt_out.examples.neither: 'stop texting me' is read as stop" in result.output
+
+
+def test_a_fixed_reply_longer_than_three_segments_fails_the_check(rules_dir: Path) -> None:
+    keywords = rules_dir / "keywords.yaml"
+    text = keywords.read_text(encoding="utf-8")
+    keywords.write_text(
+        text.replace("We are so deeply sorry for the loss of your baby.", "We are so sorry. " * 40),
+        encoding="utf-8",
+    )
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert "keywords.yaml: replies.news_loss.en: 6 SMS segments, over 3" in result.output

@@ -1,14 +1,18 @@
-"""The webhook on PostgreSQL when the server drops the pooled connections between two texts."""
+"""The webhook on PostgreSQL when the server drops connections: the pooled ones between two
+texts, or the request's own in the middle of processing a text."""
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 from smsbot.db import normalise_url
-from smsbot.models import Message
+from smsbot.models import Alert, Message, utcnow
+from smsbot.sweeper import sweep_unprocessed
+from tests.db_faults import fault
 from tests.test_webhook import count, reply_text
 
 pytestmark = [
@@ -35,3 +39,45 @@ def test_text_after_the_server_dropped_our_connections_is_stored_and_answered(te
 
     assert reply_text(text_bot("his arms are a bit jittery when he cries", sid="SM" + "2" * 32))
     assert count(db, Message.direction == "in") == 2
+
+
+EMERGENCY = "his lips are blue and his arms keep jerking"
+SID = "SM" + "3" * 32
+
+
+def inbound_status(db) -> str:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        return session.scalar(select(Message.status).where(Message.provider_sid == SID))
+
+
+def open_alerts(db) -> int:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        return session.scalar(select(func.count(Alert.id)))
+
+
+def test_a_text_whose_connection_dropped_mid_request_is_processed_by_the_providers_retry(text_bot, db):
+    with fault(db, "reply", drop_connection=True):
+        sorry = reply_text(text_bot(EMERGENCY, sid=SID))
+    # Recorded as failed on a fresh connection, so the retry need not wait for the sweeper.
+    assert sorry.startswith("Sorry, something went wrong")
+    assert inbound_status(db) == "failed" and open_alerts(db) == 0
+
+    assert reply_text(text_bot(EMERGENCY, sid=SID)).startswith("Call 911")
+    assert inbound_status(db) == "processed" and open_alerts(db) == 1
+
+
+def test_a_text_a_dropped_connection_left_processing_is_swept_and_answered_by_rest(app, text_bot, db, outbox):
+    with fault(db, "reply", "mark_failed", drop_connection=True):
+        # Nothing could be recorded: no reply now, rather than a "sorry" to someone who may
+        # have opted out.
+        assert reply_text(text_bot(EMERGENCY, sid=SID)) is None
+    assert inbound_status(db) == "processing"
+
+    settings = app.extensions["smsbot.settings"]
+    report = sweep_unprocessed(db, outbox, settings, now=utcnow() + timedelta(seconds=31))
+
+    assert (report.swept, report.replied) == (1, 1)
+    assert [m.body.split(".")[0] for m in outbox.outbox] == [
+        "Call 911 now or go to the nearest emergency department"
+    ]
+    assert inbound_status(db) == "processed" and open_alerts(db) == 1

@@ -2,8 +2,10 @@
 
 ``accounts``: clinics, staff (scrypt password hashes; disabling, new passwords and ending
 their sessions) and hashed API tokens.
-``enrollment``: validation, idempotent enrollment with one consent text, unenroll, and
-the clinic-scoped queries every view uses. Import from here: ``from smsbot import clinics``.
+``enrollment``: validation, idempotent enrollment, unenroll, and the clinic-scoped
+queries every view uses. ``consent``: each enrollment's consent request and the YES that
+answers it. ``details``: each clinic's own details of a family, and the copy texts use.
+Import from here: ``from smsbot import clinics``.
 """
 
 from smsbot.clinics.accounts import (
@@ -20,7 +22,10 @@ from smsbot.clinics.accounts import (
     parse_quiet_hours,
     revoke_token,
     set_password,
+    update_clinic,
 )
+from smsbot.clinics.consent import answer_consent, consent_confirmation, consent_state
+from smsbot.clinics.details import sync_family_details
 from smsbot.clinics.enrollment import (
     FAMILY_FIELDS,
     clean_family_fields,
@@ -28,6 +33,7 @@ from smsbot.clinics.enrollment import (
     family_checkins,
     family_messages,
     is_storable_text,
+    message_visibility,
     programme_ids,
     unenroll,
     update_family,
@@ -40,8 +46,11 @@ __all__ = [
     "FieldError",
     "InvalidFieldsError",
     "add_staff",
+    "answer_consent",
     "authenticate_token",
     "clean_family_fields",
+    "consent_confirmation",
+    "consent_state",
     "create_clinic",
     "create_token",
     "disable_staff",
@@ -54,10 +63,13 @@ __all__ = [
     "get_staff",
     "is_storable_text",
     "is_timezone",
+    "message_visibility",
     "parse_quiet_hours",
     "programme_ids",
     "revoke_token",
     "set_password",
+    "sync_family_details",
     "unenroll",
+    "update_clinic",
     "update_family",
 ]

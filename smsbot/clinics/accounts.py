@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
 from smsbot.clinics.errors import ConflictError, FieldError, InvalidFieldsError
-from smsbot.config import Settings
+from smsbot.config import ALERT_LINKS_NEED_PUBLIC_URL, Settings
 from smsbot.models import ApiToken, Clinic, Staff
 from smsbot.phones import InvalidPhoneError, normalise_phone
 
@@ -40,6 +40,53 @@ def parse_quiet_hours(raw: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+def _clinic_values(
+    settings: Settings,
+    errors: list[FieldError],
+    *,
+    name: str | None = None,
+    timezone: str | None = None,
+    oncall_phone: str | None = None,
+    webhook_url: str | None = None,
+    quiet_hours: str | None = None,
+) -> dict[str, Any]:
+    """Clean the clinic settings given (None: not given; "" clears an optional one).
+
+    Problems are appended to ``errors``, so a caller reports every one at once.
+    """
+    values: dict[str, Any] = {}
+    if name is not None:
+        values["name"] = name.strip()
+        if not values["name"]:
+            errors.append(FieldError("name", "missing_field", "a clinic needs a name"))
+    if timezone is not None:
+        values["timezone"] = timezone
+        if not is_timezone(timezone):
+            errors.append(FieldError("timezone", "invalid_timezone", f"{timezone!r} is not a time zone"))
+    if webhook_url is not None:
+        values["webhook_url"] = webhook_url or None
+        if webhook_url and not re.match(r"^https?://[^/\s]+", webhook_url):
+            errors.append(FieldError("webhook_url", "invalid_url", "must be an http(s) URL"))
+    if quiet_hours is not None:
+        values["quiet_hours_start"] = values["quiet_hours_end"] = None
+        if quiet_hours:
+            try:
+                values["quiet_hours_start"], values["quiet_hours_end"] = parse_quiet_hours(quiet_hours)
+            except ValueError as error:
+                errors.append(FieldError("quiet_hours", "invalid_quiet_hours", str(error)))
+    if oncall_phone is not None:
+        values["oncall_phone"] = None
+        if oncall_phone:
+            try:
+                values["oncall_phone"] = normalise_phone(oncall_phone, settings.default_region)
+            except InvalidPhoneError as error:
+                errors.append(FieldError("oncall_phone", "invalid_phone", str(error)))
+    alerting = next((field for field in ("oncall_phone", "webhook_url") if values.get(field)), None)
+    if alerting is not None and not settings.public_url:
+        errors.append(FieldError(alerting, "needs_public_url", ALERT_LINKS_NEED_PUBLIC_URL))
+    return values
+
+
 def create_clinic(
     session: Session,
     settings: Settings,
@@ -55,38 +102,34 @@ def create_clinic(
     errors = []
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,63}", slug):
         errors.append(FieldError("slug", "invalid_slug", "use 2-64 lower-case letters, digits and '-'"))
-    if not name.strip():
-        errors.append(FieldError("name", "missing_field", "a clinic needs a name"))
-    if not is_timezone(timezone):
-        errors.append(FieldError("timezone", "invalid_timezone", f"{timezone!r} is not a time zone"))
-    if webhook_url and not re.match(r"^https?://[^/\s]+", webhook_url):
-        errors.append(FieldError("webhook_url", "invalid_url", "must be an http(s) URL"))
-    start = end = None
-    if quiet_hours:
-        try:
-            start, end = parse_quiet_hours(quiet_hours)
-        except ValueError as error:
-            errors.append(FieldError("quiet_hours", "invalid_quiet_hours", str(error)))
-    if oncall_phone:
-        try:
-            oncall_phone = normalise_phone(oncall_phone, settings.default_region)
-        except InvalidPhoneError as error:
-            errors.append(FieldError("oncall_phone", "invalid_phone", str(error)))
+    values = _clinic_values(
+        settings,
+        errors,
+        name=name,
+        timezone=timezone,
+        oncall_phone=oncall_phone,
+        webhook_url=webhook_url,
+        quiet_hours=quiet_hours,
+    )
     if errors:
         raise InvalidFieldsError(errors)
     if session.scalar(select(Clinic.id).where(Clinic.slug == slug)) is not None:
         raise ConflictError("slug_taken", f"a clinic with slug {slug!r} already exists", "slug")
-    clinic = Clinic(
-        slug=slug,
-        name=name.strip(),
-        timezone=timezone,
-        quiet_hours_start=start,
-        quiet_hours_end=end,
-        oncall_phone=oncall_phone or None,
-        webhook_url=webhook_url or None,
-        webhook_secret=secrets.token_hex(32),
-    )
+    clinic = Clinic(slug=slug, webhook_secret=secrets.token_hex(32), **values)
     session.add(clinic)
+    session.flush()
+    return clinic
+
+
+def update_clinic(session: Session, settings: Settings, clinic: Clinic, **changes: str | None) -> Clinic:
+    """Change the settings given, as ``create_clinic`` names them (None keeps one, "" clears an
+    optional one); InvalidFieldsError lists every problem."""
+    errors: list[FieldError] = []
+    values = _clinic_values(settings, errors, **changes)
+    if errors:
+        raise InvalidFieldsError(errors)
+    for field, value in values.items():
+        setattr(clinic, field, value)
     session.flush()
     return clinic
 

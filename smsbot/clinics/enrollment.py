@@ -1,6 +1,7 @@
 """Enrolling families for clinic follow-up: the one path shared by the REST API, the CSV
 import and the dashboard, so validation, idempotency and the consent rule live in one
-place. Enrolling sends one consent text; nothing else goes out until the family says YES.
+place. Enrolling sends one consent text (``clinics.consent``); nothing else goes out, and
+the clinic reads nothing of the family, until the family says YES.
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from smsbot import reminders
-from smsbot.clinic_texts import load_clinic_texts
 from smsbot.clinics.accounts import is_timezone
+from smsbot.clinics.consent import request_consent
+from smsbot.clinics.details import apply_details, sync_family_details
 from smsbot.clinics.errors import ConflictError, FieldError, InvalidFieldsError
 from smsbot.config import Settings
+from smsbot.enrollment_windows import ENDED_BY_CLINIC, end_enrollments
 from smsbot.families import find_or_create_family
 from smsbot.keywords import LANGS
-from smsbot.messaging import Transport, TransportError
-from smsbot.messaging.segments import count_segments
-from smsbot.models import CheckIn, Clinic, Enrollment, Event, Family, Message
+from smsbot.messaging import Transport
+from smsbot.models import Alert, CheckIn, Clinic, Enrollment, EnrollmentWindow, Event, Message
 from smsbot.phones import InvalidPhoneError, normalise_phone
 from smsbot.programmes import load_programmes
 
@@ -30,8 +32,6 @@ CHANNELS = ("sms", "whatsapp")
 # Check-ins are for young babies; an older birth date is almost always a typo (e.g. the
 # parent's own birth date in a CSV column).
 MAX_BABY_AGE = timedelta(days=2 * 366)
-# Family fields a clinic may set; phone and channel identify the family and are fixed.
-PROFILE_FIELDS = ("language", "baby_name", "baby_birth_date", "timezone")
 TEXT_LIMITS = {"baby_name": 100, "external_ref": 100}
 CLEARABLE_FIELDS = ("baby_name", "baby_birth_date", "timezone", "external_ref")
 FAMILY_FIELDS = ("phone", "channel", "programme", "language", *CLEARABLE_FIELDS)
@@ -142,10 +142,11 @@ def enroll_family(
 ) -> tuple[Enrollment, bool]:
     """Enroll a family at ``clinic``; return (enrollment, created).
 
-    Idempotent: enrolling the same number at the same clinic updates the given fields and
-    sends nothing new; another clinic gets its own Enrollment. A new (or re-opened, after
-    unenroll) enrollment waits for consent and gets one consent text, unless the family
-    has opted out: then it stays ``awaiting_consent`` silently until they text START.
+    Idempotent: enrolling the same number at the same clinic updates the given details and
+    sends nothing new; another clinic gets its own Enrollment, with its own details. A new
+    (or re-opened, after unenroll) enrollment waits for consent and gets one consent text,
+    unless the family has opted out: then it waits silently, and enrolling it again once
+    the family has texted START sends the request (as it does after a failed send).
     Optional fields left as None keep their current value (a None phone or programme is
     reported as missing, so API callers can pass the body through). Raises InvalidFieldsError or
     ConflictError (already following the family in another programme).
@@ -177,19 +178,16 @@ def enroll_family(
             f"already following this family in {enrollment.programme!r}; unenroll first",
             "programme",
         )
-    _apply_profile(family, values)
     created = enrollment is None
     if created:
-        enrollment = Enrollment(clinic_id=clinic.id, family_id=family.id, enrolled_at=now)
+        enrollment = Enrollment(clinic_id=clinic.id, family_id=family.id)
         session.add(enrollment)
-    reopened = not created and enrollment.status == "ended"
-    if created or reopened:
-        enrollment.status, enrollment.consented_at, enrollment.ended_at = "awaiting_consent", None, None
     enrollment.programme = values["programme"]
-    if "external_ref" in values:
-        enrollment.external_ref = values["external_ref"]
-    session.flush()
-    if created or reopened:
+    if created or enrollment.status == "ended":
+        # A new enrollment, not the old one resumed: the clinic reads nothing from the gap.
+        enrollment.status, enrollment.enrolled_at = "awaiting_consent", now
+        enrollment.consent_requested_at = enrollment.consented_at = None
+        enrollment.ended_at = enrollment.ended_reason = None
         session.add(
             Event(
                 family_id=family.id,
@@ -198,63 +196,24 @@ def enroll_family(
                 created_at=now,
             )
         )
-        if not family.opted_out:
-            _send_consent(session, clinic, family, transport=transport, settings=settings, now=now)
+    apply_details(session, enrollment, values)
+    owed = enrollment.status == "awaiting_consent" and enrollment.consent_requested_at is None
+    if owed and not family.opted_out:
+        request_consent(session, enrollment, transport=transport, settings=settings, now=now)
     return enrollment, created
 
 
-def update_family(enrollment: Enrollment, values: Mapping[str, Any]) -> None:
-    """Apply cleaned profile fields (see ``clean_family_fields``) to an enrolled family."""
-    _apply_profile(enrollment.family, values)
-    if "external_ref" in values:
-        enrollment.external_ref = values["external_ref"]
-
-
-def _apply_profile(family: Family, values: Mapping[str, Any]) -> None:
-    for field in PROFILE_FIELDS:
-        if field in values:
-            setattr(family, field, values[field])
-
-
-def _send_consent(
-    session: Session,
-    clinic: Clinic,
-    family: Family,
-    *,
-    transport: Transport,
-    settings: Settings,
-    now: datetime,
-) -> Message:
-    """Send the one consent request and record it (a failed send is a stored row too)."""
-    texts = load_clinic_texts(settings.rules_path)
-    lang = family.language
-    body = texts.render("consent", lang, clinic=clinic.name, baby=texts.baby(family.baby_name, lang))
-    message = Message(
-        family_id=family.id,
-        clinic_id=clinic.id,
-        direction="out",
-        kind="consent",
-        body=body,
-        lang=lang,
-        segments=count_segments(body),
-        created_at=now,
-    )
-    try:
-        message.provider_sid = transport.send(family.address, body)
-        message.status = "queued"
-    except TransportError as error:
-        message.status, message.error_code = "failed", error.code
-    session.add(message)
-    session.flush()
-    return message
+def update_family(session: Session, enrollment: Enrollment, values: Mapping[str, Any]) -> None:
+    """Record cleaned details (see ``clean_family_fields``) on this clinic's enrollment."""
+    apply_details(session, enrollment, values)
 
 
 def unenroll(session: Session, enrollment: Enrollment, *, now: datetime) -> bool:
     """End an enrollment and cancel its pending check-ins; False when it had already ended."""
-    if enrollment.status == "ended":
+    if not end_enrollments(session, Enrollment.id == enrollment.id, now=now, reason=ENDED_BY_CLINIC):
         return False
-    enrollment.status, enrollment.ended_at = "ended", now
     reminders.cancel_pending(session, enrollment.family, enrollment=enrollment, reason="unenrolled by clinic")
+    sync_family_details(session, enrollment.family)  # another clinic may now be the primary one
     session.add(
         Event(
             family_id=enrollment.family_id,
@@ -266,33 +225,50 @@ def unenroll(session: Session, enrollment: Enrollment, *, now: datetime) -> bool
     return True
 
 
-def enrollment_window(enrollment: Enrollment, created_at: Any) -> list[ColumnElement[bool]]:
-    """Criteria limiting ``created_at`` to while the clinic followed the family.
+def inside_windows(enrollment_id: Any, moment: Any) -> ColumnElement[bool]:
+    """``moment`` falls inside one of the enrollment's windows (values or columns)."""
+    window = EnrollmentWindow
+    # Everything but the windows comes from the enclosing query, however deeply nested.
+    return (
+        exists()
+        .where(
+            window.enrollment_id == enrollment_id,
+            window.started_at <= moment,
+            or_(window.ended_at.is_(None), moment <= window.ended_at),
+        )
+        .correlate_except(window)
+    )
 
-    Families are shared between clinics: a clinic sees only what happened since it
-    enrolled the family (and until it unenrolled them).
+
+def message_visibility(enrollment_id: Any, clinic_id: Any) -> list[ColumnElement[bool]]:
+    """Criteria for the messages of a shared family a clinic may read (values or columns).
+
+    Untagged texts and its own, sent inside its windows (while it followed the family with
+    its consent), never another clinic's; and the texts that raised its alerts (a red flag
+    texted after STOP still alerts the clinics that followed the family then).
     """
-    criteria = [created_at >= enrollment.enrolled_at]
-    if enrollment.ended_at is not None:
-        criteria.append(created_at <= enrollment.ended_at)
-    return criteria
+    raised_its_alert = (
+        exists().where(Alert.message_id == Message.id, Alert.clinic_id == clinic_id).correlate_except(Alert)
+    )
+    return [
+        or_(Message.clinic_id.is_(None), Message.clinic_id == clinic_id),
+        or_(inside_windows(enrollment_id, Message.created_at), raised_its_alert),
+    ]
 
 
 def family_messages(enrollment: Enrollment) -> Select[tuple[Message]]:
-    """Messages a clinic may read for one enrollment: never one tagged with another clinic."""
+    """Messages a clinic may read for one enrollment (see ``message_visibility``)."""
     return select(Message).where(
-        Message.family_id == enrollment.family_id,
-        or_(Message.clinic_id.is_(None), Message.clinic_id == enrollment.clinic_id),
-        *enrollment_window(enrollment, Message.created_at),
+        Message.family_id == enrollment.family_id, *message_visibility(enrollment.id, enrollment.clinic_id)
     )
 
 
 def family_checkins(enrollment: Enrollment) -> Select[tuple[CheckIn]]:
-    """Check-ins of this enrollment, plus the family's own triage check-ins while enrolled."""
+    """Check-ins of this enrollment, plus the family's own triage check-ins inside its windows."""
     return select(CheckIn).where(
         CheckIn.family_id == enrollment.family_id,
         or_(
             CheckIn.enrollment_id == enrollment.id,
-            and_(CheckIn.enrollment_id.is_(None), *enrollment_window(enrollment, CheckIn.created_at)),
+            and_(CheckIn.enrollment_id.is_(None), inside_windows(enrollment.id, CheckIn.created_at)),
         ),
     )

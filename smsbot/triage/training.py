@@ -38,15 +38,16 @@ C = 30.0
 # The most the classifier may raise, as a share of the calm (routine/info) texts it speaks on,
 # out of fold. Chosen by holding out each blind batch (25-28, 30: 2,500 texts) from training
 # and calibration alike; rules alone → rules + classifier:
-#   caps 1% / 5%: emergency recall 0.922 → 0.986, emergencies sent home 34 → 3, urgent sent
-#                 home 89 → 7, exact 0.859 → 0.896, calm answered emergency 6.0% → 6.5%
+#   caps 1% / 3%: emergency recall 0.922 → 0.986, emergencies sent home 34 → 4, urgent sent
+#                 home 89 → 9, exact 0.859 → 0.896, calm answered emergency 6.0% → 6.5%
+#   caps 1% / 5%: sent home → 3, urgent sent home → 7, the rest the same
 #   caps 2% / 5%: recall → 0.994, sent home → 3, calm answered emergency → 7.5%
-#   caps 1% / 3%: urgent sent home 2 more, exact about the same
 # The issue allows 3% calm texts answered emergency in all and asks for recall 0.97: 1% keeps
-# recall above that while adding the fewest false emergencies. A raise to urgent costs a call
-# to the doctor today, and is the net that keeps emergencies and urgent texts the rules miss
-# from being sent home.
-CAPS = {"emergency": 0.01, "urgent": 0.05}
+# recall above that while adding the fewest false emergencies. A raise to urgent is the net
+# that keeps emergencies and urgent texts the rules miss from being sent home, but each one
+# pages the family's clinic: 3% of calm texts rather than 5% for one more emergency and two
+# more urgent texts sent home in 2,500.
+CAPS = {"emergency": 0.01, "urgent": 0.03}
 
 
 def folds_of(batches: Sequence[Batch]) -> tuple[list[Case], np.ndarray]:

@@ -16,7 +16,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import clinics, privacy
+from smsbot import clinics, news, privacy
 from smsbot.db import request_session
 from smsbot.models import Alert, ApiToken, CheckIn, Clinic, Enrollment, Message, utcnow
 from smsbot.web.errors import error_response
@@ -115,6 +115,12 @@ def _clinic_id() -> int:
     return _token().clinic_id
 
 
+def _actor() -> str:
+    """Who did it, for the clinic's record: the token's name (or prefix)."""
+    token = _token()
+    return f"api:{token.name or token.prefix}"
+
+
 def _reject_unknown(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(body) - set(allowed))
     if unknown:
@@ -187,30 +193,24 @@ def _each(render: Callable[[Any], dict[str, Any]]) -> Callable[[list[Any]], list
 # --- families ----------------------------------------------------------------------------
 
 
-def _consent(enrollment: Enrollment) -> str:
-    if enrollment.consented_at is not None:
-        return "given"
-    if enrollment.status != "awaiting_consent":
-        return "none"
-    # Opted-out families get no consent text; they are enrolled once they text START.
-    return "blocked_opted_out" if enrollment.family.opted_out else "requested"
-
-
 def family_json(enrollment: Enrollment) -> dict[str, Any]:
+    """The family as this clinic knows it: its own details, never another clinic's."""
     family = enrollment.family
     return {
         "id": enrollment.id,
         "phone": family.phone,
         "channel": family.channel,
-        "language": family.language,
-        "timezone": family.timezone,
-        "baby_name": family.baby_name,
-        "baby_birth_date": _day(family.baby_birth_date),
+        "language": enrollment.language,
+        "timezone": enrollment.timezone,
+        "baby_name": enrollment.baby_name,
+        "baby_birth_date": _day(enrollment.baby_birth_date),
         "external_ref": enrollment.external_ref,
         "programme": enrollment.programme,
         "status": enrollment.status,
-        "consent": _consent(enrollment),
+        "consent": clinics.consent_state(enrollment),
         "opted_out": family.opted_out,
+        "followup_hold": family.followup_hold,
+        "followup_hold_since": _ts(family.followup_hold_since),
         "enrolled_at": _ts(enrollment.enrolled_at),
         "consented_at": _ts(enrollment.consented_at),
         "ended_at": _ts(enrollment.ended_at),
@@ -284,7 +284,8 @@ def update_family(family_id: int) -> Response:
         if field in body:
             raise ApiError(422, "read_only", f"{field} cannot be changed here", field)
     settings = current_app.extensions["smsbot.settings"]
-    clinics.update_family(enrollment, clinics.clean_family_fields(body, settings, today=utcnow().date()))
+    values = clinics.clean_family_fields(body, settings, today=utcnow().date())
+    clinics.update_family(session, enrollment, values)
     session.commit()
     return jsonify(family_json(enrollment))
 
@@ -307,6 +308,18 @@ def unenroll(family_id: int) -> Response:
     enrollment = _enrollment_or_404(session, family_id)
     clinics.unenroll(session, enrollment, now=utcnow())
     session.commit()
+    return jsonify(family_json(enrollment))
+
+
+@bp.post("/families/<int:family_id>/resume")
+def resume_followup(family_id: int) -> Response:
+    """Resume automated messages held by sensitive news (in hospital, or a loss reported in
+    error): consented programmes start again from now; idempotent."""
+    session = request_session()
+    enrollment = _enrollment_or_404(session, family_id)
+    settings = current_app.extensions["smsbot.settings"]
+    if news.resume(session, settings, enrollment.family, now=utcnow(), by=_actor()):
+        session.commit()
     return jsonify(family_json(enrollment))
 
 
@@ -455,9 +468,8 @@ def acknowledge_alert(alert_id: int) -> Response:
         )
     if alert.acknowledged_at is not None:
         raise ApiError(409, "already_acknowledged", "this alert was already acknowledged")
-    token = _token()
     alert.acknowledged_at = utcnow()
-    alert.acknowledged_by = f"api:{token.name or token.prefix}"
+    alert.acknowledged_by = _actor()
     alert.ack_note = note
     session.commit()
     return jsonify(_alerts_json(session, [alert])[0])

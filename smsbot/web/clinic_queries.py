@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, func, nulls_last, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from smsbot import clinics
-from smsbot.models import Alert, CheckIn, Enrollment, Family, Message
+from smsbot.models import Alert, AlertDelivery, CheckIn, Enrollment, Family, Message
 from smsbot.web.charts import Answer
 
 LEVELS = ("emergency", "urgent", "routine", "info")
@@ -27,23 +28,37 @@ OVERVIEW_DAYS = 7
 
 @dataclass(frozen=True)
 class FamilyRow:
-    """A family as this clinic sees it: the family, the clinic's enrollment and its status."""
+    """A family as this clinic sees it: the family, the clinic's enrollment (its own details)
+    and its status, and the family's last text among those the clinic may read."""
 
     family: Family
     enrollment: Enrollment
+    last_contact_at: datetime | None = None
+    last_level: str | None = None
 
     @property
     def status(self) -> str:
-        """The one status a nurse needs: a stopped or unreachable number trumps the enrollment."""
-        if self.enrollment.status == "ended":
-            return "ended"
+        """The one status a nurse needs: a stopped or unreachable number trumps the enrollment
+        (a family that texted STOP can only be phoned, even once its enrollment has ended)."""
         if self.family.opted_out_at is not None:
             return "opted out"
+        if self.enrollment.status == "ended":
+            return "ended"
         if self.family.undeliverable_at is not None:
             return "undeliverable"
+        if self.family.followup_hold is not None:
+            return {"loss": "loss reported", "hospital": "in hospital"}[self.family.followup_hold]
         if self.enrollment.status == "awaiting_consent":
             return "awaiting YES"
         return "active"
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """An alert and the clinic's enrollment of its family (None: a walk-in texter)."""
+
+    alert: Alert
+    enrollment: Enrollment | None
 
 
 @dataclass(frozen=True)
@@ -65,33 +80,44 @@ class Overview:
 # Alerts ---------------------------------------------------------------------------------
 
 
-def open_alerts(session: Session, clinic_id: int) -> list[Alert]:
+def _alert_rows(clinic_id: int, *criteria: ColumnElement[bool]) -> Select[Any]:
+    return (
+        select(Alert, Enrollment)
+        .options(joinedload(Alert.family), joinedload(Alert.message))
+        .outerjoin(
+            Enrollment, and_(Enrollment.family_id == Alert.family_id, Enrollment.clinic_id == Alert.clinic_id)
+        )
+        .where(Alert.clinic_id == clinic_id, *criteria)
+    )
+
+
+def open_alerts(session: Session, clinic_id: int) -> list[AlertRow]:
     """The queue: unacknowledged alerts, most severe then oldest first."""
-    return list(
-        session.scalars(
-            select(Alert)
-            .options(joinedload(Alert.family), joinedload(Alert.message))
-            .where(Alert.clinic_id == clinic_id, Alert.acknowledged_at.is_(None))
-            .order_by(_SEVERITY, Alert.created_at, Alert.id)
-        )
-    )
+    query = _alert_rows(clinic_id, Alert.acknowledged_at.is_(None))
+    rows = session.execute(query.order_by(_SEVERITY, Alert.created_at, Alert.id))
+    return [AlertRow(alert, enrollment) for alert, enrollment in rows]
 
 
-def acknowledged_alerts(session: Session, clinic_id: int, limit: int = 200) -> list[Alert]:
+def acknowledged_alerts(session: Session, clinic_id: int, limit: int = 200) -> list[AlertRow]:
     """The history: acknowledged alerts, most recently acknowledged first."""
+    query = _alert_rows(clinic_id, Alert.acknowledged_at.is_not(None))
+    rows = session.execute(query.order_by(Alert.acknowledged_at.desc(), Alert.id.desc()).limit(limit))
+    return [AlertRow(alert, enrollment) for alert, enrollment in rows]
+
+
+def find_alert_row(session: Session, clinic_id: int, alert_id: int) -> AlertRow | None:
+    """One of the clinic's alerts, with its family as the clinic knows it; None if not the clinic's."""
+    row = session.execute(_alert_rows(clinic_id, Alert.id == alert_id)).first()
+    return AlertRow(*row) if row else None
+
+
+def alert_deliveries(session: Session, alert: Alert) -> list[AlertDelivery]:
+    """How the alert was sent to the clinic (on-call SMS, webhook) and how that went."""
     return list(
         session.scalars(
-            select(Alert)
-            .options(joinedload(Alert.family), joinedload(Alert.message))
-            .where(Alert.clinic_id == clinic_id, Alert.acknowledged_at.is_not(None))
-            .order_by(Alert.acknowledged_at.desc(), Alert.id.desc())
-            .limit(limit)
+            select(AlertDelivery).where(AlertDelivery.alert_id == alert.id).order_by(AlertDelivery.id)
         )
     )
-
-
-def find_alert(session: Session, clinic_id: int, alert_id: int) -> Alert | None:
-    return session.scalar(select(Alert).where(Alert.id == alert_id, Alert.clinic_id == clinic_id))
 
 
 def acknowledge_alert(session: Session, alert: Alert, *, by: str, note: str, now: datetime) -> bool:
@@ -108,6 +134,23 @@ def acknowledge_alert(session: Session, alert: Alert, *, by: str, note: str, now
 # Families -------------------------------------------------------------------------------
 
 
+def _latest_inbound(column: Any, *criteria: ColumnElement[bool]) -> Any:
+    """The family's latest text this clinic may read (``column`` of it), for each enrollment row."""
+    return (
+        select(column)
+        .where(
+            Message.family_id == Enrollment.family_id,
+            Message.direction == "in",
+            *criteria,
+            *clinics.message_visibility(Enrollment.id, Enrollment.clinic_id),
+        )
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+        .correlate(Enrollment)
+        .scalar_subquery()
+    )
+
+
 def _search_filter(query: str) -> ColumnElement[bool] | None:
     """Digits search the end of the phone number (staff know the last digits); words the baby's name."""
     query = query.strip()
@@ -116,42 +159,47 @@ def _search_filter(query: str) -> ColumnElement[bool] | None:
         return Family.phone.like(f"%{digits}")
     if query:
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        return Family.baby_name.ilike(pattern, escape="\\")
+        return Enrollment.baby_name.ilike(pattern, escape="\\")
     return None
+
+
+def _family_rows(clinic_id: int) -> Select[Any]:
+    """The clinic's families, each with its own enrollment and the last text it may read."""
+    return (
+        select(
+            Family,
+            Enrollment,
+            _latest_inbound(Message.created_at).label("last_contact_at"),
+            _latest_inbound(Message.level, Message.level.is_not(None)).label("last_level"),
+        )
+        .join(Enrollment, Enrollment.family_id == Family.id)
+        .where(Enrollment.clinic_id == clinic_id)
+    )
 
 
 def search_families(
     session: Session, clinic_id: int, query: str = "", page: int = 1, per_page: int = 25
 ) -> Page:
     """The clinic's families, most recently in contact first, one page at a time."""
-    statement = (
-        select(Family, Enrollment)
-        .join(Enrollment, Enrollment.family_id == Family.id)
-        .where(Enrollment.clinic_id == clinic_id)
-    )
+    statement = _family_rows(clinic_id)
     condition = _search_filter(query)
     if condition is not None:
         statement = statement.where(condition)
     total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     pages = max(1, -(-total // per_page))
     number = min(max(page, 1), pages)
+    last_contact = statement.selected_columns.last_contact_at
     rows = session.execute(
-        statement.order_by(
-            Family.last_contact_at.is_(None), Family.last_contact_at.desc(), Enrollment.enrolled_at.desc()
-        )
+        statement.order_by(nulls_last(last_contact.desc()), Enrollment.enrolled_at.desc())
         .limit(per_page)
         .offset((number - 1) * per_page)
     ).all()
-    return Page([FamilyRow(family, enrollment) for family, enrollment in rows], number, pages, total)
+    return Page([FamilyRow(*row) for row in rows], number, pages, total)
 
 
 def find_family(session: Session, clinic_id: int, family_id: int) -> FamilyRow | None:
     """The family if this clinic enrolled it (at any time), else None."""
-    row = session.execute(
-        select(Family, Enrollment)
-        .join(Enrollment, Enrollment.family_id == Family.id)
-        .where(Family.id == family_id, Enrollment.clinic_id == clinic_id)
-    ).first()
+    row = session.execute(_family_rows(clinic_id).where(Family.id == family_id)).first()
     return FamilyRow(*row) if row else None
 
 
@@ -190,10 +238,7 @@ def overview(session: Session, clinic_id: int, *, now: datetime) -> Overview:
             .join(Enrollment, Enrollment.family_id == Message.family_id)
             .where(
                 Enrollment.clinic_id == clinic_id,
-                # Only what the clinic may read: sent while it followed the family
-                # (the rule of ``clinics.enrollment_window``, as a join).
-                Message.created_at >= Enrollment.enrolled_at,
-                or_(Enrollment.ended_at.is_(None), Message.created_at <= Enrollment.ended_at),
+                *clinics.message_visibility(Enrollment.id, Enrollment.clinic_id),
                 Message.direction == "in",
                 Message.level.is_not(None),
                 Message.created_at >= since,

@@ -32,11 +32,13 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from smsbot import clinics
+from smsbot import clinics, news
+from smsbot.conversation import CHECKIN_WORSE
 from smsbot.db import request_session
 from smsbot.models import utcnow
-from smsbot.phones import mask_phone
+from smsbot.phones import display_phone, mask_phone
 from smsbot.programmes import load_programmes
+from smsbot.triage import load_rules
 from smsbot.web import charts, clinic_queries
 from smsbot.web.enroll_form import LANGUAGES, EnrollFormError, enroll_from_form
 from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate, session_claims, signed_in_staff
@@ -136,6 +138,7 @@ def clinic_time(value: datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
 
 
 bp.add_app_template_filter(mask_phone, "mask_phone")
+bp.add_app_template_filter(display_phone, "display_phone")
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -211,21 +214,53 @@ def alert_history() -> str:
     return render_template("dashboard/history.html", alerts=history)
 
 
+@bp.get(f"/alerts/<int(max={MAX_ID}):alert_id>")
+def alert(alert_id: int) -> str:
+    """One alert, opened from the on-call SMS or webhook link: who to call, what they said, why."""
+    db = request_session()
+    row = _found(clinic_queries.find_alert_row(db, g.staff.clinic_id, alert_id))
+    message = row.alert.message
+    return render_template(
+        "dashboard/alert.html",
+        row=row,
+        reasons=_rule_reasons(message.flags if message is not None else [], row.alert.level),
+        deliveries=clinic_queries.alert_deliveries(db, row.alert),
+        max_note=MAX_NOTE,
+    )
+
+
+def _rule_reasons(flags: list[str], level: str) -> list[tuple[str, str]]:
+    """(rule id, why it matters) for each triage rule that put the text at the alert's level."""
+    rules = {rule.id: rule for rule in load_rules(current_app.extensions["smsbot.settings"].rules_path).rules}
+    reasons = []
+    for flag in flags:
+        if flag == CHECKIN_WORSE:
+            reasons.append((flag, "The parent answered a check-in with “worse”."))
+        elif (rule := rules.get(flag)) is not None and rule.level == level:
+            reasons.append((flag, rule.reason.get("en") or f"Matched the {level} rule {flag}."))
+    return reasons
+
+
 @bp.post(f"/alerts/<int(max={MAX_ID}):alert_id>/acknowledge")
 def acknowledge(alert_id: int) -> Response:
-    """Acknowledge with a note saying what was done: the history is the clinic's record."""
+    """Acknowledge with a note saying what was done: the history is the clinic's record.
+
+    Back to the queue, or to the alert's own page when it was acknowledged there.
+    """
     db = request_session()
-    alert = _found(clinic_queries.find_alert(db, g.staff.clinic_id, alert_id))
+    alert = _found(clinic_queries.find_alert_row(db, g.staff.clinic_id, alert_id)).alert
+    from_page = request.form.get("from") == "alert"
+    back = url_for(".alert", alert_id=alert_id) if from_page else url_for(".alerts")
     note = request.form.get("note", "").strip()
     if not note or len(note) > MAX_NOTE:
         flash(f"Write what was done (up to {MAX_NOTE} characters) to acknowledge the alert.", "error")
-        return redirect(url_for(".alerts", _anchor=f"alert-{alert_id}"))
+        return redirect(back if from_page else url_for(".alerts", _anchor=f"alert-{alert_id}"))
     if clinic_queries.acknowledge_alert(db, alert, by=g.staff.email, note=note, now=utcnow()):
         flash(f"Alert for {mask_phone(alert.family.phone)} acknowledged.", "success")
     else:
         db.refresh(alert)  # acknowledged by someone else meanwhile: say who
         flash(f"That alert was already acknowledged by {alert.acknowledged_by}.", "info")
-    return redirect(url_for(".alerts"))
+    return redirect(back)
 
 
 # Families ---------------------------------------------------------------------------------
@@ -310,6 +345,19 @@ def unenroll(family_id: int) -> Response:
     if clinics.unenroll(db, row.enrollment, now=utcnow()):
         db.commit()
         flash(f"{mask_phone(row.family.phone)} is unenrolled; pending check-ins are cancelled.", "success")
+    return redirect(url_for(".family", family_id=family_id))
+
+
+@bp.post(f"/families/<int(max={MAX_ID}):family_id>/resume")
+def resume(family_id: int) -> Response:
+    """Resume automated messages held by the parent's sensitive news (the baby is home, or the
+    news was a misreading): consented programmes start again from today."""
+    db = request_session()
+    row = _found(clinic_queries.find_family(db, g.staff.clinic_id, family_id))
+    settings = current_app.extensions["smsbot.settings"]
+    if news.resume(db, settings, row.family, now=utcnow(), by=f"staff:{g.staff.email}"):
+        db.commit()
+        flash(f"Automated messages resumed for {mask_phone(row.family.phone)}.", "success")
     return redirect(url_for(".family", family_id=family_id))
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smsbot import clinics
+from smsbot.enrollment_windows import open_window
 from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Message
 
 DEMO_EMAIL = "nurse@riverside.example"
@@ -38,10 +39,10 @@ def add_enrollment(
     status: str = "active",
     programme: str | None = "clinic_followup",
 ) -> Enrollment:
-    """Enroll the family with this phone (created if new) at ``clinic``."""
+    """Enroll the family with this phone (created if new) at ``clinic``, with these details."""
     family = session.scalar(select(Family).where(Family.phone == phone))
     if family is None:
-        family = Family(phone=phone, language=language, baby_name=baby_name, created_at=at)
+        family = Family(phone=phone, created_at=at)
         session.add(family)
     enrollment = Enrollment(
         clinic=clinic,
@@ -49,10 +50,15 @@ def add_enrollment(
         programme=programme,
         status=status,
         enrolled_at=at,
-        consented_at=at if status == "active" else None,
+        language=language,
+        baby_name=baby_name,
     )
     session.add(enrollment)
     session.flush()
+    if status == "active":
+        open_window(session, enrollment, at)
+        session.flush()
+        clinics.sync_family_details(session, family)
     return enrollment
 
 

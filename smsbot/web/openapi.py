@@ -110,7 +110,8 @@ SCHEMAS: dict[str, Any] = {
     "Family": _all_required(
         {
             "type": "object",
-            "description": "A family as this clinic follows it; `id` is specific to the clinic.",
+            "description": "A family as this clinic follows it: `id` and the details are this "
+            "clinic's own; another clinic enrolling the same phone neither sees nor changes them.",
             "properties": {
                 "id": {"type": "integer"},
                 "phone": {"type": "string", "description": "E.164"},
@@ -121,11 +122,21 @@ SCHEMAS: dict[str, Any] = {
                 "status": {"type": "string", "enum": ["awaiting_consent", "active", "ended"]},
                 "consent": {
                     "type": "string",
-                    "enum": ["requested", "given", "blocked_opted_out", "none"],
-                    "description": "blocked_opted_out: the family had texted STOP, so no consent text "
-                    "was sent; the enrollment starts if they text START or YES.",
+                    "enum": ["requested", "given", "not_requested", "blocked_opted_out", "none"],
+                    "description": "requested: the consent text went out and awaits the family's YES; "
+                    "blocked_opted_out: the family had texted STOP, so no consent text was sent; "
+                    "not_requested: it has not gone out (the family texted START since, or the send "
+                    "failed): enroll again to send it. Until consent is given the clinic gets no "
+                    "messages, check-ins or alerts of the family.",
                 },
                 "opted_out": {"type": "boolean"},
+                "followup_hold": {
+                    "type": ["string", "null"],
+                    "enum": ["hospital", "loss", None],
+                    "description": "Sensitive news the parent sent: hospital pauses automated messages "
+                    "until the parent texts that the baby is home or you resume them; loss ends them.",
+                },
+                "followup_hold_since": NULLABLE_TIMESTAMP,
                 "enrolled_at": TIMESTAMP,
                 "consented_at": NULLABLE_TIMESTAMP,
                 "ended_at": NULLABLE_TIMESTAMP,
@@ -196,8 +207,19 @@ SCHEMAS: dict[str, Any] = {
                     "type": ["integer", "null"],
                     "description": "null: a walk-in texter never enrolled",
                 },
-                "level": {"type": "string"},
-                "reason": {"type": "string", "enum": ["emergency", "urgent", "worse", "undelivered"]},
+                "level": {
+                    "type": "string",
+                    "description": "sensitive: a notice of sensitive news (never paged)",
+                },
+                "reason": {
+                    "type": "string",
+                    "enum": [
+                        *("emergency", "urgent", "worse", "undelivered", "unprocessed"),
+                        *("hospital", "loss", "home"),
+                    ],
+                    "description": "unprocessed: a text smsbot could not process after retries (read it); "
+                    "hospital, loss, home: sensitive news the parent sent.",
+                },
                 "status": {"type": "string", "enum": ["open", "acknowledged"]},
                 "created_at": TIMESTAMP,
                 "acknowledged_at": NULLABLE_TIMESTAMP,
@@ -317,6 +339,13 @@ OPENAPI: dict[str, Any] = {
             },
             "delete": {
                 "summary": "Unenroll: pending check-ins are cancelled (idempotent)",
+                "responses": _responses(FAMILY, "404"),
+            },
+        },
+        "/families/{family_id}/resume": {
+            "parameters": FAMILY_ID,
+            "post": {
+                "summary": "Resume automated messages held by sensitive news (idempotent)",
                 "responses": _responses(FAMILY, "404"),
             },
         },

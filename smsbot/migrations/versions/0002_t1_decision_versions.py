@@ -1,7 +1,7 @@
 """Every triage decision records which rule files and which classifier made it
 
 Revision ID: 0002_t1
-Revises: 0002_s3
+Revises: 0004
 Create Date: 2026-12-03 17:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002_t1"
-down_revision: str | None = "0002_s3"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,116 @@
+"""Consent belongs to each enrollment: one request per enrollment, answered by the family's YES.
+
+Enrolling sends the clinic's own request (its name, its details); nothing else of the
+clinic's reaches the family, and the clinic gets nothing about the family, until the
+family answers. A YES answers the most recent request still pending, the one it replies
+to, and consents to that clinic only; a second YES answers the one before.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from smsbot import reminders
+from smsbot.clinic_texts import load_clinic_texts
+from smsbot.clinics.details import sync_family_details
+from smsbot.config import Settings
+from smsbot.enrollment_windows import open_window
+from smsbot.messaging import Transport, TransportError
+from smsbot.messaging.segments import count_segments
+from smsbot.models import Enrollment, Event, Family, Message
+
+
+def request_consent(
+    session: Session, enrollment: Enrollment, *, transport: Transport, settings: Settings, now: datetime
+) -> Message:
+    """Send the enrollment's consent request and record it (a failed send is a stored row too).
+
+    Written with the clinic's own details; ``consent_requested_at`` is set only when the
+    provider took it, so a failed request can be sent again by enrolling again.
+    """
+    texts = load_clinic_texts(settings.rules_path)
+    lang, family = enrollment.language, enrollment.family
+    baby = texts.baby(enrollment.baby_name, lang)
+    body = texts.render("consent", lang, clinic=enrollment.clinic.name, baby=baby)
+    message = Message(
+        family_id=family.id,
+        clinic_id=enrollment.clinic_id,
+        direction="out",
+        kind="consent",
+        body=body,
+        lang=lang,
+        segments=count_segments(body),
+        created_at=now,
+    )
+    try:
+        message.provider_sid = transport.send(family.address, body)
+        message.status = "queued"
+        enrollment.consent_requested_at = now
+    except TransportError as error:
+        message.status, message.error_code = "failed", error.code
+    session.add(message)
+    session.flush()
+    return message
+
+
+# Run for every YES, so built once.
+_PENDING_REQUEST = (
+    select(Enrollment)
+    .where(
+        Enrollment.family_id == bindparam("family"),
+        Enrollment.status == "awaiting_consent",
+        Enrollment.consent_requested_at.is_not(None),
+    )
+    .order_by(Enrollment.consent_requested_at.desc(), Enrollment.id.desc())
+    .limit(1)
+)
+
+
+def answer_consent(
+    session: Session, family: Family, *, now: datetime, settings: Settings
+) -> Enrollment | None:
+    """The family said YES: consent to the clinic whose pending request is the most recent.
+
+    Its window opens and its programme starts now; returns the enrollment, or None when
+    no request is pending (a YES then only means START).
+    """
+    enrollment = session.scalars(_PENDING_REQUEST, {"family": family.id}).first()
+    if enrollment is None:
+        return None
+    open_window(session, enrollment, now)
+    session.flush()
+    reminders.start_enrollment(session, enrollment, now=now, settings=settings)
+    sync_family_details(session, family)
+    session.add(
+        Event(
+            family_id=family.id, kind="consented", detail={"clinic_id": enrollment.clinic_id}, created_at=now
+        )
+    )
+    return enrollment
+
+
+def consent_confirmation(enrollment: Enrollment, lang: str, settings: Settings) -> str:
+    """The reply to a YES that consented: it names the clinic the family now hears from."""
+    texts = load_clinic_texts(settings.rules_path)
+    baby = texts.baby(enrollment.baby_name, lang)
+    return texts.render(
+        "consent_given",
+        lang,
+        clinic=enrollment.clinic.name,
+        baby=baby,
+        emergency_number=settings.emergency_number,
+    )
+
+
+def consent_state(enrollment: Enrollment) -> str:
+    """Where the clinic stands: given, requested, not_requested, blocked_opted_out or none (ended)."""
+    if enrollment.consented_at is not None:
+        return "given"
+    if enrollment.status != "awaiting_consent":
+        return "none"
+    if enrollment.family.opted_out:
+        return "blocked_opted_out"  # no request goes to a family that texted STOP
+    return "requested" if enrollment.consent_requested_at is not None else "not_requested"

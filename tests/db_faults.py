@@ -1,0 +1,63 @@
+"""Real database faults for tests, raised by the database itself through triggers.
+
+``fault(db, "reply")`` makes every INSERT of an outbound message fail, as a full disk or a
+lost lock would, mid-request; ``fault(db, "reply", drop_connection=True)`` (PostgreSQL) makes
+the server drop the connection that runs it instead. ``"processed"`` hits the UPDATE that
+ends every run (replied or not), ``"mark_failed"`` the one that records a failed run, so the
+text stays ``processing``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import text
+
+from smsbot.db import Database
+
+# (event, condition) per fault name, in both databases' trigger syntax.
+FAULTS = {
+    "reply": ("INSERT", "NEW.direction = 'out'"),
+    "processed": ("UPDATE", "NEW.status = 'processed'"),
+    "mark_failed": ("UPDATE", "NEW.status = 'failed'"),
+}
+
+
+@contextmanager
+def fault(db: Database, *names: str, drop_connection: bool = False) -> Iterator[None]:
+    """While the block runs, the statements named by ``names`` fail inside the database."""
+    if drop_connection and not db.is_postgres:
+        raise ValueError("only PostgreSQL can drop a connection from a trigger")
+    create, drop = [], []
+    for name in names:
+        event, condition = FAULTS[name]
+        trigger = f"smsbot_test_fault_{name}"
+        if db.is_postgres:
+            action = (
+                "PERFORM pg_terminate_backend(pg_backend_pid())"
+                if drop_connection
+                else "RAISE EXCEPTION 'injected fault'"
+            )
+            create += [
+                f"CREATE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN {action}; RETURN NEW; END $$",
+                f"CREATE TRIGGER {trigger} BEFORE {event} ON messages FOR EACH ROW "
+                f"WHEN ({condition}) EXECUTE FUNCTION {trigger}()",
+            ]
+            drop += [f"DROP TRIGGER {trigger} ON messages", f"DROP FUNCTION {trigger}()"]
+        else:
+            create.append(
+                f"CREATE TRIGGER {trigger} BEFORE {event} ON messages WHEN {condition} "
+                "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+            )
+            drop.append(f"DROP TRIGGER {trigger}")
+    with db.engine.begin() as connection:
+        for statement in create:
+            connection.execute(text(statement))
+    try:
+        yield
+    finally:
+        with db.engine.begin() as connection:
+            for statement in drop:
+                connection.execute(text(statement))

@@ -1,9 +1,10 @@
 """Throughput of ``assess()`` on a few thousand realistic parent texts, single process.
 
-Run: ``python benchmarks/bench_triage.py``. Also times the same messages against the rule
-set multiplied ×10 with synthetic rules, to show the cost grows far slower than the number
-of rules: phrases sit in an index keyed by their first word, so a message only looks at
-phrases that can start at its words.
+Run: ``python benchmarks/bench_triage.py``. Times single messages through the rules and the
+learned second opinion (what a parent's text gets), then the rules alone. Also times the same
+messages against the rule set multiplied ×10 with synthetic rules, to show the cost grows far
+slower than the number of rules: phrases sit in an index keyed by their first word, so a
+message only looks at phrases that can start at its words.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from smsbot.triage import RuleSet, assess, load_rules
+from smsbot.triage.classifier import Classifier, shipped_classifier
 from smsbot.triage.engine import engine_for
 
 DATA = Path(__file__).resolve().parent.parent / "corpus"
@@ -77,7 +79,9 @@ def multiplied(ruleset: RuleSet, factor: int, share_first_word: bool) -> RuleSet
     return replace(ruleset, rules=ruleset.rules + tuple(extra), terms=terms)
 
 
-def rate(texts: list[str], ruleset: RuleSet, passes: int = 3) -> tuple[float, float]:
+def rate(
+    texts: list[str], ruleset: RuleSet, classifier: Classifier | None = None, passes: int = 3
+) -> tuple[float, float]:
     """(messages/s on the first pass with cold caches, best messages/s of the warm passes).
 
     Timed in CPU seconds of this process, so a busy shared machine does not skew the figure.
@@ -85,13 +89,13 @@ def rate(texts: list[str], ruleset: RuleSet, passes: int = 3) -> tuple[float, fl
     engine_for(ruleset)  # compile outside the timing: it happens once per process
     start = time.process_time()
     for text in texts:
-        assess(text, rules=ruleset)
+        assess(text, rules=ruleset, classifier=classifier)
     cold = len(texts) / (time.process_time() - start)
     best = 0.0
     for _ in range(passes):
         start = time.process_time()
         for text in texts:
-            assess(text, rules=ruleset)
+            assess(text, rules=ruleset, classifier=classifier)
         best = max(best, len(texts) / (time.process_time() - start))
     return cold, best
 
@@ -100,6 +104,8 @@ def main() -> None:
     texts = messages(5000)
     ruleset = load_rules()
     print(f"{len(texts)} messages, {len(ruleset.rules)} rules")
+    cold, warm = rate(texts, ruleset, shipped_classifier())
+    print(f"  rules + classifier, single messages: {warm:>9,.0f} msg/s (first pass, cold: {cold:,.0f})")
     cold, warm = rate(texts, ruleset)
     print(f"  rules x1: {warm:>9,.0f} msg/s (first pass, cold caches: {cold:,.0f})")
     for share, label in ((False, "new words"), (True, "same first words")):

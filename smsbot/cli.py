@@ -87,7 +87,7 @@ def _jsonl_line(line: str, ruleset: RuleSet, keywords: Keywords, emergency_numbe
     }
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option(
     "--jsonl", is_flag=True, help='Read {"text": ..., "baby_age_days": ...} lines; write JSON lines.'
 )
@@ -100,12 +100,17 @@ def _jsonl_line(line: str, ruleset: RuleSet, keywords: Keywords, emergency_numbe
     help="Number replies tell parents to call [env SMSBOT_EMERGENCY_NUMBER].",
 )
 @rules_dir_option
-def triage(jsonl: bool, emergency_number: str, rules_dir: Path | None) -> None:
+@click.pass_context
+def triage(ctx: click.Context, jsonl: bool, emergency_number: str, rules_dir: Path | None) -> None:
     """Triage parent messages from stdin, one per line, and print the level and the reply.
 
     With --jsonl every non-blank input line gets exactly one output line, in order:
     {"level", "flags", "lang", "reply", "segments"}, or {"error"} for a bad line.
+    The subcommands train the learned second opinion and score triage on the corpus.
     """
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = rules_dir  # the rules `eval` scores
+        return
     ruleset, keywords = _load(rules_dir), _load_keywords(rules_dir)
     for raw in sys.stdin:
         line = raw.strip()
@@ -292,12 +297,13 @@ def family_erase(phone: str, yes: bool) -> None:
 
 def _attach_subcommands() -> None:
     """Commands that live beside their concern, attached to the one ``smsbot`` group."""
-    from smsbot import cli_clinics
+    from smsbot import cli_clinics, cli_triage
     from smsbot.cli_checkins import checkins, worker
 
     main.add_command(worker)
     main.add_command(checkins)
     cli_clinics.register(main)
+    cli_triage.register(triage)
 
 
 _attach_subcommands()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -28,7 +28,8 @@ from smsbot.metrics import INBOUND_RECOVERY
 from smsbot.models import Enrollment, Event, Family, Message, utcnow
 from smsbot.programmes import load_programmes
 from smsbot.replies import render_reply
-from smsbot.triage import Decision, RuleSet, assess, load_rules, severity
+from smsbot.triage import RuleSet, assess, load_rules, severity
+from smsbot.triage.classifier import shipped_classifier
 from smsbot.triage.engine import engine_for
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class Outcome:
 
 
 def prepare(settings: Settings) -> None:
-    """Load and compile the rule files the pipeline reads, once, before the first text.
+    """Load and compile the rule files and the classifier the pipeline reads, once, before the first text.
 
     They are cached per process; under gunicorn (``preload_app``) this runs in the master,
     so every forked worker starts warm instead of each thread parsing YAML and building the
@@ -71,6 +72,7 @@ def prepare(settings: Settings) -> None:
     """
     _keywords, ruleset = _rulebook(settings)
     engine_for(ruleset)
+    shipped_classifier()
     load_programmes(settings.rules_path)
 
 
@@ -241,7 +243,18 @@ def _store_inbound(session: Session, inbound: Inbound, now: datetime, lease: tim
                 if existing is not None:
                     return existing
                 continue  # erased in between (privacy erase, retention): store it afresh
-            unset = dict.fromkeys(("clinic_id", "reply_to_id", "checkin_id", "error_code", "level", "lang"))
+            unset = dict.fromkeys(
+                (
+                    "clinic_id",
+                    "reply_to_id",
+                    "checkin_id",
+                    "error_code",
+                    "level",
+                    "rules_version",
+                    "model_version",
+                    "lang",
+                )
+            )
             message = _persistent(session, Message(id=message_id, **values, **unset, flags=[]))
             committing = True
             session.commit()
@@ -392,6 +405,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
 
     decision = assess(text, baby_age_days=_baby_age_days(family, now), rules=ruleset)
     message.level, message.flags, message.lang = decision.level, list(decision.flags), decision.lang
+    message.rules_version, message.model_version = decision.rules_version, decision.model_version
     if decision.level != "info" or decision.lang != "en":
         family.language = decision.lang
     family.last_level = decision.level
@@ -407,7 +421,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     if worse and severity(level) < severity("urgent"):
         # "Worse" on a check-in means same-day care even when the words alone look mild.
         level = "urgent"
-        decision = Decision(level=level, flags=(*decision.flags, CHECKIN_WORSE), lang=decision.lang)
+        decision = replace(decision, level=level, flags=(*decision.flags, CHECKIN_WORSE))
         message.level, message.flags = level, list(decision.flags)
 
     paged = False

@@ -206,6 +206,9 @@ class Message(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     level: Mapped[str | None] = mapped_column(String(10))
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Which rule files and which classifier decided ``level`` (an inbound text's triage).
+    rules_version: Mapped[str | None] = mapped_column(String(32))
+    model_version: Mapped[str | None] = mapped_column(String(32))
     lang: Mapped[str | None] = mapped_column(String(2))
     num_media: Mapped[int] = mapped_column(Integer, default=0)
     segments: Mapped[int] = mapped_column(Integer, default=1)

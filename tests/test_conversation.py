@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from smsbot.cli import main
 from smsbot.dispatch import dispatch_due
 from smsbot.models import Alert, CheckIn, Message, utcnow
+from smsbot.triage import load_rules
+from smsbot.triage.classifier import shipped_classifier
 from tests.conftest import PARENT
 from tests.test_webhook import reply_text
 
@@ -95,6 +97,19 @@ def test_answer_worse_escalates_and_alerts(app, text_bot, db):
         answer = session.scalar(select(Message).where(Message.direction == "in", Message.body == "3"))
         assert answer.level == "urgent" and answer.kind == "answer"
     assert [(a.level, a.reason) for a in alerts(db)] == [("urgent", "worse")]
+
+
+def test_each_triaged_text_records_the_rules_and_classifier_that_decided_it(text_bot, db):
+    reply_text(text_bot("his legs shake when he cries and stop when i hold them"))
+    reply_text(text_bot("his lips are blue"))
+    with db.session() as session:
+        routine, emergency = session.scalars(
+            select(Message).where(Message.direction == "in").order_by(Message.id)
+        ).all()
+    assert (routine.level, emergency.level) == ("routine", "emergency")
+    assert routine.rules_version == emergency.rules_version == load_rules().version
+    assert routine.model_version == shipped_classifier().version
+    assert emergency.model_version is None  # the rules said emergency: nothing left to raise
 
 
 def test_red_flag_in_a_checkin_answer_is_triaged_in_full(app, text_bot, db):

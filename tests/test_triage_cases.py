@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from smsbot.triage import LEVELS, assess, severity
+from smsbot.triage.scores import score
 
 DATA = Path(__file__).parent.parent / "corpus"
 DEV = yaml.safe_load((DATA / "dev_cases.yaml").read_text(encoding="utf-8"))
@@ -36,10 +37,10 @@ def test_it_never_under_triages_an_urgent_case(case: dict) -> None:
 
 def report(cases: list[dict]) -> tuple[float, str]:
     """Exact accuracy and a printable per-level recall and confusion matrix (rows: label)."""
-    confusion: Counter[tuple[str, str]] = Counter()
-    for case in cases:
-        confusion[(case["level"], assess(case["text"]).level)] += 1
-    exact = sum(n for (want, got), n in confusion.items() if want == got) / len(cases)
+    labels = [case["level"] for case in cases]
+    answers = [assess(case["text"]).level for case in cases]
+    confusion = Counter(zip(labels, answers, strict=True))
+    exact = score(labels, answers).exact
     order = LEVELS[::-1]
     lines = [f"exact {exact:.1%} of {len(cases)}", "label\\got  " + " ".join(f"{lv:>9}" for lv in order)]
     for want in order:

@@ -9,7 +9,9 @@ from smsbot.triage.matcher import normalise, tokenise
 
 
 def fired(text: str, **kwargs) -> Decision:
-    return assess(text, **kwargs)
+    """What the rules decide: the matcher's reading, without the learned second opinion
+    (``test_triage_classifier.py`` covers what that may add)."""
+    return assess(text, classifier=None, **kwargs)
 
 
 def test_normalise_strips_case_accents_and_apostrophes() -> None:

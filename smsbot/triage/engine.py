@@ -7,9 +7,11 @@ highest level wins; nothing a milder rule says can lower it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Literal
 
+from smsbot.triage.classifier import Classifier, shipped_classifier
 from smsbot.triage.context import ContextReader, marks_of
 from smsbot.triage.matcher import Lexicon, Match
 from smsbot.triage.model import LANGS, LEVELS, Rule, RuleSet
@@ -39,7 +41,9 @@ class Decision:
     """How urgent a message is, which rules said so, and in which language to answer.
 
     ``flags`` are the ids of the rules that fired, most severe first (then by id); when the
-    level is "info" they also name the matching FAQ topics, in rule-file order.
+    level is "info" they also name the matching FAQ topics, in rule-file order. When the
+    learned second opinion raised the level, its flag (``model:urgent:0.87``) comes first.
+    The versions say which rule files and which classifier made the decision.
     """
 
     level: str
@@ -47,6 +51,8 @@ class Decision:
     lang: str
     temperature_f: float | None = None
     age_days: int | None = None
+    rules_version: str | None = None
+    model_version: str | None = None  # None: the classifier was not consulted
 
 
 class Engine:
@@ -54,6 +60,7 @@ class Engine:
 
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
+        self.rules_version = ruleset.version  # hashes every rule file: once, not per message
         terms = {tid: term.phrases for tid, term in ruleset.terms.items()}
         # Cue words may use clinical terms ("@object") and triggers may use both.
         terms.update((cid, words.phrases) for cid, words in ruleset.cue_words.items())
@@ -158,6 +165,7 @@ class Engine:
             lang=reply_lang,
             temperature_f=max(r.value_f for r in now) if now else None,
             age_days=age if ages else None,
+            rules_version=self.rules_version,
         )
 
     def _triggered(
@@ -194,10 +202,22 @@ def assess(
     lang: str | None = None,
     *,
     rules: RuleSet | None = None,
+    classifier: Classifier | Literal["shipped"] | None = "shipped",
 ) -> Decision:
     """Triage one parent message. ``lang`` forces the reply language; otherwise it is detected.
 
     Age comes from the text or ``baby_age_days`` (the younger wins, to stay safe); when
-    unknown, the rule set's assumed age (about 2 months) applies.
+    unknown, the rule set's assumed age (about 2 months) applies. The classifier (the one
+    shipped with smsbot, another, or None for the rules alone) may raise the rules' level,
+    never lower it.
     """
-    return engine_for(rules or load_rules()).assess(text, baby_age_days, lang)
+    decision = engine_for(rules or load_rules()).assess(text, baby_age_days, lang)
+    if classifier == "shipped":
+        classifier = shipped_classifier()
+    if classifier is None or decision.level == LEVELS[-1] or not classifier.covers(text, decision.age_days):
+        return decision  # no classifier, nothing left to raise, or a text unlike its corpus's
+    opinion = classifier.opinion(text)
+    if opinion is None or severity(opinion.level) <= severity(decision.level):
+        return replace(decision, model_version=classifier.version)
+    flags = (opinion.flag, *decision.flags)
+    return replace(decision, level=opinion.level, flags=flags, model_version=classifier.version)

@@ -110,6 +110,19 @@ def test_it_does_not_speak_on_a_text_shorter_than_its_corpus_knows() -> None:
     assert longer.level == "emergency" and longer.model_version == eager.version
 
 
+def test_it_is_not_asked_about_news_that_is_no_symptom_report() -> None:
+    # Trained on symptom reports, it read a NICU admission as an emergency: a 911 reply and a
+    # page for a baby already in intensive care.
+    eager = with_thresholds(emergency=0.0, urgent=0.0)
+    for text in (
+        "she was admitted to the hospital tonight, they are watching her breathing in the NICU",
+        "la internaron anoche, le estan vigilando la respiracion en terapia intensiva",
+    ):
+        decision = assess(text, classifier=eager)
+        assert (decision.level, decision.model_version) == ("info", None)
+        assert "news-hospital" in decision.flags
+
+
 def test_decisions_name_the_rule_set_and_the_classifier_consulted() -> None:
     decision = assess(ROUTINE)
     assert decision.rules_version == load_rules().version

@@ -81,6 +81,7 @@ class Engine:
         self.lexicon = Lexicon(phrases, terms, ruleset.language, ruleset.settings)
         self.context = ContextReader(ruleset.triggers, frozenset(ruleset.language.contrasts))
         self.rules = {rule.id: rule for rule in ruleset.rules}
+        self.silencing = frozenset(rule.id for rule in ruleset.rules if not rule.second_opinion)
         self.term_negatable = {tid: term.negatable for tid, term in ruleset.terms.items()}
         # Rules triggered by numbers are checked on every message; finding rules only when found.
         self.number_rules = [r for r in ruleset.rules if r.temperature_f or r.count]
@@ -211,11 +212,19 @@ def assess(
     shipped with smsbot, another, or None for the rules alone) may raise the rules' level,
     never lower it.
     """
-    decision = engine_for(rules or load_rules()).assess(text, baby_age_days, lang)
+    engine = engine_for(rules or load_rules())
+    decision = engine.assess(text, baby_age_days, lang)
     if classifier == "shipped":
         classifier = shipped_classifier()
-    if classifier is None or decision.level == LEVELS[-1] or not classifier.covers(text, decision.age_days):
-        return decision  # no classifier, nothing left to raise, or a text unlike its corpus's
+    if (
+        classifier is None
+        or decision.level == LEVELS[-1]
+        or engine.silencing.intersection(decision.flags)
+        or not classifier.covers(text, decision.age_days)
+    ):
+        # No classifier, nothing left to raise, a text a rule says is no symptom report, or a
+        # text unlike its corpus's.
+        return decision
     opinion = classifier.opinion(text)
     if opinion is None or severity(opinion.level) <= severity(decision.level):
         return replace(decision, model_version=classifier.version)

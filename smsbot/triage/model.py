@@ -72,6 +72,9 @@ class Rule:
     # Context marks under which this rule's own findings and readings still count: "past" for
     # red flags (not for fevers), "other"/"parent" for causes (the mother's methadone).
     also_counts: frozenset[str] = frozenset({"past"})
+    # False for rules that say a text is not a symptom report (sensitive news): the learned
+    # second opinion, trained on symptom reports, is not asked about it.
+    second_opinion: bool = True
     reason: Mapping[str, str] = field(default_factory=dict)
     note: Mapping[str, str] = field(default_factory=dict)  # added to any reply when it fits
     fires: tuple[str, ...] = ()

@@ -167,6 +167,7 @@ class RuleModel(_Strict):
     age_days: RangeModel | None = None
     only_without_reading: bool = False
     also_counts: list[Mark] = ["past"]
+    second_opinion: bool = True
     reason: PerLang | None = None
     note: PerLang | None = None
     examples: Examples = Examples()
@@ -477,6 +478,7 @@ def _rule(raw: RuleModel, source: str, line: int | None) -> Rule:
         age_days=_range(raw.age_days),
         only_without_reading=raw.only_without_reading,
         also_counts=frozenset(raw.also_counts),
+        second_opinion=raw.second_opinion,
         reason=raw.reason.model_dump() if raw.reason else {},
         note=raw.note.model_dump() if raw.note else {},
         fires=tuple(raw.examples.fires),

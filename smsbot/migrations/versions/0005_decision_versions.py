@@ -1,6 +1,6 @@
 """Every triage decision records which rule files and which classifier made it
 
-Revision ID: 0002_t1
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-03 17:00:00
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_t1"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,31 +1,16 @@
-"""Reading rule files and checking them by their ``kind``.
+"""Reading rule files: every YAML file in ``rules/`` names its ``kind``.
 
-Every YAML file in ``rules/`` names its ``kind``; each kind registers one validator here, so
-``smsbot rules check`` can vouch for files owned by other parts of smsbot (keywords,
-check-ins) without knowing their schema. An unknown kind is an error: a typo in ``kind``
-must not silently switch a clinical file off.
+``smsbot rules check`` (``smsbot.cli.rules``) lists the kinds and checks each file with its
+kind's checker. An unknown kind is an error there: a typo in ``kind`` must not silently
+switch a clinical file off.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-Validator = Callable[[Path, dict[str, Any]], list[str]]
-
-VALIDATORS: dict[str, Validator] = {}
-
-# Modules that register validators when imported; add yours here.
-KIND_MODULES: tuple[str, ...] = (
-    "smsbot.triage.rules",
-    "smsbot.keywords",
-    "smsbot.programmes",
-    "smsbot.clinic_texts",
-)
 
 
 class RuleFileError(ValueError):
@@ -65,16 +50,6 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def register(kind: str) -> Callable[[Validator], Validator]:
-    """Decorator: make ``func`` the validator for rule files of ``kind``."""
-
-    def decorate(func: Validator) -> Validator:
-        VALIDATORS[kind] = func
-        return func
-
-    return decorate
-
-
 def read_rule_file(path: Path) -> dict[str, Any]:
     """Parse one YAML rule file into a mapping with a ``kind``, or raise a one-line RuleFileError."""
     try:
@@ -95,26 +70,3 @@ def read_rule_file(path: Path) -> dict[str, Any]:
 def rule_files(rules_dir: Path) -> list[Path]:
     """The rule files of a directory, in a stable order."""
     return sorted([*rules_dir.glob("*.yaml"), *rules_dir.glob("*.yml")])
-
-
-def check_rules_dir(rules_dir: Path) -> tuple[list[str], int]:
-    """Validate every rule file; returns (problems as ``file: rule: reason`` lines, files checked)."""
-    for module in KIND_MODULES:
-        importlib.import_module(module)
-    problems: list[str] = []
-    files = rule_files(rules_dir)
-    if not files:
-        return [f"{rules_dir}: no rule files (*.yaml)"], 0
-    for path in files:
-        try:
-            data = read_rule_file(path)
-        except RuleFileError as exc:
-            problems.append(str(exc))
-            continue
-        validator = VALIDATORS.get(data["kind"])
-        if validator is None:
-            known = ", ".join(sorted(VALIDATORS))
-            problems.append(f"{path}: kind: unknown kind {data['kind']!r} (known: {known})")
-            continue
-        problems.extend(validator(path, data))
-    return problems, len(files)

@@ -33,8 +33,6 @@ from smsbot.rulefiles import RuleFileError
 from smsbot.triage.matcher import normalise
 from smsbot.triage.model import (
     DIRECTIONS,
-    LANGS,
-    LEVELS,
     MARKS,
     REACHES,
     Count,
@@ -47,6 +45,7 @@ from smsbot.triage.model import (
     Topic,
     Trigger,
 )
+from smsbot.vocabulary import LANGS, LEVELS
 
 PLACEHOLDERS = {"emergency_number", "reason", "baby", "answer"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")

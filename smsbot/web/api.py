@@ -12,21 +12,22 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import clinics, news, privacy
+from smsbot import clinics
+from smsbot.clinics import queries
+from smsbot.conversation import news
 from smsbot.db import request_session
 from smsbot.models import Alert, ApiToken, CheckIn, Clinic, Enrollment, Message, utcnow
+from smsbot.vocabulary import MAX_ID, NOTE_MAX_CHARS
 from smsbot.web.errors import error_response
 from smsbot.web.openapi import OPENAPI
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-MAX_ID = 2**31 - 1  # larger ids cannot exist, and SQLite cannot even bind them
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
-MAX_NOTE_CHARS = 2000
 READ_ONLY_FIELDS = ("phone", "channel", "programme")
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at: useful to staff, not worth a write per call
 PUBLIC_ENDPOINTS = ("api.openapi",)
@@ -387,20 +388,7 @@ def erase_family(family_id: int) -> Response:
     """Erase the family's data for good; refused while another clinic still follows them."""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
-    others = session.scalar(
-        select(func.count(Enrollment.id)).where(
-            Enrollment.family_id == enrollment.family_id,
-            Enrollment.clinic_id != enrollment.clinic_id,
-            Enrollment.status != "ended",
-        )
-    )
-    if others:
-        raise ApiError(
-            409,
-            "followed_elsewhere",
-            "another clinic still follows this family; unenroll here, or ask the operator to erase",
-        )
-    counts = privacy.erase_family(session, enrollment.family, now=utcnow())
+    counts = queries.erase_family(session, enrollment, now=utcnow())
     session.commit()
     return jsonify({"erased": counts})
 
@@ -452,24 +440,18 @@ def list_alerts() -> Response:
 def acknowledge_alert(alert_id: int) -> Response:
     """Mark an alert as handled, with an optional note; acknowledging twice is a 409."""
     session = request_session()
-    alert = None
-    if alert_id <= MAX_ID:
-        alert = session.scalar(select(Alert).where(Alert.id == alert_id, Alert.clinic_id == _clinic_id()))
-    if alert is None:
+    row = queries.find_alert_row(session, _clinic_id(), alert_id) if alert_id <= MAX_ID else None
+    if row is None:
         raise ApiError(404, "not_found", f"no alert {alert_id} at this clinic")
     body = _json_body(optional=True)
     _reject_unknown(body, ("note",))
     note = body.get("note")
     if note is not None and (
-        not isinstance(note, str) or len(note) > MAX_NOTE_CHARS or not clinics.is_storable_text(note)
+        not isinstance(note, str) or len(note) > NOTE_MAX_CHARS or not clinics.is_storable_text(note)
     ):
         raise ApiError(
-            422, "invalid_note", f"note must be text of at most {MAX_NOTE_CHARS} characters", "note"
+            422, "invalid_note", f"note must be text of at most {NOTE_MAX_CHARS} characters", "note"
         )
-    if alert.acknowledged_at is not None:
+    if not queries.acknowledge_alert(session, row.alert, by=_actor(), note=note, now=utcnow()):
         raise ApiError(409, "already_acknowledged", "this alert was already acknowledged")
-    alert.acknowledged_at = utcnow()
-    alert.acknowledged_by = _actor()
-    alert.ack_note = note
-    session.commit()
-    return jsonify(_alerts_json(session, [alert])[0])
+    return jsonify(alert_json(row.alert, row.enrollment.id if row.enrollment else None))

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
 import pytest
+from sqlalchemy import select, text
 
 from smsbot import alerts
-from smsbot.models import Enrollment, utcnow
+from smsbot.db import Database
+from smsbot.models import Alert, Enrollment, utcnow
 from tests.clinic_fixtures import *  # noqa: F403
 
 
@@ -62,6 +70,60 @@ def test_acknowledging_without_a_body_is_fine_but_twice_is_a_409(api, enroll_con
     response = api("POST", f"/alerts/{alert_id}/acknowledge")
     assert response.status_code == 409
     assert response.get_json()["error"]["code"] == "already_acknowledged"
+
+
+@contextmanager
+def writes_to_alert_held(db: Database, alert_id: int) -> Iterator[Callable[[int], None]]:
+    """Hold the alert's row (PostgreSQL) so that callers read it but wait to write it; yields a
+    function that returns once that many writers are waiting. SQLite queues writers on its
+    own, so there the callers only start together."""
+    if not db.is_postgres:
+        yield lambda _writers: None
+        return
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with db.engine.connect() as holder, db.engine.connect() as watcher:
+        holder.execute(select(Alert.id).where(Alert.id == alert_id).with_for_update())
+
+        def wait_for(writers: int) -> None:
+            deadline = time.monotonic() + 30
+            while watcher.scalar(waiting) < writers:
+                assert time.monotonic() < deadline, "the acknowledgements never reached the write"
+                watcher.rollback()  # a transaction sees one snapshot of pg_stat_activity
+                time.sleep(0.01)
+
+        yield wait_for
+        holder.rollback()
+
+
+def test_two_acknowledgements_at_once_give_one_200_and_one_409(
+    app, db, api, world, enroll_consenting_parent, raise_for
+):
+    """Both calls read the open alert before either writes; only one may acknowledge it."""
+    [alert_id] = raise_for(enroll_consenting_parent()["id"])
+    api("GET", "/alerts")  # the token's use is recorded now, not during the race
+    start = threading.Barrier(2)
+
+    def acknowledge(note: str) -> tuple[int, str]:
+        client = app.test_client()
+        start.wait()
+        response = client.post(
+            f"/api/v1/alerts/{alert_id}/acknowledge",
+            json={"note": note},
+            headers={"Authorization": f"Bearer {world.riverside_token}"},
+        )
+        return response.status_code, note
+
+    # The row is let go before the pool waits for the calls, even if they never get there.
+    with ThreadPoolExecutor(2) as pool, writes_to_alert_held(db, alert_id) as wait_for:
+        calls = [pool.submit(acknowledge, note) for note in ("called mum", "texted dad")]
+        wait_for(2)
+    results = sorted(call.result() for call in calls)
+    assert [status for status, _ in results] == [200, 409]
+    [acknowledged] = api("GET", "/alerts?status=acknowledged").get_json()["data"]
+    assert acknowledged["note"] == results[0][1]  # the winner's note, not overwritten
 
 
 @pytest.mark.parametrize(

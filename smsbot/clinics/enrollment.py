@@ -32,6 +32,7 @@ from smsbot.vocabulary import CHANNELS, LANGS
 # parent's own birth date in a CSV column).
 MAX_BABY_AGE = timedelta(days=2 * 366)
 TEXT_LIMITS = {"baby_name": 100, "external_ref": 100}
+TIMEZONE_MAX_CHARS = 64  # the longest IANA zone name is 32
 CLEARABLE_FIELDS = ("baby_name", "baby_birth_date", "timezone", "external_ref")
 FAMILY_FIELDS = ("phone", "channel", "programme", "language", *CLEARABLE_FIELDS)
 
@@ -112,7 +113,7 @@ def clean_family_fields(
             values[field] = born
         elif field == "timezone":
             values[field] = value
-            if len(value) > 64 or not is_timezone(value):
+            if len(value) > TIMEZONE_MAX_CHARS or not is_timezone(value):
                 fail(field, "invalid_timezone", f"{value!r} is not a time zone")
         else:
             values[field] = value or None

@@ -2,16 +2,19 @@
 
 Tenant isolation is structural: a "family" here is the clinic's Enrollment, and every
 lookup goes through the token's clinic, so another clinic's ids are simply not found (404).
-Views are thin: validation, idempotency and consent live in ``smsbot.clinics``.
+Views are thin: validation, idempotency and consent live in ``smsbot.clinics``; what each
+view takes and answers is its ``@operation`` over the shapes of ``shapes.py``, which the
+OpenAPI document is generated from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, get_args
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from pydantic import BaseModel
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,22 +25,15 @@ from smsbot.conversation import news
 from smsbot.db import request_session
 from smsbot.models import Alert, ApiToken, CheckIn, Clinic, Enrollment, Message, utcnow
 from smsbot.vocabulary import MAX_ID, NOTE_MAX_CHARS
+from smsbot.web import openapi, shapes
 from smsbot.web.errors import error_response
-from smsbot.web.openapi import OPENAPI
+from smsbot.web.openapi import operation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 READ_ONLY_FIELDS = ("phone", "channel", "programme")
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at: useful to staff, not worth a write per call
-PUBLIC_ENDPOINTS = ("api.openapi",)
-PAGE_PARAMETERS = {"limit", "cursor"}
-QUERY_PARAMETERS = {
-    "api.list_families": {*PAGE_PARAMETERS, "status"},
-    "api.list_alerts": {*PAGE_PARAMETERS, "status"},
-    "api.list_messages": PAGE_PARAMETERS,
-    "api.list_checkins": PAGE_PARAMETERS,
-}
+FAMILY = {200: ("The family.", shapes.Family)}
 
 
 class ApiError(Exception):
@@ -99,11 +95,13 @@ def _token() -> ApiToken:
 
 @bp.before_request
 def _require_token() -> None:
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    spec = openapi.operation_of(current_app.view_functions.get(request.endpoint or ""))
+    if spec is not None and spec.public:
         return
     token = _token()
     # A typo such as ?stauts=open must not silently return every alert.
-    unknown = sorted(set(request.args) - QUERY_PARAMETERS.get(request.endpoint or "", set()))
+    allowed = shapes.fields_of(spec.query) if spec is not None and spec.query is not None else ()
+    unknown = sorted(set(request.args) - set(allowed))
     if unknown:
         raise ApiError(422, "unknown_parameter", f"unknown query parameter {unknown[0]!r}", unknown[0])
     now = utcnow()
@@ -137,15 +135,6 @@ def _json_body(*, optional: bool = False) -> dict[str, Any]:
     return body
 
 
-def _ts(moment: datetime | None) -> str | None:
-    """Naive UTC from the database → RFC 3339 with an explicit Z."""
-    return None if moment is None else moment.isoformat(timespec="seconds") + "Z"
-
-
-def _day(value: date | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 # --- pagination --------------------------------------------------------------------------
 
 
@@ -162,9 +151,9 @@ def _whole_number(raw: str, maximum: int) -> int | None:
 
 
 def _page_args() -> tuple[int, int | None]:
-    limit = _whole_number(request.args.get("limit", str(DEFAULT_LIMIT)), MAX_LIMIT)
+    limit = _whole_number(request.args.get("limit", str(shapes.DEFAULT_LIMIT)), shapes.MAX_LIMIT)
     if limit is None:
-        raise ApiError(422, "invalid_limit", f"limit must be a number from 1 to {MAX_LIMIT}", "limit")
+        raise ApiError(422, "invalid_limit", f"limit must be a number from 1 to {shapes.MAX_LIMIT}", "limit")
     raw_cursor = request.args.get("cursor")
     cursor = None if raw_cursor is None else _whole_number(raw_cursor, MAX_ID)
     if raw_cursor is not None and cursor is None:
@@ -175,7 +164,11 @@ def _page_args() -> tuple[int, int | None]:
 
 
 def _page(
-    session: Session, query: Select[Any], id_column: Any, render: Callable[[list[Any]], list[dict[str, Any]]]
+    session: Session,
+    query: Select[Any],
+    id_column: Any,
+    page: type[shapes.Page],
+    render: Callable[[list[Any]], list[BaseModel]],
 ) -> Response:
     """Newest first, keyset-paginated by id: stable while rows are being added."""
     limit, cursor = _page_args()
@@ -184,38 +177,44 @@ def _page(
     rows = list(session.scalars(query.order_by(id_column.desc()).limit(limit + 1)).all())
     items = rows[:limit]
     next_cursor = str(items[-1].id) if len(rows) > limit else None
-    return jsonify({"data": render(items), "next_cursor": next_cursor})
+    return _answer(page(data=render(items), next_cursor=next_cursor))
 
 
-def _each(render: Callable[[Any], dict[str, Any]]) -> Callable[[list[Any]], list[dict[str, Any]]]:
+def _each(render: Callable[[Any], BaseModel]) -> Callable[[list[Any]], list[BaseModel]]:
     return lambda rows: [render(row) for row in rows]
+
+
+def _answer(shape: BaseModel, status: int = 200) -> Response:
+    response = jsonify(shape.model_dump(mode="json"))
+    response.status_code = status
+    return response
 
 
 # --- families ----------------------------------------------------------------------------
 
 
-def family_json(enrollment: Enrollment) -> dict[str, Any]:
+def family_shape(enrollment: Enrollment) -> shapes.Family:
     """The family as this clinic knows it: its own details, never another clinic's."""
     family = enrollment.family
-    return {
-        "id": enrollment.id,
-        "phone": family.phone,
-        "channel": family.channel,
-        "language": enrollment.language,
-        "timezone": enrollment.timezone,
-        "baby_name": enrollment.baby_name,
-        "baby_birth_date": _day(enrollment.baby_birth_date),
-        "external_ref": enrollment.external_ref,
-        "programme": enrollment.programme,
-        "status": enrollment.status,
-        "consent": clinics.consent_state(enrollment),
-        "opted_out": family.opted_out,
-        "followup_hold": family.followup_hold,
-        "followup_hold_since": _ts(family.followup_hold_since),
-        "enrolled_at": _ts(enrollment.enrolled_at),
-        "consented_at": _ts(enrollment.consented_at),
-        "ended_at": _ts(enrollment.ended_at),
-    }
+    return shapes.Family(
+        id=enrollment.id,
+        phone=family.phone,
+        channel=family.channel,
+        language=enrollment.language,
+        timezone=enrollment.timezone,
+        baby_name=enrollment.baby_name,
+        baby_birth_date=enrollment.baby_birth_date,
+        external_ref=enrollment.external_ref,
+        programme=enrollment.programme,
+        status=enrollment.status,
+        consent=clinics.consent_state(enrollment),
+        opted_out=family.opted_out,
+        followup_hold=family.followup_hold,
+        followup_hold_since=family.followup_hold_since,
+        enrolled_at=enrollment.enrolled_at,
+        consented_at=enrollment.consented_at,
+        ended_at=enrollment.ended_at,
+    )
 
 
 def _enrollment_or_404(session: Session, family_id: int) -> Enrollment:
@@ -231,7 +230,7 @@ def _enrollment_or_404(session: Session, family_id: int) -> Enrollment:
 
 def _enroll(session: Session, fields: dict[str, Any]) -> tuple[Enrollment, bool]:
     clinic = session.get(Clinic, _clinic_id())
-    _reject_unknown(fields, clinics.FAMILY_FIELDS)
+    _reject_unknown(fields, shapes.fields_of(shapes.FamilyCreate))
     enrollment, created = clinics.enroll_family(
         session,
         clinic,
@@ -245,39 +244,55 @@ def _enroll(session: Session, fields: dict[str, Any]) -> tuple[Enrollment, bool]
 
 
 @bp.get("/openapi.json")
-def openapi() -> Response:
-    """The OpenAPI 3 description of this API (public: it holds no data)."""
-    return jsonify(OPENAPI)
+@operation(responses={200: ("OpenAPI 3 document.", None)}, public=True)
+def document() -> Response:
+    """This document (public: it holds no data)"""
+    return jsonify(openapi.document(current_app))
 
 
 @bp.get("/families")
+@operation(responses={200: ("A page of families.", shapes.FamilyPage)}, query=shapes.FamilyQuery)
 def list_families() -> Response:
+    """List families enrolled at this clinic, newest first"""
     session = request_session()
     query = select(Enrollment).where(Enrollment.clinic_id == _clinic_id())
     status = request.args.get("status")
     if status is not None:
-        if status not in ("awaiting_consent", "active", "ended"):
+        if status not in get_args(shapes.EnrollmentStatus):
             raise ApiError(
                 422, "invalid_status", "status must be awaiting_consent, active or ended", "status"
             )
         query = query.where(Enrollment.status == status)
-    return _page(session, query, Enrollment.id, _each(family_json))
+    return _page(session, query, Enrollment.id, shapes.FamilyPage, _each(family_shape))
 
 
 @bp.post("/families")
-def create_family() -> tuple[Response, int]:
-    """Enroll a family (idempotent per phone at this clinic); sends the consent text once."""
+@operation(
+    responses={201: ("Enrolled.", shapes.Family), 200: ("Already enrolled: updated.", shapes.Family)},
+    body=shapes.FamilyCreate,
+    errors=(400, 409),
+)
+def create_family() -> Response:
+    """Enroll a family (sends one consent text)
+
+    Idempotent per phone at this clinic: enrolling it again updates its details and sends
+    no second text.
+    """
     enrollment, created = _enroll(request_session(), _json_body())
-    return jsonify(family_json(enrollment)), 201 if created else 200
+    return _answer(family_shape(enrollment), 201 if created else 200)
 
 
 @bp.get("/families/<int:family_id>")
+@operation(responses=FAMILY, errors=(404,))
 def get_family(family_id: int) -> Response:
-    return jsonify(family_json(_enrollment_or_404(request_session(), family_id)))
+    """One family"""
+    return _answer(family_shape(_enrollment_or_404(request_session(), family_id)))
 
 
 @bp.patch("/families/<int:family_id>")
+@operation(responses=FAMILY, body=shapes.FamilyDetails, errors=(400, 404))
 def update_family(family_id: int) -> Response:
+    """Update a family's details (phone, channel and programme are fixed)"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
     body = _json_body()
@@ -288,84 +303,101 @@ def update_family(family_id: int) -> Response:
     values = clinics.clean_family_fields(body, settings, today=utcnow().date())
     clinics.update_family(session, enrollment, values)
     session.commit()
-    return jsonify(family_json(enrollment))
+    return _answer(family_shape(enrollment))
 
 
 @bp.post("/families/<int:family_id>/enrollment")
+@operation(responses=FAMILY, body=shapes.EnrollmentRequest, errors=(400, 404, 409))
 def enroll(family_id: int) -> Response:
-    """(Re-)enroll a known family in a programme; a re-opened enrollment asks consent again."""
+    """Enroll again, or in another programme; re-opening asks consent again"""
     session = request_session()
     family = _enrollment_or_404(session, family_id).family
     body = _json_body()
-    _reject_unknown(body, ("programme",))
+    _reject_unknown(body, shapes.fields_of(shapes.EnrollmentRequest))
     enrollment, _ = _enroll(session, {"phone": family.phone, "channel": family.channel, **body})
-    return jsonify(family_json(enrollment))
+    return _answer(family_shape(enrollment))
 
 
 @bp.delete("/families/<int:family_id>/enrollment")
+@operation(responses=FAMILY, errors=(404,))
 def unenroll(family_id: int) -> Response:
-    """End follow-up: pending check-ins are cancelled; idempotent."""
+    """Unenroll: pending check-ins are cancelled (idempotent)"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
     clinics.unenroll(session, enrollment, now=utcnow())
     session.commit()
-    return jsonify(family_json(enrollment))
+    return _answer(family_shape(enrollment))
 
 
 @bp.post("/families/<int:family_id>/resume")
+@operation(responses=FAMILY, errors=(404,))
 def resume_followup(family_id: int) -> Response:
-    """Resume automated messages held by sensitive news (in hospital, or a loss reported in
-    error): consented programmes start again from now; idempotent."""
+    """Resume automated messages held by sensitive news (idempotent)
+
+    For a baby home from hospital, or a loss reported in error: consented programmes start
+    again from now.
+    """
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
     settings = current_app.extensions["smsbot.settings"]
     if news.resume(session, settings, enrollment.family, now=utcnow(), by=_actor()):
         session.commit()
-    return jsonify(family_json(enrollment))
+    return _answer(family_shape(enrollment))
 
 
-def message_json(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "direction": message.direction,
-        "kind": message.kind,
-        "body": message.body,
-        "status": message.status,
-        "level": message.level,
-        "created_at": _ts(message.created_at),
-    }
+def message_shape(message: Message) -> shapes.Message:
+    return shapes.Message(
+        id=message.id,
+        direction=message.direction,
+        kind=message.kind,
+        body=message.body,
+        status=message.status,
+        level=message.level,
+        created_at=message.created_at,
+    )
 
 
-def checkin_json(checkin: CheckIn) -> dict[str, Any]:
-    return {
-        "id": checkin.id,
-        "programme": checkin.programme,
-        "step": checkin.step,
-        "status": checkin.status,
-        "due_at": _ts(checkin.due_at),
-        "sent_at": _ts(checkin.sent_at),
-        "answered_at": _ts(checkin.answered_at),
-        "outcome": checkin.outcome,
-    }
+def checkin_shape(checkin: CheckIn) -> shapes.CheckIn:
+    return shapes.CheckIn(
+        id=checkin.id,
+        programme=checkin.programme,
+        step=checkin.step,
+        status=checkin.status,
+        due_at=checkin.due_at,
+        sent_at=checkin.sent_at,
+        answered_at=checkin.answered_at,
+        outcome=checkin.outcome,
+    )
 
 
 @bp.get("/families/<int:family_id>/messages")
+@operation(
+    responses={200: ("A page of messages.", shapes.MessagePage)}, query=shapes.PageQuery, errors=(404,)
+)
 def list_messages(family_id: int) -> Response:
+    """Messages since this clinic enrolled the family, newest first"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
-    return _page(session, clinics.family_messages(enrollment), Message.id, _each(message_json))
+    query = clinics.family_messages(enrollment)
+    return _page(session, query, Message.id, shapes.MessagePage, _each(message_shape))
 
 
 @bp.get("/families/<int:family_id>/checkins")
+@operation(
+    responses={200: ("A page of check-ins.", shapes.CheckInPage)}, query=shapes.PageQuery, errors=(404,)
+)
 def list_checkins(family_id: int) -> Response:
+    """The family's check-ins for this clinic, newest first"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
-    return _page(session, clinics.family_checkins(enrollment), CheckIn.id, _each(checkin_json))
+    query = clinics.family_checkins(enrollment)
+    return _page(session, query, CheckIn.id, shapes.CheckInPage, _each(checkin_shape))
 
 
 @bp.get("/families/<int:family_id>/export")
+@operation(responses={200: ("The family's data.", shapes.Export)}, errors=(404,))
 def export_family(family_id: int) -> Response:
-    """Everything this clinic holds about the family, in one document (a privacy request)."""
+    """Everything this clinic holds about the family (privacy export)"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
     alerts = session.scalars(
@@ -373,44 +405,45 @@ def export_family(family_id: int) -> Response:
         .where(Alert.clinic_id == enrollment.clinic_id, Alert.family_id == enrollment.family_id)
         .order_by(Alert.id)
     ).all()
-    return jsonify(
-        {
-            "family": family_json(enrollment),
-            "messages": [message_json(m) for m in session.scalars(clinics.family_messages(enrollment))],
-            "checkins": [checkin_json(c) for c in session.scalars(clinics.family_checkins(enrollment))],
-            "alerts": [alert_json(alert, enrollment.id) for alert in alerts],
-        }
+    return _answer(
+        shapes.Export(
+            family=family_shape(enrollment),
+            messages=[message_shape(m) for m in session.scalars(clinics.family_messages(enrollment))],
+            checkins=[checkin_shape(c) for c in session.scalars(clinics.family_checkins(enrollment))],
+            alerts=[alert_shape(alert, enrollment.id) for alert in alerts],
+        )
     )
 
 
 @bp.delete("/families/<int:family_id>")
+@operation(responses={200: ("Erased: rows removed per table.", shapes.Erased)}, errors=(404, 409))
 def erase_family(family_id: int) -> Response:
-    """Erase the family's data for good; refused while another clinic still follows them."""
+    """Erase the family's data for good (409 while another clinic follows them)"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
     counts = queries.erase_family(session, enrollment, now=utcnow())
     session.commit()
-    return jsonify({"erased": counts})
+    return _answer(shapes.Erased(erased=counts))
 
 
 # --- alerts ------------------------------------------------------------------------------
 
 
-def alert_json(alert: Alert, enrollment_id: int | None) -> dict[str, Any]:
-    return {
-        "id": alert.id,
-        "family_id": enrollment_id,
-        "level": alert.level,
-        "reason": alert.reason,
-        "status": "open" if alert.acknowledged_at is None else "acknowledged",
-        "created_at": _ts(alert.created_at),
-        "acknowledged_at": _ts(alert.acknowledged_at),
-        "acknowledged_by": alert.acknowledged_by,
-        "note": alert.ack_note,
-    }
+def alert_shape(alert: Alert, enrollment_id: int | None) -> shapes.Alert:
+    return shapes.Alert(
+        id=alert.id,
+        family_id=enrollment_id,
+        level=alert.level,
+        reason=alert.reason,
+        status="open" if alert.acknowledged_at is None else "acknowledged",
+        created_at=alert.created_at,
+        acknowledged_at=alert.acknowledged_at,
+        acknowledged_by=alert.acknowledged_by,
+        note=alert.ack_note,
+    )
 
 
-def _alerts_json(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
+def _alert_shapes(session: Session, alerts: list[Alert]) -> list[shapes.Alert]:
     """Alerts with the clinic's id for each family (its enrollment), in one query."""
     ids = dict(
         session.execute(
@@ -419,11 +452,13 @@ def _alerts_json(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
             )
         ).all()
     )
-    return [alert_json(alert, ids.get(alert.family_id)) for alert in alerts]
+    return [alert_shape(alert, ids.get(alert.family_id)) for alert in alerts]
 
 
 @bp.get("/alerts")
+@operation(responses={200: ("A page of alerts.", shapes.AlertPage)}, query=shapes.AlertQuery)
 def list_alerts() -> Response:
+    """Alerts for this clinic, newest first"""
     session = request_session()
     query = select(Alert).where(Alert.clinic_id == _clinic_id())
     status = request.args.get("status")
@@ -433,18 +468,27 @@ def list_alerts() -> Response:
         query = query.where(Alert.acknowledged_at.is_not(None))
     elif status is not None:
         raise ApiError(422, "invalid_status", "status must be open or acknowledged", "status")
-    return _page(session, query, Alert.id, lambda alerts: _alerts_json(session, alerts))
+    return _page(session, query, Alert.id, shapes.AlertPage, lambda alerts: _alert_shapes(session, alerts))
 
 
 @bp.post("/alerts/<int:alert_id>/acknowledge")
+@operation(
+    responses={200: ("The acknowledged alert.", shapes.Alert)},
+    body=shapes.Acknowledge,
+    body_required=False,
+    errors=(400, 404, 409),
+)
 def acknowledge_alert(alert_id: int) -> Response:
-    """Mark an alert as handled, with an optional note; acknowledging twice is a 409."""
+    """Acknowledge an alert, with an optional note
+
+    Of two acknowledgements at once, one wins; the other, like any later one, is a 409.
+    """
     session = request_session()
     row = queries.find_alert_row(session, _clinic_id(), alert_id) if alert_id <= MAX_ID else None
     if row is None:
         raise ApiError(404, "not_found", f"no alert {alert_id} at this clinic")
     body = _json_body(optional=True)
-    _reject_unknown(body, ("note",))
+    _reject_unknown(body, shapes.fields_of(shapes.Acknowledge))
     note = body.get("note")
     if note is not None and (
         not isinstance(note, str) or len(note) > NOTE_MAX_CHARS or not clinics.is_storable_text(note)
@@ -454,4 +498,4 @@ def acknowledge_alert(alert_id: int) -> Response:
         )
     if not queries.acknowledge_alert(session, row.alert, by=_actor(), note=note, now=utcnow()):
         raise ApiError(409, "already_acknowledged", "this alert was already acknowledged")
-    return jsonify(alert_json(row.alert, row.enrollment.id if row.enrollment else None))
+    return _answer(alert_shape(row.alert, row.enrollment.id if row.enrollment else None))

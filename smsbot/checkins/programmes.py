@@ -1,8 +1,10 @@
-"""Check-in programmes from ``rules/checkins.yaml``, parsed into typed, validated objects.
+"""Check-in programmes from ``rules/checkins.yaml`` (``kind: checkins``), parsed through the
+one rule-file layer into typed values.
 
-The YAML says what to send and when; this module defines what a programme may say and
-refuses a file that breaks it, naming the file and programme, so a typo in clinical
-content fails ``smsbot rules check`` instead of a parent's check-in.
+The YAML says what to send and when; the models here say what a programme may say, and a
+file that breaks them is refused with the file, line, programme and field, so a typo in
+clinical content fails ``smsbot rules check`` instead of a parent's check-in. The parsed
+file becomes plain frozen values (``Programmes``) for the scheduler and the conversation.
 """
 
 from __future__ import annotations
@@ -13,31 +15,29 @@ from dataclasses import dataclass
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from smsbot.messaging.segments import count_segments
-from smsbot.vocabulary import DEFAULT_LANG, LANGS, LEVELS, MAX_SEGMENTS, OUTCOMES
+from smsbot.rulefiles import RULE_FILE, RuleFileError, Texts, YamlLines, parse, read_rule_file
+from smsbot.vocabulary import DEFAULT_LANG, LEVELS, MAX_SEGMENTS, OUTCOMES
 
 FILENAME = "checkins.yaml"
-# What can start a programme: a triage level, or a clinic enrollment (its default programme).
-TRIGGERS = (*LEVELS, "enrollment")
-ANCHORS = ("event", "birth")
 PLACEHOLDERS = frozenset({"baby", "emergency_number"})
-SHARED_TEXTS = ("baby", "footer", "last_message")
 # Long enough to catch texts that only fit with a short name.
 SAMPLE_VALUES = {"baby": "Maria Fernanda", "emergency_number": "112"}
+PROGRAMMES = ("programmes",)  # errors inside a programme are named by its id
 
 Localized = dict[str, str]  # language → text
-
-
-class ProgrammeFileError(ValueError):
-    """``checkins.yaml`` is invalid; the message lists every problem found."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -90,198 +90,241 @@ class Programmes:
         return {lang: f"{text} {footer.get(lang, default)}" for lang, text in step.text.items()}
 
 
+class _Part(BaseModel):
+    model_config = RULE_FILE
+
+
+def _known_placeholders(text: str) -> str:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"bad placeholder: {exc}") from None
+    if unknown := names - PLACEHOLDERS:
+        raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}")
+    return text
+
+
+class CheckinTexts(Texts):
+    """A text in each language, with only the placeholders a check-in fills."""
+
+    @field_validator("en", "es")
+    @classmethod
+    def _placeholders(cls, text: str) -> str:
+        return _known_placeholders(text)
+
+
+def _not_a_flag(value: Any) -> Any:
+    """YAML reads ``yes`` and ``no`` as booleans, which are numbers to Python: not here."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    return value
+
+
+def _local_time(value: str) -> time:
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a local time HH:MM") from None
+
+
+class StepModel(_Part):
+    """``day`` (whole days after the anchor date) with ``at`` (local HH:MM), or ``hours`` later."""
+
+    day: Annotated[StrictInt, Field(ge=0)] | None = None
+    at: Annotated[str, Field(pattern=r"^\d{2}:\d{2}$"), AfterValidator(_local_time)] | None = None
+    hours: Annotated[float, BeforeValidator(_not_a_flag), Field(gt=0)] | None = None
+    text: CheckinTexts | None = None
+
+    @model_validator(mode="after")
+    def _when(self) -> StepModel:
+        if self.hours is not None and (self.day is not None or self.at is not None):
+            raise ValueError("give either hours or day+at, not both")
+        if self.hours is None and (self.day is None or self.at is None):
+            raise ValueError("needs hours, or day (a whole number ≥ 0) with at")
+        return self
+
+    @property
+    def offset(self) -> float:
+        """Hours after the anchor, for ordering the steps."""
+        if self.hours is not None:
+            return self.hours
+        return self.day * 24 + self.at.hour + self.at.minute / 60  # type: ignore[operator, union-attr]
+
+
+class ProgrammeModel(_Part):
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    anchor: Literal["event", "birth"] = "event"  # event: the report or enrollment; birth: the birth date
+    text: CheckinTexts | None = None  # every step's, unless a step has its own
+    steps: Annotated[list[StepModel], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _steps_in_order(self) -> ProgrammeModel:
+        problems = []
+        for number, (step, before) in enumerate(zip(self.steps, [None, *self.steps], strict=False), start=1):
+            if step.text is None and self.text is None:
+                problems.append(f"step {number}: needs a text (or the programme one)")
+            if before is not None and step.offset <= before.offset:
+                problems.append(f"step {number}: must come after the step before it")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 def normalise_answer(text: str) -> str:
     """Lower case, punctuation and emoji dropped, spaces collapsed: " Better!" → "better"."""
     return " ".join(re.sub(r"[^\w\s]|_", " ", text.lower()).split())
 
 
-@lru_cache(maxsize=8)
-def load_programmes(rules_dir: Path | str) -> Programmes:
-    """Parse and validate ``<rules_dir>/checkins.yaml`` once per directory."""
-    path = Path(rules_dir) / FILENAME
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    errors = validate_checkins_file(path, data)
-    if errors:
-        raise ProgrammeFileError(errors)
-    return _build(data)
+def _an_answer(phrase: Any) -> str:
+    if not normalise_answer(str(phrase)):
+        raise ValueError(f"{phrase!r} is empty once punctuation is dropped")
+    return str(phrase)
 
 
-def validate_checkins_file(path: Path, data: dict[str, Any]) -> list[str]:
-    """Every problem in a ``kind: checkins`` file as ``"<file>: <programme-id>: <reason>"``."""
-    if not isinstance(data, dict):
-        return [f"{path.name}: file: must be a mapping with kind: checkins"]
-    errors: list[tuple[str, str]] = []
-    if data.get("kind") != "checkins":
-        errors.append(("kind", "must be 'checkins'"))
-    programmes = data.get("programmes")
-    if not isinstance(programmes, list) or not programmes:
-        errors.append(("programmes", "must be a non-empty list"))
-        programmes = []
+AnswerPhrases = Annotated[list[Annotated[str, BeforeValidator(_an_answer)]], Field(min_length=1)]
+
+
+class Answers(_Part):
+    """Whole short replies ("2", "Better!") read as each outcome."""
+
+    better: AnswerPhrases
+    same: AnswerPhrases
+    worse: AnswerPhrases
+
+
+class SharedTexts(_Part):
+    baby: CheckinTexts  # "your baby", when the family gave no name
+    footer: CheckinTexts  # after every check-in: how to answer
+    last_message: CheckinTexts  # in place of the next check-in, after three without an answer
+
+
+class Replies(_Part):
+    """Our answer to each recorded outcome."""
+
+    better: CheckinTexts
+    same: CheckinTexts
+    worse: CheckinTexts
+
+
+# What can start a programme: a triage level, or a clinic enrollment (its default programme).
+Trigger = Literal[(*LEVELS, "enrollment")]  # type: ignore[valid-type]
+
+
+class CheckinsFile(_Part):
+    kind: Literal["checkins"]
+    triggers: dict[Trigger, str]
+    answers: Answers
+    texts: SharedTexts
+    replies: Replies
+    programmes: Annotated[list[ProgrammeModel], Field(min_length=1)]
+
+    @field_validator("triggers")
+    @classmethod
+    def _enrollment_has_one(cls, triggers: dict[str, str]) -> dict[str, str]:
+        if "enrollment" not in triggers:
+            raise ValueError("needs the enrollment programme (enrollment: <programme id>)")
+        return triggers
+
+
+def check_file(path: Path, data: dict[str, Any]) -> list[RuleFileError]:
+    """Every problem of a ``kind: checkins`` file: its schema, then what needs the whole file."""
+    parsed, problems = parse(path, data, CheckinsFile, named_lists=PROGRAMMES)
+    if parsed is None:
+        return problems
+    return _whole_file_problems(path, parsed)
+
+
+def _whole_file_problems(path: Path, parsed: CheckinsFile) -> list[RuleFileError]:
+    """Programme ids once each, triggers naming programmes that exist, an answer under one
+    outcome only, and every message within the SMS budget."""
+    lines = YamlLines(path)
+
+    def problem(
+        reason: str, *loc: Any, rule_id: str | None = None, field: str | None = None
+    ) -> RuleFileError:
+        return RuleFileError(path, reason, rule_id=rule_id, field=field, line=lines.at(loc))
+
+    problems = []
     ids: set[str] = set()
-    for index, programme in enumerate(programmes):
-        pid = programme.get("id") if isinstance(programme, dict) else None
-        if not isinstance(pid, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", pid):
-            errors.append((f"programmes[{index}]", "needs an id of lower-case letters, digits and _"))
-            continue
-        if pid in ids:
-            errors.append((pid, "duplicate programme id"))
-        ids.add(pid)
-        errors += [(pid, reason) for reason in _programme_errors(programme)]
-    errors += [("triggers", reason) for reason in _trigger_errors(data.get("triggers"), ids)]
-    errors += [("answers", reason) for reason in _answer_errors(data.get("answers"))]
-    texts, replies = data.get("texts"), data.get("replies")
-    for section, required in (("texts", SHARED_TEXTS), ("replies", OUTCOMES)):
-        block = data.get(section)
-        if not isinstance(block, dict):
-            errors.append((section, "must be a mapping"))
-            continue
-        for name in required:
-            errors += [(f"{section}.{name}", reason) for reason in _localized_errors(block.get(name))]
-    if isinstance(texts, dict) and isinstance(replies, dict):
-        errors += _length_errors(data, texts)
-    return [f"{path.name}: {where}: {reason}" for where, reason in errors]
-
-
-def _programme_errors(programme: dict[str, Any]) -> list[str]:
-    errors: list[str] = []
-    if programme.get("anchor", "event") not in ANCHORS:
-        errors.append(f"anchor must be one of {', '.join(ANCHORS)}")
-    if "text" in programme:
-        errors += _localized_errors(programme["text"])
-    steps = programme.get("steps")
-    if not isinstance(steps, list) or not steps:
-        return [*errors, "steps must be a non-empty list"]
-    previous = -1.0
-    for number, step in enumerate(steps, start=1):
-        offset, step_errors = _step_offset(step)
-        errors += [f"step {number}: {reason}" for reason in step_errors]
-        if "text" not in step and "text" not in programme:
-            errors.append(f"step {number}: needs a text (or the programme one)")
-        elif "text" in step:
-            errors += [f"step {number}: {reason}" for reason in _localized_errors(step["text"])]
-        if offset is not None:
-            if offset <= previous:
-                errors.append(f"step {number}: must come after the step before it")
-            previous = offset
-    return errors
-
-
-def _step_offset(step: Any) -> tuple[float | None, list[str]]:
-    """The step's offset in hours (for ordering) and what is wrong with its timing."""
-    if not isinstance(step, dict):
-        return None, ["must be a mapping"]
-    if "hours" in step:
-        hours = step["hours"]
-        if "day" in step or "at" in step:
-            return None, ["give either hours or day+at, not both"]
-        if not isinstance(hours, int | float) or isinstance(hours, bool) or hours <= 0:
-            return None, ["hours must be a positive number"]
-        return float(hours), []
-    day, at = step.get("day"), step.get("at")
-    if not isinstance(day, int) or isinstance(day, bool) or day < 0:
-        return None, ["needs hours, or day (a whole number ≥ 0) with at"]
-    try:
-        clock = time.fromisoformat(at) if isinstance(at, str) and len(at) == 5 else None
-    except ValueError:
-        clock = None
-    if clock is None:
-        return None, ["at must be a local time HH:MM"]
-    return day * 24 + clock.hour + clock.minute / 60, []
-
-
-def _localized_errors(text: Any) -> list[str]:
-    if not isinstance(text, dict):
-        return [f"text must give {' and '.join(LANGS)}"]
-    errors = [f"missing {lang} text" for lang in LANGS if not isinstance(text.get(lang), str)]
-    for lang, value in text.items():
-        if not isinstance(value, str):
-            continue
-        try:
-            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-        except ValueError as exc:
-            errors.append(f"{lang} text: {exc}")
-            continue
-        unknown = names - PLACEHOLDERS
-        if unknown:
-            errors.append(f"{lang} text: unknown placeholder {{{sorted(unknown)[0]}}}")
-    return errors
-
-
-def _trigger_errors(triggers: Any, ids: set[str]) -> list[str]:
-    if not isinstance(triggers, dict):
-        return ["must map triage levels and enrollment to programme ids"]
-    errors = [f"unknown trigger {name!r}" for name in triggers if name not in TRIGGERS]
-    if "enrollment" not in triggers:
-        errors.append("needs the enrollment programme (enrollment: <programme id>)")
-    unknown = [f"{level}: unknown programme {pid!r}" for level, pid in triggers.items() if pid not in ids]
-    return errors + unknown
-
-
-def _answer_errors(answers: Any) -> list[str]:
-    if not isinstance(answers, dict) or set(answers) != set(OUTCOMES):
-        return [f"must list phrases for exactly {', '.join(OUTCOMES)}"]
+    for index, programme in enumerate(parsed.programmes):
+        if programme.id in ids:
+            problems.append(
+                problem("duplicate programme id", "programmes", index, "id", rule_id=programme.id)
+            )
+        ids.add(programme.id)
+    for trigger, programme_id in parsed.triggers.items():
+        if programme_id not in ids:
+            where = f"triggers.{trigger}"
+            problems.append(problem(f"unknown programme {programme_id!r}", "triggers", trigger, field=where))
     seen: dict[str, str] = {}
-    errors: list[str] = []
-    for outcome, phrases in answers.items():
-        if not isinstance(phrases, list) or not phrases:
-            errors.append(f"{outcome}: must be a non-empty list")
-            continue
-        for phrase in phrases:
-            key = normalise_answer(str(phrase))
-            if not key:
-                errors.append(f"{outcome}: {phrase!r} is empty once punctuation is dropped")
-            elif seen.setdefault(key, outcome) != outcome:
-                errors.append(f"{outcome}: {phrase!r} is also listed under {seen[key]}")
-    return errors
-
-
-def _length_errors(data: dict[str, Any], texts: dict[str, Any]) -> list[tuple[str, str]]:
-    """Rendered messages that would cost more than MAX_SEGMENTS segments."""
-    candidates: list[tuple[str, Any]] = [("texts.last_message", texts.get("last_message"))]
-    candidates += [(f"replies.{name}", value) for name, value in data["replies"].items()]
-    footer = texts.get("footer") if isinstance(texts.get("footer"), dict) else {}
-    for programme in data.get("programmes") or []:
-        if not isinstance(programme, dict):
-            continue
-        for number, step in enumerate(programme.get("steps") or [], start=1):
-            text = step.get("text", programme.get("text")) if isinstance(step, dict) else None
-            if isinstance(text, dict):
-                joined = {lang: f"{value} {footer.get(lang, '')}" for lang, value in text.items()}
-                candidates.append((f"{programme.get('id')}: step {number}", joined))
-    errors = []
-    for where, text in candidates:
-        if not isinstance(text, dict) or _localized_errors(text):
-            continue  # reported above
-        for lang, value in text.items():
+    for outcome in OUTCOMES:
+        for index, phrase in enumerate(getattr(parsed.answers, outcome)):
+            first = seen.setdefault(normalise_answer(phrase), outcome)
+            if first != outcome:
+                reason = f"{phrase!r} is also listed under {first}"
+                problems.append(problem(reason, "answers", outcome, index, field=f"answers.{outcome}"))
+    for loc, rule_id, field, text in _messages(parsed):
+        for lang, value in text.model_dump().items():
             segments = count_segments(value.format(**SAMPLE_VALUES))
             if segments > MAX_SEGMENTS:
-                errors.append((where, f"{lang} text needs {segments} SMS segments (max {MAX_SEGMENTS})"))
-    return errors
+                reason = f"{segments} SMS segments, over {MAX_SEGMENTS}"
+                problems.append(problem(reason, *loc, lang, rule_id=rule_id, field=f"{field}.{lang}"))
+    return problems
 
 
-def _build(data: dict[str, Any]) -> Programmes:
+def _messages(parsed: CheckinsFile) -> list[tuple[tuple[Any, ...], str | None, str, Texts]]:
+    """Every message the file makes, as sent: (where, programme, field, its texts)."""
+    footer = parsed.texts.footer
+    found: list[tuple[tuple[Any, ...], str | None, str, Texts]] = [
+        (("texts", "last_message"), None, "texts.last_message", parsed.texts.last_message),
+        *(
+            (("replies", outcome), None, f"replies.{outcome}", getattr(parsed.replies, outcome))
+            for outcome in OUTCOMES
+        ),
+    ]
+    for index, programme in enumerate(parsed.programmes):
+        for number, step in enumerate(programme.steps):
+            question = step.text or programme.text
+            with_footer = Texts(en=f"{question.en} {footer.en}", es=f"{question.es} {footer.es}")  # type: ignore[union-attr]
+            loc = ("programmes", index, "steps", number, "text")
+            found.append((loc, programme.id, f"steps.{number}.text", with_footer))
+    return found
+
+
+@lru_cache(maxsize=8)
+def load_programmes(rules_dir: Path | str) -> Programmes:
+    """Parse and check ``<rules_dir>/checkins.yaml`` once per directory; the first problem
+    found is raised as a RuleFileError."""
+    path = Path(rules_dir) / FILENAME
+    parsed, problems = parse(path, read_rule_file(path), CheckinsFile, named_lists=PROGRAMMES)
+    if parsed is None or (problems := _whole_file_problems(path, parsed)):
+        raise problems[0]
+    return _build(parsed)
+
+
+def _build(parsed: CheckinsFile) -> Programmes:
     programmes = {}
-    for raw in data["programmes"]:
+    for raw in parsed.programmes:
         steps = tuple(
             Step(
                 number=number,
-                text=step.get("text", raw.get("text")),
-                day=step.get("day"),
-                at=time.fromisoformat(step["at"]) if "at" in step else None,
-                hours=step.get("hours"),
+                text=(step.text or raw.text).model_dump(),  # type: ignore[union-attr]
+                day=step.day,
+                at=step.at,  # type: ignore[arg-type]
+                hours=step.hours,
             )
-            for number, step in enumerate(raw["steps"], start=1)
+            for number, step in enumerate(raw.steps, start=1)
         )
-        programmes[raw["id"]] = Programme(id=raw["id"], steps=steps, anchor=raw.get("anchor", "event"))
+        programmes[raw.id] = Programme(id=raw.id, steps=steps, anchor=raw.anchor)
     answers = {
-        normalise_answer(str(phrase)): outcome
-        for outcome, phrases in data["answers"].items()
-        for phrase in phrases
+        normalise_answer(phrase): outcome
+        for outcome in OUTCOMES
+        for phrase in getattr(parsed.answers, outcome)
     }
     return Programmes(
         programmes=programmes,
-        triggers=dict(data["triggers"]),
+        triggers=dict(parsed.triggers),
         answers=answers,
-        texts={name: data["texts"][name] for name in SHARED_TEXTS},
-        replies={outcome: data["replies"][outcome] for outcome in OUTCOMES},
+        texts=parsed.texts.model_dump(),
+        replies=parsed.replies.model_dump(),
     )

@@ -13,41 +13,43 @@ from typing import Any
 
 import click
 
-from smsbot.checkins.programmes import validate_checkins_file
+from smsbot.checkins import programmes
 from smsbot.cli.settings import rules_dir_option
-from smsbot.clinics.texts import validate_clinic_file
+from smsbot.clinics import texts as clinic_texts
 from smsbot.config import default_rules_dir
-from smsbot.conversation.keywords import validate_keywords_file
+from smsbot.conversation import keywords
 from smsbot.rulefiles import RuleFileError, read_rule_file, rule_files
 from smsbot.triage import checks as triage_checks
 from smsbot.triage.rules import parse_dir
 
-# Every kind of rule file, and what checks one: its problems as ``file: rule: reason`` lines.
-KINDS: dict[str, Callable[[Path, dict[str, Any]], list[str]]] = {
+# Every kind of rule file, and what checks one: each problem names file, line, rule and field.
+KINDS: dict[str, Callable[[Path, dict[str, Any]], list[RuleFileError]]] = {
     "triage": triage_checks.check_file,
     "info": triage_checks.check_file,
-    "keywords": validate_keywords_file,
-    "checkins": validate_checkins_file,
-    "clinic": validate_clinic_file,
+    "keywords": keywords.check_file,
+    "checkins": programmes.check_file,
+    "clinic": clinic_texts.check_file,
 }
 
 
-def check_rules_dir(rules_dir: Path) -> tuple[list[str], int]:
-    """Validate every rule file; returns (problems as ``file: rule: reason`` lines, files checked)."""
-    problems: list[str] = []
+def check_rules_dir(rules_dir: Path) -> tuple[list[RuleFileError], int]:
+    """Validate every rule file; returns (every problem found, files checked)."""
+    problems: list[RuleFileError] = []
     files = rule_files(rules_dir)
     if not files:
-        return [f"{rules_dir}: no rule files (*.yaml)"], 0
+        return [RuleFileError(rules_dir, "no rule files (*.yaml)")], 0
     for path in files:
         try:
             data = read_rule_file(path)
         except RuleFileError as exc:
-            problems.append(str(exc))
+            problems.append(exc)
             continue
         check = KINDS.get(data["kind"])
         if check is None:
             known = ", ".join(sorted(KINDS))
-            problems.append(f"{path}: kind: unknown kind {data['kind']!r} (known: {known})")
+            problems.append(
+                RuleFileError(path, f"unknown kind {data['kind']!r} (known: {known})", field="kind")
+            )
             continue
         problems.extend(check(path, data))
     return problems, len(files)

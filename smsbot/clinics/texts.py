@@ -1,5 +1,5 @@
 """Texts sent on behalf of a clinic (consent request and its confirmation, on-call alert),
-from ``rules/clinic.yaml``.
+from ``rules/clinic.yaml`` (``kind: clinic``), parsed through the one rule-file layer.
 
 Wording is reviewed with the clinical content, so it lives in the rules directory, not here.
 """
@@ -9,19 +9,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
+from pydantic import BaseModel
 
-from smsbot.vocabulary import LANGS
+from smsbot.rulefiles import RULE_FILE, RuleFileError, Texts, parse, parse_one
+from smsbot.vocabulary import DEFAULT_LANG
 
 FILENAME = "clinic.yaml"
-REPLY_NAMES = ("consent", "consent_given", "oncall_alert")
-TEXT_NAMES = ("baby",)
 
 
-class ClinicTextsError(ValueError):
-    """``clinic.yaml`` is malformed; the message names the file and field."""
+class _Part(BaseModel):
+    model_config = RULE_FILE
+
+
+class ClinicReplies(_Part):
+    consent: Texts  # sent once on enrolling; placeholders {clinic}, {baby}
+    consent_given: Texts  # the reply to the YES that consented; also {emergency_number}
+    oncall_alert: Texts  # to the clinic's on-call phone: {level}, {clinic}, {link}
+
+
+class ClinicFixedTexts(_Part):
+    baby: Texts  # "your baby", when the clinic gave no name
+
+
+class ClinicFile(_Part):
+    kind: Literal["clinic"]
+    replies: ClinicReplies
+    texts: ClinicFixedTexts
 
 
 @dataclass(frozen=True)
@@ -32,35 +47,21 @@ class ClinicTexts:
     def render(self, name: str, lang: str, **values: str) -> str:
         """Fill a reply's placeholders in ``lang`` (English when that language has no text)."""
         texts = self.replies[name]
-        return texts.get(lang, texts["en"]).format(**values)
+        return texts.get(lang, texts[DEFAULT_LANG]).format(**values)
 
     def baby(self, name: str | None, lang: str) -> str:
         """The baby's name, or "your baby" in the family's language."""
         fallback = self.texts["baby"]
-        return name or fallback.get(lang, fallback["en"])
+        return name or fallback.get(lang, fallback[DEFAULT_LANG])
 
 
-def validate_clinic_file(path: Path, data: Any) -> list[str]:
-    """Schema errors for a ``kind: clinic`` file, each naming the file and field."""
-    if not isinstance(data, dict):
-        return [f"{path}: expected a mapping"]
-    errors = []
-    for section, names in (("replies", REPLY_NAMES), ("texts", TEXT_NAMES)):
-        entries = data.get(section) or {}
-        for name in names:
-            for lang in LANGS:
-                text = (entries.get(name) or {}).get(lang) if isinstance(entries, dict) else None
-                if not isinstance(text, str) or not text.strip():
-                    errors.append(f"{path}: {section}.{name}.{lang}: missing text")
-    return errors
+def check_file(path: Path, data: dict[str, Any]) -> list[RuleFileError]:
+    """Every problem of a ``kind: clinic`` file, each naming the file, line and field."""
+    return parse(path, data, ClinicFile)[1]
 
 
 @lru_cache(maxsize=8)
 def load_clinic_texts(rules_dir: Path) -> ClinicTexts:
-    """Parse and validate ``<rules_dir>/clinic.yaml`` once per directory."""
-    path = Path(rules_dir) / FILENAME
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    errors = validate_clinic_file(path, data)
-    if errors:
-        raise ClinicTextsError("\n".join(errors))
-    return ClinicTexts(replies=data["replies"], texts=data["texts"])
+    """Parse ``<rules_dir>/clinic.yaml`` once per directory (a RuleFileError if it is wrong)."""
+    parsed = parse_one(Path(rules_dir) / FILENAME, ClinicFile)
+    return ClinicTexts(replies=parsed.replies.model_dump(), texts=parsed.texts.model_dump())

@@ -15,18 +15,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from smsbot.messaging.segments import count_segments
+from smsbot.rulefiles import RULE_FILE, RuleFileError, Text, Texts, YamlLines, parse, read_rule_file
 from smsbot.vocabulary import LANGS, LONGEST_NUMBER, MAX_SEGMENTS
 
+FILENAME = "keywords.yaml"
 ACTIONS = ("stop", "start", "help")
 HOW_TO_STOP = "how_to_stop"
-# Sensitive news (``smsbot.conversation.news``): a loss, a baby in hospital, a baby home again.
-NEWS_REPLIES = ("news_loss", "news_hospital", "news_home")
-REPLY_NAMES = (*ACTIONS, "media", "empty", "error", HOW_TO_STOP, *NEWS_REPLIES)
 # Phrase lists of the plain-word opt-outs, each {en: [...], es: [...]}.
 OPT_OUT_LISTS = ("phrases", "not_after", "changes", "about_messages", "stop_words", "message_words")
 NOT_AFTER_REACH = 5  # words before a phrase that a negation or a question is looked for in
@@ -146,93 +145,162 @@ class Keywords:
         return texts.get(lang, texts["en"]).format(**values)
 
 
-def validate_keywords_file(path: Path, data: dict[str, Any]) -> list[str]:
-    """Schema errors for a ``kind: keywords`` file, each naming the file and field; then the
-    plain-word opt-out examples, each read as its list says."""
-    errors = _schema_errors(path, data)
-    if errors:
-        return errors
-    keywords = parse_keywords(path, data)
+class _Part(BaseModel):
+    model_config = RULE_FILE
+
+
+# Quote a bare YES or NO: YAML would read it as a boolean, which is refused here.
+Listed = Annotated[list[Text], Field(min_length=1)]
+
+
+class WordLists(_Part):
+    """A non-empty list per language."""
+
+    en: Listed
+    es: Listed
+
+
+class KeywordLists(_Part):
+    """Whole-message keywords for each action."""
+
+    stop: WordLists
+    start: WordLists
+    help: WordLists
+
+
+def _words_only(phrase: str | int) -> str | int:
+    found = words(str(phrase))
+    if not found or not all(token[0].isalnum() for token in found):
+        raise ValueError(f"{phrase!r} must be words only")
+    return phrase
+
+
+class PhraseLists(_Part):
+    """Phrases of words matched anywhere in a text, per language."""
+
+    en: Annotated[list[Annotated[Text, AfterValidator(_words_only)]], Field(min_length=1)]
+    es: Annotated[list[Annotated[Text, AfterValidator(_words_only)]], Field(min_length=1)]
+
+
+class OptOutExamples(_Part):
+    """Texts and how each must be read (``rules check`` runs them)."""
+
+    stop: list[str] = []
+    how_to_stop: list[str] = []
+    neither: list[str] = []
+
+
+class OptOut(_Part):
+    phrases: PhraseLists  # a clear request to stop the messages
+    not_after: PhraseLists  # a negation or a how-question just before one: not clear
+    changes: PhraseLists  # wanting the messages changed, not stopped ("at night")
+    about_messages: PhraseLists  # talk about stopping the messages: told how to
+    stop_words: PhraseLists
+    message_words: PhraseLists
+    examples: OptOutExamples
+
+
+def _within_budget(text: str) -> str:
+    """A reply fits the SMS budget with the longest emergency number a deployment may set."""
+    if (segments := count_segments(text.format(emergency_number=LONGEST_NUMBER))) > MAX_SEGMENTS:
+        raise ValueError(f"{segments} SMS segments, over {MAX_SEGMENTS}")
+    return text
+
+
+class Reply(Texts):
+    """A fixed reply in each language, within the SMS budget."""
+
+    @field_validator("en", "es")
+    @classmethod
+    def _budget(cls, text: str) -> str:
+        return _within_budget(text)
+
+
+class Replies(_Part):
+    stop: Reply
+    start: Reply
+    help: Reply
+    media: Reply  # a picture with no words
+    empty: Reply
+    error: Reply  # processing failed: sorry, and the emergency number
+    how_to_stop: Reply
+    # Sensitive news (``smsbot.conversation.news``): a loss, a baby in hospital, a baby home again.
+    news_loss: Reply
+    news_hospital: Reply
+    news_home: Reply
+
+
+class KeywordsFile(_Part):
+    kind: Literal["keywords"]
+    keywords: KeywordLists
+    opt_out: OptOut
+    replies: Replies
+
+
+def check_file(path: Path, data: dict[str, Any]) -> list[RuleFileError]:
+    """Every problem of a ``kind: keywords`` file: its schema, a word given two actions, then
+    each plain-word opt-out example read as its list says."""
+    parsed, problems = parse(path, data, KeywordsFile)
+    if parsed is None:
+        return problems
+    if problems := _shared_words(path, parsed):
+        return problems
+    keywords = _build(parsed)
+    lines = YamlLines(path)
     for name, expected in EXAMPLE_READINGS.items():
-        for text in data["opt_out"]["examples"].get(name) or ():
+        for index, text in enumerate(getattr(parsed.opt_out.examples, name)):
             found = keywords.match(text.strip()) or keywords.plain_opt_out(text)
             got = found.action if found is not None else None
             if got != expected:
-                errors.append(f"{path}: opt_out.examples.{name}: {text!r} is read as {got or 'neither'}")
-    return errors
+                problems.append(
+                    RuleFileError(
+                        path,
+                        f"{text!r} is read as {got or 'neither'}",
+                        field=f"opt_out.examples.{name}",
+                        line=lines.at(("opt_out", "examples", name, index)),
+                    )
+                )
+    return problems
 
 
-def _schema_errors(path: Path, data: dict[str, Any]) -> list[str]:
-    errors = []
-    keywords = data.get("keywords")
-    if not isinstance(keywords, dict):
-        return [f"{path}: keywords: missing mapping"]
+def _shared_words(path: Path, parsed: KeywordsFile) -> list[RuleFileError]:
+    """A keyword is one action's only: the same word under two would pick one silently."""
+    lines = YamlLines(path)
     seen: dict[str, str] = {}
-    for action, lang, listed in _word_lists(path, "keywords", keywords, ACTIONS, errors):
-        for word in listed:
-            key = squash(str(word))
-            if seen.get(key, action) != action:
-                errors.append(f"{path}: keywords.{action}.{lang}: {word!r} is also a {seen[key]}")
-            seen[key] = action
-    replies = data.get("replies") or {}
-    for name in REPLY_NAMES:
+    problems = []
+    for action in ACTIONS:
         for lang in LANGS:
-            text = (replies.get(name) or {}).get(lang)
-            if not isinstance(text, str) or not text.strip():
-                errors.append(f"{path}: replies.{name}.{lang}: missing text")
-            elif (segments := count_segments(text.format(emergency_number=LONGEST_NUMBER))) > MAX_SEGMENTS:
-                errors.append(f"{path}: replies.{name}.{lang}: {segments} SMS segments, over {MAX_SEGMENTS}")
-    opt_out = data.get("opt_out")
-    if not isinstance(opt_out, dict):
-        return [*errors, f"{path}: opt_out: missing mapping"]
-    for name, lang, listed in _word_lists(path, "opt_out", opt_out, OPT_OUT_LISTS, errors):
-        for phrase in listed:
-            found = words(str(phrase))
-            if not found or not all(token[0].isalnum() for token in found):
-                errors.append(f"{path}: opt_out.{name}.{lang}: {phrase!r} must be words only")
-    examples = opt_out.get("examples")
-    if not isinstance(examples, dict) or set(examples) - set(EXAMPLE_READINGS):
-        errors.append(f"{path}: opt_out.examples: must map {', '.join(EXAMPLE_READINGS)} to lists of texts")
-    elif not all(
-        isinstance(texts, list) and all(isinstance(t, str) for t in texts) for texts in examples.values()
-    ):
-        errors.append(f"{path}: opt_out.examples: each must be a list of texts")
-    return errors
+            for index, word in enumerate(getattr(getattr(parsed.keywords, action), lang)):
+                key = squash(str(word))
+                if seen.setdefault(key, action) != action:
+                    problems.append(
+                        RuleFileError(
+                            path,
+                            f"{word!r} is also a {seen[key]}",
+                            field=f"keywords.{action}.{lang}",
+                            line=lines.at(("keywords", action, lang, index)),
+                        )
+                    )
+    return problems
 
 
-def _word_lists(
-    path: Path, section: str, table: dict[str, Any], names: tuple[str, ...], errors: list[str]
-) -> list[tuple[str, str, list[Any]]]:
-    """Each ``table[name][lang]`` that is a non-empty list; an error in ``errors`` for each other."""
-    found = []
-    for name in names:
-        for lang in LANGS:
-            listed = (table.get(name) or {}).get(lang)
-            if isinstance(listed, list) and listed:
-                found.append((name, lang, listed))
-            else:
-                errors.append(f"{path}: {section}.{name}.{lang}: must be a non-empty list")
-    return found
-
-
-def parse_keywords(path: Path, data: dict[str, Any]) -> Keywords:
-    errors = _schema_errors(path, data)
-    if errors:
-        raise ValueError(errors[0])
+def _build(parsed: KeywordsFile) -> Keywords:
     by_word: dict[str, KeywordMatch] = {}
     for action in ACTIONS:
         for lang in LANGS:
-            for word in data["keywords"][action][lang]:
+            for word in getattr(getattr(parsed.keywords, action), lang):
                 # The first language listing a shared word ("MENU") wins.
                 by_word.setdefault(squash(str(word)), KeywordMatch(action, lang))
-    opt_out = data["opt_out"]
+    opt_out = parsed.opt_out
     lists = {
-        name: PhraseIndex.of((words(str(p)), lang) for lang in LANGS for p in opt_out[name][lang])
+        name: PhraseIndex.of(
+            (words(str(phrase)), lang) for lang in LANGS for phrase in getattr(getattr(opt_out, name), lang)
+        )
         for name in OPT_OUT_LISTS
     }
     return Keywords(
         by_word=by_word,
-        replies=data["replies"],
+        replies=parsed.replies.model_dump(),
         opt_out_phrases=lists["phrases"],
         not_after=lists["not_after"],
         changes=lists["changes"],
@@ -244,6 +312,10 @@ def parse_keywords(path: Path, data: dict[str, Any]) -> Keywords:
 
 @lru_cache(maxsize=8)
 def load_keywords(rules_dir: Path) -> Keywords:
-    path = rules_dir / "keywords.yaml"
-    with path.open(encoding="utf-8") as handle:
-        return parse_keywords(path, yaml.safe_load(handle))
+    """Parse and check ``<rules_dir>/keywords.yaml`` once per directory; the first problem
+    found is raised as a RuleFileError."""
+    path = rules_dir / FILENAME
+    parsed, problems = parse(path, read_rule_file(path), KeywordsFile)
+    if parsed is None or (problems := _shared_words(path, parsed)):
+        raise problems[0]
+    return _build(parsed)

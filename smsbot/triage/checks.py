@@ -19,34 +19,35 @@ from smsbot.triage.rules import parse_dir
 from smsbot.triage.schema import Parsed, parse_file
 
 
-def check_file(path: Path, data: dict[str, Any]) -> list[str]:
+def check_file(path: Path, data: dict[str, Any]) -> list[RuleFileError]:
     """Schema problems of this file, then every example of its rules run through ``assess``."""
     file_problems = parse_file(path, data, Parsed())
     if file_problems:
-        return [str(p) for p in file_problems]
+        return file_problems
     ruleset, problems = _parsed_once(path.parent, _stamp(path.parent))
     if ruleset is None:
-        mine = [p for p in problems if str(p.path) in (str(path), str(path.parent))]
-        return [str(p) for p in mine]
-    out = [f"{path}: {p}" for p in budget_problems(ruleset)] if "replies" in data else []
+        return [p for p in problems if str(p.path) in (str(path), str(path.parent))]
+    out = [RuleFileError(path, reason, field=field) for field, reason in budget_problems(ruleset)]
+    out = out if "replies" in data else []
     for item in [*ruleset.rules, *ruleset.topics]:
         if item.source != str(path):
             continue
-        where = f"{path}:{item.line}" if item.line else str(path)
         for text in item.fires:
             if item.id not in assess(text, rules=ruleset).flags:
-                out.append(f"{where}: {item.id}: example should fire but did not: {text!r}")
+                reason = f"example should fire but did not: {text!r}"
+                out.append(RuleFileError(path, reason, rule_id=item.id, line=item.line))
         for text in item.does_not_fire:
             if item.id in assess(text, rules=ruleset).flags:
-                out.append(f"{where}: {item.id}: example should not fire but did: {text!r}")
+                reason = f"example should not fire but did: {text!r}"
+                out.append(RuleFileError(path, reason, rule_id=item.id, line=item.line))
     for trigger in ruleset.triggers:
         if trigger.source != str(path):
             continue
-        where = f"{path}:{trigger.line}" if trigger.line else str(path)
         for text, level in trigger.examples:
             got = assess(text, rules=ruleset).level
             if got != level:
-                out.append(f"{where}: {trigger.id}: example should be {level} but is {got}: {text!r}")
+                reason = f"example should be {level} but is {got}: {text!r}"
+                out.append(RuleFileError(path, reason, rule_id=trigger.id, line=trigger.line))
     return out
 
 

@@ -67,8 +67,9 @@ def render_reply(
     return text
 
 
-def budget_problems(ruleset: RuleSet) -> list[str]:
-    """Replies that cannot fit MAX_SEGMENTS even without the optional reason (for ``rules check``)."""
+def budget_problems(ruleset: RuleSet) -> list[tuple[str, str]]:
+    """Replies that cannot fit MAX_SEGMENTS even without the optional reason, as (field, reason)
+    (for ``rules check``)."""
     problems = []
     for level, texts in ruleset.replies.items():
         for lang, template in texts.items():
@@ -77,6 +78,8 @@ def budget_problems(ruleset: RuleSet) -> list[str]:
                 baby = ruleset.baby_fallback[lang]
                 text = _fill(template, emergency_number=LONGEST_NUMBER, reason="", baby=baby, answer=answer)
                 if count_segments(text) > MAX_SEGMENTS:
-                    where = f"replies.{level}.{lang}" + (f" with answer {answer[:30]!r}..." if answer else "")
-                    problems.append(f"{where}: {count_segments(text)} SMS segments, more than {MAX_SEGMENTS}")
+                    reason = f"{count_segments(text)} SMS segments, more than {MAX_SEGMENTS}"
+                    if answer:
+                        reason += f" with answer {answer[:30]!r}..."
+                    problems.append((f"replies.{level}.{lang}", reason))
     return problems

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import yaml
 from sqlalchemy import event, update
 
-from smsbot.checkins.programmes import FILENAME, load_programmes, validate_checkins_file
+from smsbot.checkins.programmes import FILENAME, check_file, load_programmes
 from smsbot.checkins.schedule import (
     answer_open_checkin,
     cancel_pending,
@@ -293,28 +293,49 @@ def test_an_answer_is_recorded_on_the_open_checkin(db, settings):
 
 def test_shipped_checkins_file_is_valid_and_every_programme_is_reachable():
     data = yaml.safe_load((RULES_DIR / FILENAME).read_text(encoding="utf-8"))
-    assert validate_checkins_file(RULES_DIR / FILENAME, data) == []
+    assert check_file(RULES_DIR / FILENAME, data) == []
     programmes = load_programmes(RULES_DIR)
     assert set(programmes.triggers.values()) < set(programmes.programmes)
 
 
-def test_invalid_checkins_file_names_the_file_programme_and_reason():
+def test_invalid_checkins_file_names_the_file_line_programme_field_and_reason():
     data = yaml.safe_load((RULES_DIR / FILENAME).read_text(encoding="utf-8"))
-    routine = data["programmes"][0]
-    routine["steps"][1]["day"] = 0  # before step 1
-    routine["steps"][0]["text"] = {"en": "How is {babe}?"}
+    data["programmes"][0]["steps"][0]["text"] = {"en": "How is {babe}?"}
+    data["programmes"][1]["steps"][0]["hours"] = True  # a bare "yes" in YAML
+    data["programmes"][2]["colour"] = "blue"
+
+    errors = [str(error) for error in check_file(RULES_DIR / FILENAME, data)]
+
+    assert [re.sub(r":\d+:", ":N:", error) for error in errors] == [
+        f"{RULES_DIR / FILENAME}:N: after_routine: steps.0.text.en: unknown placeholder {{babe}}",
+        f"{RULES_DIR / FILENAME}:N: after_routine: steps.0.text.es: required",
+        f"{RULES_DIR / FILENAME}:N: after_urgent: steps.0.hours: must be a number",
+        f"{RULES_DIR / FILENAME}:N: after_emergency: colour: unknown field",
+    ]
+
+
+def test_checkins_file_problems_that_need_the_whole_file_name_the_field():
+    data = yaml.safe_load((RULES_DIR / FILENAME).read_text(encoding="utf-8"))
     data["triggers"]["urgent"] = "after_urgnet"
     data["answers"]["worse"].append("Better!")
+    data["programmes"].append({**data["programmes"][0]})
 
-    errors = validate_checkins_file(Path("rules/checkins.yaml"), data)
+    errors = [str(error) for error in check_file(RULES_DIR / FILENAME, data)]
 
-    assert errors == [
-        "checkins.yaml: after_routine: step 1: missing es text",
-        "checkins.yaml: after_routine: step 1: en text: unknown placeholder {babe}",
-        "checkins.yaml: after_routine: step 2: must come after the step before it",
-        "checkins.yaml: triggers: urgent: unknown programme 'after_urgnet'",
-        "checkins.yaml: answers: worse: 'Better!' is also listed under better",
+    assert [re.sub(r":\d+:", ":N:", error) for error in errors] == [
+        f"{RULES_DIR / FILENAME}:N: after_routine: duplicate programme id",
+        f"{RULES_DIR / FILENAME}:N: triggers.urgent: unknown programme 'after_urgnet'",
+        f"{RULES_DIR / FILENAME}:N: answers.worse: 'Better!' is also listed under better",
     ]
+
+
+def test_steps_out_of_order_are_named_by_their_number():
+    data = yaml.safe_load((RULES_DIR / FILENAME).read_text(encoding="utf-8"))
+    data["programmes"][0]["steps"][1]["day"] = 0  # before step 1
+
+    [error] = check_file(RULES_DIR / FILENAME, data)
+
+    assert (error.rule_id, error.reason) == ("after_routine", "step 2: must come after the step before it")
 
 
 def test_checkin_rows_start_pending_with_a_readable_dedupe_key(db, settings):

@@ -194,7 +194,9 @@ def test_a_plain_word_opt_out_example_read_otherwise_fails_the_check(rules_dir: 
     )
     result = check(rules_dir)
     assert result.exit_code == 1
-    assert "keywords.yaml: opt_out.examples.neither: 'stop texting me' is read as stop" in result.output
+    assert re.search(
+        r"keywords\.yaml:\d+: opt_out\.examples\.neither: 'stop texting me' is read as stop", result.output
+    )
 
 
 def test_a_fixed_reply_longer_than_three_segments_fails_the_check(rules_dir: Path) -> None:
@@ -206,4 +208,45 @@ def test_a_fixed_reply_longer_than_three_segments_fails_the_check(rules_dir: Pat
     )
     result = check(rules_dir)
     assert result.exit_code == 1
-    assert "keywords.yaml: replies.news_loss.en: 6 SMS segments, over 3" in result.output
+    assert re.search(r"keywords\.yaml:\d+: replies\.news_loss\.en: 6 SMS segments, over 3", result.output)
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "error"),
+    [
+        (
+            "keywords.yaml",
+            "    es: [AYUDA, MENU]",
+            "    es: [AYUDA, MENU]\n    fr: [AIDE]",
+            r"keywords\.yaml:\d+: keywords\.help\.fr: unknown field",
+        ),
+        (
+            "keywords.yaml",
+            'en: [START, UNSTOP, "YES", Y, RESUME]',
+            "en: [START, UNSTOP, YES, Y, RESUME]",  # a bare YES is a YAML boolean
+            r"keywords\.yaml:\d+: keywords\.start\.en\.2: Input should be a valid string",
+        ),
+        (
+            "clinic.yaml",
+            '    es: "smsbot: alerta {level} de una familia de {clinic}. Abra {link}"\n',
+            "",
+            r"clinic\.yaml:\d+: replies\.oncall_alert\.es: required",
+        ),
+        (
+            "checkins.yaml",
+            "  - id: after_urgent\n",
+            "  - id: after_urgent\n    anchor: report\n",
+            r"checkins\.yaml:\d+: after_urgent: anchor: must be one of event, birth",
+        ),
+    ],
+)
+def test_every_kind_names_the_file_line_and_field_of_a_problem(
+    rules_dir: Path, file: str, old: str, new: str, error: str
+) -> None:
+    path = rules_dir / file
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert re.search(error, result.output), result.output

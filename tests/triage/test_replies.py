@@ -6,7 +6,8 @@ import pytest
 
 from smsbot.messaging.segments import count_segments
 from smsbot.triage import LEVELS, Decision, assess, load_rules
-from smsbot.triage.replies import MAX_SEGMENTS, budget_problems, render_reply
+from smsbot.triage.replies import budget_problems, render_reply
+from smsbot.vocabulary import MAX_SEGMENTS
 
 RULES = load_rules()
 NOT_A_DIAGNOSIS = {"en": "not a diagnosis", "es": "no es un diagnostico"}

@@ -193,30 +193,6 @@ def _answer(shape: BaseModel, status: int = 200) -> Response:
 # --- families ----------------------------------------------------------------------------
 
 
-def family_shape(enrollment: Enrollment) -> shapes.Family:
-    """The family as this clinic knows it: its own details, never another clinic's."""
-    family = enrollment.family
-    return shapes.Family(
-        id=enrollment.id,
-        phone=family.phone,
-        channel=family.channel,
-        language=enrollment.language,
-        timezone=enrollment.timezone,
-        baby_name=enrollment.baby_name,
-        baby_birth_date=enrollment.baby_birth_date,
-        external_ref=enrollment.external_ref,
-        programme=enrollment.programme,
-        status=enrollment.status,
-        consent=clinics.consent_state(enrollment),
-        opted_out=family.opted_out,
-        followup_hold=family.followup_hold,
-        followup_hold_since=family.followup_hold_since,
-        enrolled_at=enrollment.enrolled_at,
-        consented_at=enrollment.consented_at,
-        ended_at=enrollment.ended_at,
-    )
-
-
 def _enrollment_or_404(session: Session, family_id: int) -> Enrollment:
     enrollment = None
     if family_id <= MAX_ID:
@@ -263,7 +239,7 @@ def list_families() -> Response:
                 422, "invalid_status", "status must be awaiting_consent, active or ended", "status"
             )
         query = query.where(Enrollment.status == status)
-    return _page(session, query, Enrollment.id, shapes.FamilyPage, _each(family_shape))
+    return _page(session, query, Enrollment.id, shapes.FamilyPage, _each(shapes.Family.of))
 
 
 @bp.post("/families")
@@ -279,14 +255,14 @@ def create_family() -> Response:
     no second text.
     """
     enrollment, created = _enroll(request_session(), _json_body())
-    return _answer(family_shape(enrollment), 201 if created else 200)
+    return _answer(shapes.Family.of(enrollment), 201 if created else 200)
 
 
 @bp.get("/families/<int:family_id>")
 @operation(responses=FAMILY, errors=(404,))
 def get_family(family_id: int) -> Response:
     """One family"""
-    return _answer(family_shape(_enrollment_or_404(request_session(), family_id)))
+    return _answer(shapes.Family.of(_enrollment_or_404(request_session(), family_id)))
 
 
 @bp.patch("/families/<int:family_id>")
@@ -303,7 +279,7 @@ def update_family(family_id: int) -> Response:
     values = clinics.clean_family_fields(body, settings, today=utcnow().date())
     clinics.update_family(session, enrollment, values)
     session.commit()
-    return _answer(family_shape(enrollment))
+    return _answer(shapes.Family.of(enrollment))
 
 
 @bp.post("/families/<int:family_id>/enrollment")
@@ -315,7 +291,7 @@ def enroll(family_id: int) -> Response:
     body = _json_body()
     _reject_unknown(body, shapes.fields_of(shapes.EnrollmentRequest))
     enrollment, _ = _enroll(session, {"phone": family.phone, "channel": family.channel, **body})
-    return _answer(family_shape(enrollment))
+    return _answer(shapes.Family.of(enrollment))
 
 
 @bp.delete("/families/<int:family_id>/enrollment")
@@ -326,7 +302,7 @@ def unenroll(family_id: int) -> Response:
     enrollment = _enrollment_or_404(session, family_id)
     clinics.unenroll(session, enrollment, now=utcnow())
     session.commit()
-    return _answer(family_shape(enrollment))
+    return _answer(shapes.Family.of(enrollment))
 
 
 @bp.post("/families/<int:family_id>/resume")
@@ -342,32 +318,7 @@ def resume_followup(family_id: int) -> Response:
     settings = current_app.extensions["smsbot.settings"]
     if news.resume(session, settings, enrollment.family, now=utcnow(), by=_actor()):
         session.commit()
-    return _answer(family_shape(enrollment))
-
-
-def message_shape(message: Message) -> shapes.Message:
-    return shapes.Message(
-        id=message.id,
-        direction=message.direction,
-        kind=message.kind,
-        body=message.body,
-        status=message.status,
-        level=message.level,
-        created_at=message.created_at,
-    )
-
-
-def checkin_shape(checkin: CheckIn) -> shapes.CheckIn:
-    return shapes.CheckIn(
-        id=checkin.id,
-        programme=checkin.programme,
-        step=checkin.step,
-        status=checkin.status,
-        due_at=checkin.due_at,
-        sent_at=checkin.sent_at,
-        answered_at=checkin.answered_at,
-        outcome=checkin.outcome,
-    )
+    return _answer(shapes.Family.of(enrollment))
 
 
 @bp.get("/families/<int:family_id>/messages")
@@ -379,7 +330,7 @@ def list_messages(family_id: int) -> Response:
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
     query = clinics.family_messages(enrollment)
-    return _page(session, query, Message.id, shapes.MessagePage, _each(message_shape))
+    return _page(session, query, Message.id, shapes.MessagePage, _each(shapes.Message.of))
 
 
 @bp.get("/families/<int:family_id>/checkins")
@@ -391,7 +342,7 @@ def list_checkins(family_id: int) -> Response:
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
     query = clinics.family_checkins(enrollment)
-    return _page(session, query, CheckIn.id, shapes.CheckInPage, _each(checkin_shape))
+    return _page(session, query, CheckIn.id, shapes.CheckInPage, _each(shapes.CheckIn.of))
 
 
 @bp.get("/families/<int:family_id>/export")
@@ -407,10 +358,10 @@ def export_family(family_id: int) -> Response:
     ).all()
     return _answer(
         shapes.Export(
-            family=family_shape(enrollment),
-            messages=[message_shape(m) for m in session.scalars(clinics.family_messages(enrollment))],
-            checkins=[checkin_shape(c) for c in session.scalars(clinics.family_checkins(enrollment))],
-            alerts=[alert_shape(alert, enrollment.id) for alert in alerts],
+            family=shapes.Family.of(enrollment),
+            messages=[shapes.Message.of(m) for m in session.scalars(clinics.family_messages(enrollment))],
+            checkins=[shapes.CheckIn.of(c) for c in session.scalars(clinics.family_checkins(enrollment))],
+            alerts=[shapes.Alert.of(alert, enrollment.id) for alert in alerts],
         )
     )
 
@@ -429,20 +380,6 @@ def erase_family(family_id: int) -> Response:
 # --- alerts ------------------------------------------------------------------------------
 
 
-def alert_shape(alert: Alert, enrollment_id: int | None) -> shapes.Alert:
-    return shapes.Alert(
-        id=alert.id,
-        family_id=enrollment_id,
-        level=alert.level,
-        reason=alert.reason,
-        status="open" if alert.acknowledged_at is None else "acknowledged",
-        created_at=alert.created_at,
-        acknowledged_at=alert.acknowledged_at,
-        acknowledged_by=alert.acknowledged_by,
-        note=alert.ack_note,
-    )
-
-
 def _alert_shapes(session: Session, alerts: list[Alert]) -> list[shapes.Alert]:
     """Alerts with the clinic's id for each family (its enrollment), in one query."""
     ids = dict(
@@ -452,7 +389,7 @@ def _alert_shapes(session: Session, alerts: list[Alert]) -> list[shapes.Alert]:
             )
         ).all()
     )
-    return [alert_shape(alert, ids.get(alert.family_id)) for alert in alerts]
+    return [shapes.Alert.of(alert, ids.get(alert.family_id)) for alert in alerts]
 
 
 @bp.get("/alerts")
@@ -498,4 +435,4 @@ def acknowledge_alert(alert_id: int) -> Response:
         )
     if not queries.acknowledge_alert(session, row.alert, by=_actor(), note=note, now=utcnow()):
         raise ApiError(409, "already_acknowledged", "this alert was already acknowledged")
-    return _answer(alert_shape(row.alert, row.enrollment.id if row.enrollment else None))
+    return _answer(shapes.Alert.of(row.alert, row.enrollment.id if row.enrollment else None))

@@ -1,21 +1,24 @@
 """The clinic API's request and response shapes, defined once.
 
-The views build every answer from these models, check each request's fields and query
-parameters against them, and ``openapi.py`` generates the OpenAPI document from them, so
-a new field is added in one place. What a value must be beyond its shape (a dialable phone
-number, a time zone that exists) is ``smsbot.clinics``' validation, shared with the CSV
-import and the dashboard; the document says as much of it as JSON Schema can.
+The views build every answer from these models (``Family.of(enrollment)`` …), check each
+request's fields and query parameters against them, and ``openapi.py`` generates the OpenAPI
+document from them, so a new field is added in one place. What a value must be beyond its
+shape (a dialable phone number, a time zone that exists) is ``smsbot.clinics``' validation,
+shared with the CSV import and the dashboard; the document says as much of it as JSON
+Schema can.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, PlainSerializer, WithJsonSchema
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import CoreSchema
 
+from smsbot import models
+from smsbot.clinics.consent import consent_state
 from smsbot.clinics.enrollment import MAX_BABY_AGE, TEXT_LIMITS, TIMEZONE_MAX_CHARS
 from smsbot.models import utcnow
 from smsbot.vocabulary import CHANNELS, LANGS, MAX_ID, NOTE_MAX_CHARS
@@ -201,6 +204,30 @@ class Family(Shape):
     consented_at: Timestamp | None
     ended_at: Timestamp | None
 
+    @classmethod
+    def of(cls, enrollment: models.Enrollment) -> Family:
+        """The family as this clinic knows it: its own details, never another clinic's."""
+        family = enrollment.family
+        return cls(
+            id=enrollment.id,
+            phone=family.phone,
+            channel=family.channel,
+            language=enrollment.language,
+            timezone=enrollment.timezone,
+            baby_name=enrollment.baby_name,
+            baby_birth_date=enrollment.baby_birth_date,
+            external_ref=enrollment.external_ref,
+            programme=enrollment.programme,
+            status=enrollment.status,
+            consent=consent_state(enrollment),
+            opted_out=family.opted_out,
+            followup_hold=family.followup_hold,
+            followup_hold_since=family.followup_hold_since,
+            enrolled_at=enrollment.enrolled_at,
+            consented_at=enrollment.consented_at,
+            ended_at=enrollment.ended_at,
+        )
+
 
 class Message(Shape):
     id: int
@@ -210,6 +237,18 @@ class Message(Shape):
     status: str
     level: str | None
     created_at: Timestamp
+
+    @classmethod
+    def of(cls, message: models.Message) -> Message:
+        return cls(
+            id=message.id,
+            direction=message.direction,
+            kind=message.kind,
+            body=message.body,
+            status=message.status,
+            level=message.level,
+            created_at=message.created_at,
+        )
 
 
 class CheckIn(Shape):
@@ -221,6 +260,19 @@ class CheckIn(Shape):
     sent_at: Timestamp | None
     answered_at: Timestamp | None
     outcome: str | None
+
+    @classmethod
+    def of(cls, checkin: models.CheckIn) -> CheckIn:
+        return cls(
+            id=checkin.id,
+            programme=checkin.programme,
+            step=checkin.step,
+            status=checkin.status,
+            due_at=checkin.due_at,
+            sent_at=checkin.sent_at,
+            answered_at=checkin.answered_at,
+            outcome=checkin.outcome,
+        )
 
 
 class Alert(Shape):
@@ -239,6 +291,21 @@ class Alert(Shape):
     acknowledged_at: Timestamp | None
     acknowledged_by: str | None
     note: str | None
+
+    @classmethod
+    def of(cls, alert: models.Alert, enrollment_id: int | None) -> Alert:
+        """``enrollment_id``: the clinic's id for the alert's family (None: a walk-in texter)."""
+        return cls(
+            id=alert.id,
+            family_id=enrollment_id,
+            level=alert.level,
+            reason=alert.reason,
+            status="open" if alert.acknowledged_at is None else "acknowledged",
+            created_at=alert.created_at,
+            acknowledged_at=alert.acknowledged_at,
+            acknowledged_by=alert.acknowledged_by,
+            note=alert.ack_note,
+        )
 
 
 class Export(Shape):
@@ -290,8 +357,3 @@ class Error(Shape):
 def fields_of(shape: type[BaseModel]) -> tuple[str, ...]:
     """The names a request of this shape may carry."""
     return tuple(shape.model_fields)
-
-
-def dump(shape: type[Shape], **values: Any) -> dict[str, Any]:
-    """``values`` as this shape says they go on the wire (checked against it on the way)."""
-    return shape(**values).model_dump(mode="json")

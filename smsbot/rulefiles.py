@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from smsbot.vocabulary import LANGS
 
 
 class RuleFileError(ValueError):
@@ -46,13 +48,13 @@ Model = TypeVar("Model", bound=BaseModel)
 Text = Annotated[str, Field(min_length=1, pattern=r"\S")]  # something to read, not only spaces
 
 
-class Texts(BaseModel):
-    """One text per language we text in."""
+def per_language(name: str, value: Any, doc: str) -> type[BaseModel]:
+    """A rule-file model with one required field of ``value`` for each language we text in."""
+    fields: dict[str, Any] = {lang: (value, ...) for lang in LANGS}
+    return create_model(name, __config__=RULE_FILE, __doc__=doc, **fields)
 
-    model_config = RULE_FILE
 
-    en: Text
-    es: Text
+Texts = per_language("Texts", Text, "One text per language we text in.")
 
 
 class _StrictLoader(yaml.SafeLoader):

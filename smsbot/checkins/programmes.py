@@ -29,7 +29,7 @@ from pydantic import (
 
 from smsbot.messaging.segments import count_segments
 from smsbot.rulefiles import RULE_FILE, RuleFileError, Texts, YamlLines, parse, read_rule_file
-from smsbot.vocabulary import DEFAULT_LANG, LEVELS, MAX_SEGMENTS, OUTCOMES
+from smsbot.vocabulary import DEFAULT_LANG, LANGS, LEVELS, MAX_SEGMENTS, OUTCOMES
 
 FILENAME = "checkins.yaml"
 PLACEHOLDERS = frozenset({"baby", "emergency_number"})
@@ -107,7 +107,7 @@ def _known_placeholders(text: str) -> str:
 class CheckinTexts(Texts):
     """A text in each language, with only the placeholders a check-in fills."""
 
-    @field_validator("en", "es")
+    @field_validator(*LANGS)
     @classmethod
     def _placeholders(cls, text: str) -> str:
         return _known_placeholders(text)
@@ -285,7 +285,8 @@ def _messages(parsed: CheckinsFile) -> list[tuple[tuple[Any, ...], str | None, s
     for index, programme in enumerate(parsed.programmes):
         for number, step in enumerate(programme.steps):
             question = step.text or programme.text
-            with_footer = Texts(en=f"{question.en} {footer.en}", es=f"{question.es} {footer.es}")  # type: ignore[union-attr]
+            asked, after = question.model_dump(), footer.model_dump()  # type: ignore[union-attr]
+            with_footer = Texts(**{lang: f"{asked[lang]} {after[lang]}" for lang in LANGS})
             loc = ("programmes", index, "steps", number, "text")
             found.append((loc, programme.id, f"steps.{number}.text", with_footer))
     return found

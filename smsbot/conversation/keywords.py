@@ -20,8 +20,17 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from smsbot.messaging.segments import count_segments
-from smsbot.rulefiles import RULE_FILE, RuleFileError, Text, Texts, YamlLines, parse, read_rule_file
-from smsbot.vocabulary import LANGS, LONGEST_NUMBER, MAX_SEGMENTS
+from smsbot.rulefiles import (
+    RULE_FILE,
+    RuleFileError,
+    Text,
+    Texts,
+    YamlLines,
+    parse,
+    per_language,
+    read_rule_file,
+)
+from smsbot.vocabulary import DEFAULT_LANG, LANGS, LONGEST_NUMBER, MAX_SEGMENTS
 
 FILENAME = "keywords.yaml"
 ACTIONS = ("stop", "start", "help")
@@ -142,7 +151,7 @@ class Keywords:
 
     def reply(self, name: str, lang: str, **values: str) -> str:
         texts = self.replies[name]
-        return texts.get(lang, texts["en"]).format(**values)
+        return texts.get(lang, texts[DEFAULT_LANG]).format(**values)
 
 
 class _Part(BaseModel):
@@ -153,11 +162,7 @@ class _Part(BaseModel):
 Listed = Annotated[list[Text], Field(min_length=1)]
 
 
-class WordLists(_Part):
-    """A non-empty list per language."""
-
-    en: Listed
-    es: Listed
+WordLists = per_language("WordLists", Listed, "A non-empty list of words per language.")
 
 
 class KeywordLists(_Part):
@@ -175,11 +180,11 @@ def _words_only(phrase: str | int) -> str | int:
     return phrase
 
 
-class PhraseLists(_Part):
-    """Phrases of words matched anywhere in a text, per language."""
-
-    en: Annotated[list[Annotated[Text, AfterValidator(_words_only)]], Field(min_length=1)]
-    es: Annotated[list[Annotated[Text, AfterValidator(_words_only)]], Field(min_length=1)]
+PhraseLists = per_language(
+    "PhraseLists",
+    Annotated[list[Annotated[Text, AfterValidator(_words_only)]], Field(min_length=1)],
+    "Phrases of words matched anywhere in a text, per language.",
+)
 
 
 class OptOutExamples(_Part):
@@ -210,7 +215,7 @@ def _within_budget(text: str) -> str:
 class Reply(Texts):
     """A fixed reply in each language, within the SMS budget."""
 
-    @field_validator("en", "es")
+    @field_validator(*LANGS)
     @classmethod
     def _budget(cls, text: str) -> str:
         return _within_budget(text)

@@ -23,6 +23,7 @@ from smsbot.models import Enrollment, Event, Family, Message
 from smsbot.triage import Decision, RuleSet, assess, load_rules, severity
 from smsbot.triage.engine import engine_for
 from smsbot.triage.replies import render_reply
+from smsbot.vocabulary import DEFAULT_LANG
 
 FLOOD_WINDOW = timedelta(minutes=1)  # texts counted for the flood limit
 CHECKIN_WORSE = "checkin-worse"  # the flag of a text made urgent by a "worse" check-in answer
@@ -91,7 +92,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
 
     decision = assess(text, baby_age_days=_baby_age_days(family, now), rules=ruleset)
     message.level, message.flags, message.lang = decision.level, list(decision.flags), decision.lang
-    if decision.level != "info" or decision.lang != "en":
+    if decision.level != "info" or decision.lang != DEFAULT_LANG:
         family.language = decision.lang
     family.last_level = decision.level
 

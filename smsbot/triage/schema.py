@@ -91,7 +91,7 @@ def _checked_phrases(value: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
 Level = Annotated[str, _one_of(LEVELS)]
 Mark = Annotated[str, _one_of(MARKS)]
 Phrases = Annotated[
-    dict[Literal["any", "en", "es"], list[Text]],
+    dict[Literal[("any", *LANGS)], list[Text]],  # type: ignore[valid-type]
     BeforeValidator(_by_language),
     AfterValidator(_checked_phrases),
 ]
@@ -104,7 +104,7 @@ class _Strict(BaseModel):
 class PerLang(Texts):
     """One text per reply language (whitespace folded: YAML ``>-`` blocks read as one line)."""
 
-    @field_validator("en", "es")
+    @field_validator(*LANGS)
     @classmethod
     def _fold(cls, value: str) -> str:
         return " ".join(value.split())
@@ -230,7 +230,7 @@ class LanguageModel(_Strict):
     not_age_cues: Words = []
     decimal_words: Words = []
     zero_words: Words = []
-    hints: dict[Literal["en", "es"], Words]
+    hints: dict[Literal[LANGS], Words]  # type: ignore[valid-type]
     numbers: dict[str, int] = {}
     age_units: dict[str, int] = {}
     emoji: dict[str, Any] = {}

@@ -31,7 +31,9 @@ from smsbot.web.openapi import operation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-READ_ONLY_FIELDS = ("phone", "channel", "programme")
+# Given when enrolling, fixed after: phone, channel and programme.
+CHANGEABLE = shapes.fields_of(shapes.FamilyDetails)
+READ_ONLY_FIELDS = tuple(name for name in shapes.fields_of(shapes.FamilyCreate) if name not in CHANGEABLE)
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at: useful to staff, not worth a write per call
 FAMILY = {200: ("The family.", shapes.Family)}
 

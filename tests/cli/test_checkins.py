@@ -1,19 +1,15 @@
-"""The operator commands and the APScheduler wiring around dispatch."""
+"""``smsbot checkins list`` as an operator runs it."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
-from apscheduler.triggers.interval import IntervalTrigger
 from click.testing import CliRunner
 
 from smsbot.cli.checkins import checkins
-from smsbot.jobs import build_scheduler
-from smsbot.messaging.console import MemoryTransport
 from smsbot.models import CheckIn, utcnow
-from tests.checkin_fixtures import RULES_DIR, add_family, checkin_database, make_settings
+from tests.checkin_fixtures import RULES_DIR, add_family, checkin_database
 
 db = pytest.fixture(checkin_database, name="db")
 
@@ -58,28 +54,3 @@ def test_checkins_list_masks_phones_and_due_shows_only_what_is_due(db):
     assert "+1555" not in everything.output and "•••0001" in everything.output
     assert [line.split()[0] for line in due.output.splitlines()[1:]] == ["1"]
     assert due.output.splitlines()[1].split(maxsplit=8)[7:] == ["2", "Twilio 30001: queue overflow"]
-
-
-def test_the_scheduler_dispatches_due_checkins_on_its_interval(db):
-    # Quiet hours 00:00–00:00 are empty, so the test passes at any time of day.
-    settings = make_settings(
-        dispatch_interval_seconds=0.05, quiet_hours_start="00:00", quiet_hours_end="00:00"
-    )
-    with db.session() as session:
-        add_checkin(session, add_family(session), due_in=timedelta(seconds=-1))
-    outbox = MemoryTransport()
-    scheduler = build_scheduler(db, outbox, settings)
-    dispatch = scheduler.get_job("dispatch_checkins")
-    assert isinstance(dispatch.trigger, IntervalTrigger)
-    assert (dispatch.max_instances, dispatch.coalesce) == (1, True)
-    assert scheduler.get_job("checkin_maintenance") is not None
-
-    scheduler.start()
-    try:
-        deadline = time.monotonic() + 5
-        while not outbox.outbox and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        scheduler.shutdown(wait=True)
-
-    assert len(outbox.outbox) == 1

@@ -12,4 +12,4 @@ RUN pip install --no-cache-dir '.[prod]' && useradd --system smsbot \
     && mkdir -p /tmp/smsbot-metrics && chown smsbot /tmp/smsbot-metrics
 USER smsbot
 EXPOSE 8000
-CMD ["gunicorn", "-c", "python:smsbot.gunicorn_conf", "smsbot:create_app()"]
+CMD ["gunicorn", "-c", "python:smsbot.web.gunicorn_conf", "smsbot:create_app()"]

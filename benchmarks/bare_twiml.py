@@ -5,7 +5,7 @@ With ``BARE_DATABASE_URL`` (a PostgreSQL URL) each request also stores its ``Mes
 one table and commits before answering: the least any webhook that must not lose a message
 can do (no signature check, no ORM, one statement and one durable commit).
 
-    gunicorn -c python:smsbot.gunicorn_conf --chdir benchmarks 'bare_twiml:create_app()'
+    gunicorn -c python:smsbot.web.gunicorn_conf --chdir benchmarks 'bare_twiml:create_app()'
 """
 
 from __future__ import annotations

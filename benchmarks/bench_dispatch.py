@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_fake_twilio import SENDER, SID, TOKEN, fake_in_process
 from sqlalchemy import func, select
 
+from smsbot.checkins.dispatch import dispatch_due
 from smsbot.db import Database, upgrade
-from smsbot.dispatch import dispatch_due
 from smsbot.messaging.twilio import TwilioTransport
 from smsbot.models import CheckIn
 from tests.checkin_fixtures import insert_due_checkins, make_settings

@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, select
 
+from smsbot.checkins.dispatch import DispatchReport, dispatch_due
 from smsbot.db import Database, upgrade
-from smsbot.dispatch import DispatchReport, dispatch_due
 from smsbot.messaging.twilio import TwilioTransport
 from smsbot.models import CheckIn, Family, Message, utcnow
 from smsbot.models import Event as EventRow

@@ -235,7 +235,7 @@ def gunicorn(app: str, env: dict[str, str], workers: int, threads: int, log: Pat
     args = [
         str(VENV_BIN / "gunicorn"),
         "-c",
-        "python:smsbot.gunicorn_conf",
+        "python:smsbot.web.gunicorn_conf",
         "--chdir",
         str(ROOT / "benchmarks"),
         app,

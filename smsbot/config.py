@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+from smsbot.vocabulary import DIALABLE
+
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -151,7 +153,7 @@ def validate(settings: Settings) -> None:
         url = getattr(settings, name)
         if url and not re.match(r"^https?://[^/\s]+", url):
             raise ConfigError(f"{env_name(name)}={url!r} must be an http(s) URL")
-    if not re.fullmatch(r"[0-9+*#]{2,16}", settings.emergency_number):
+    if not re.fullmatch(DIALABLE, settings.emergency_number):
         raise ConfigError(f"SMSBOT_EMERGENCY_NUMBER={settings.emergency_number!r} must be a dialable number")
     if not settings.rules_path.is_dir():
         raise ConfigError(f"SMSBOT_RULES_DIR={str(settings.rules_path)!r} is not a directory")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from smsbot import reminders
+from smsbot import checkins
 from smsbot.db import upsert
 from smsbot.enrollment_windows import ENDED_BY_OPT_OUT, end_enrollments
 from smsbot.models import Enrollment, Event, Family
@@ -54,7 +54,7 @@ def opt_out(session: Session, family: Family, *, now: datetime, source: str, **d
     check-ins cancelled.
     """
     family.opted_out_at = family.opted_out_at or now
-    cancelled = reminders.cancel_pending(session, family, reason="opted out")
+    cancelled = checkins.cancel_pending(session, family, reason="opted out")
     end_enrollments(session, Enrollment.family_id == family.id, now=now, reason=ENDED_BY_OPT_OUT)
     session.add(
         Event(

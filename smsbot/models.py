@@ -107,7 +107,7 @@ class Family(Base):
     undeliverable_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_contact_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_level: Mapped[str | None] = mapped_column(String(10))
-    # Sensitive news the parent sent (``smsbot.news``): "hospital" pauses automated messages
+    # Sensitive news the parent sent (``smsbot.conversation.news``): "hospital" pauses automated messages
     # until the baby is home, "loss" ends them; None: nothing held.
     followup_hold: Mapped[str | None] = mapped_column(String(10))
     followup_hold_since: Mapped[datetime | None] = mapped_column(DateTime)
@@ -258,7 +258,7 @@ class Alert(Base):
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
     level: Mapped[str] = mapped_column(String(10))
     # emergency | urgent | worse | undelivered | unprocessed; and, at level "sensitive" and never
-    # paged, sensitive news: hospital | loss | home (``smsbot.news``)
+    # paged, sensitive news: hospital | loss | home (``smsbot.conversation.news``)
     reason: Mapped[str] = mapped_column(String(20))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)

@@ -1,7 +1,7 @@
 """The dashboard tests' world: two clinics, one nurse each, one family each with an alert.
 
 Riverside Pediatrics follows Ana (+15550100001); Lakeside Clinic follows Bo (+15550100009).
-Rows are inserted directly (``smsbot.web.demo`` helpers): the dashboard only reads them.
+Rows are inserted directly (``devtools.demo`` helpers): the dashboard only reads them.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
+from devtools.demo import add_alert, add_clinic, add_enrollment, add_message
 from smsbot.db import Database
 from smsbot.models import Clinic, Staff
-from smsbot.web.demo import add_alert, add_clinic, add_enrollment, add_message
 
 NURSE = "nurse@riverside.example"
 OTHER_NURSE = "coordinator@lakeside.example"

@@ -14,7 +14,7 @@ from smsbot.config import ConfigError, load_settings
 from smsbot.models import Clinic, Event, Family, Message, utcnow
 from smsbot.privacy import purge_old_bodies
 from tests.conftest import PARENT
-from tests.test_webhook import reply_text
+from tests.web.test_webhook import reply_text
 
 
 @pytest.mark.parametrize(

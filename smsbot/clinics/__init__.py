@@ -2,9 +2,11 @@
 
 ``accounts``: clinics, staff (scrypt password hashes; disabling, new passwords and ending
 their sessions) and hashed API tokens.
-``enrollment``: validation, idempotent enrollment, unenroll, and the clinic-scoped
-queries every view uses. ``consent``: each enrollment's consent request and the YES that
-answers it. ``details``: each clinic's own details of a family, and the copy texts use.
+``enrollment``: validation, idempotent enrollment, unenroll. ``consent``: each enrollment's
+consent request and the YES that answers it. ``details``: each clinic's own details of a
+family, and the copy texts use. ``queries``: what one clinic may read and change, shared by
+the API and the dashboard. ``texts``: what is sent on a clinic's behalf (``rules/clinic.yaml``).
+``csv_import``: enrolling a clinic's CSV, row by row.
 Import from here: ``from smsbot import clinics``.
 """
 
@@ -30,15 +32,13 @@ from smsbot.clinics.enrollment import (
     FAMILY_FIELDS,
     clean_family_fields,
     enroll_family,
-    family_checkins,
-    family_messages,
     is_storable_text,
-    message_visibility,
     programme_ids,
     unenroll,
     update_family,
 )
 from smsbot.clinics.errors import ConflictError, FieldError, InvalidFieldsError
+from smsbot.clinics.queries import family_checkins, family_messages, message_visibility
 
 __all__ = [
     "FAMILY_FIELDS",

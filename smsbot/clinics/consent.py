@@ -13,9 +13,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from smsbot import reminders
-from smsbot.clinic_texts import load_clinic_texts
+from smsbot import checkins
 from smsbot.clinics.details import sync_family_details
+from smsbot.clinics.texts import load_clinic_texts
 from smsbot.config import Settings
 from smsbot.enrollment_windows import open_window
 from smsbot.messaging import Transport, TransportError
@@ -82,7 +82,7 @@ def answer_consent(
         return None
     open_window(session, enrollment, now)
     session.flush()
-    reminders.start_enrollment(session, enrollment, now=now, settings=settings)
+    checkins.start_enrollment(session, enrollment, now=now, settings=settings)
     sync_family_details(session, family)
     session.add(
         Event(

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smsbot import reminders
+from smsbot import checkins
+from smsbot.checkins.programmes import load_programmes
 from smsbot.clinics.accounts import is_timezone
 from smsbot.clinics.consent import request_consent
 from smsbot.clinics.details import apply_details, sync_family_details
@@ -22,17 +23,16 @@ from smsbot.clinics.errors import ConflictError, FieldError, InvalidFieldsError
 from smsbot.config import Settings
 from smsbot.enrollment_windows import ENDED_BY_CLINIC, end_enrollments
 from smsbot.families import find_or_create_family
-from smsbot.keywords import LANGS
 from smsbot.messaging import Transport
-from smsbot.models import Alert, CheckIn, Clinic, Enrollment, EnrollmentWindow, Event, Message
+from smsbot.models import Clinic, Enrollment, Event
 from smsbot.phones import InvalidPhoneError, normalise_phone
-from smsbot.programmes import load_programmes
+from smsbot.vocabulary import CHANNELS, LANGS
 
-CHANNELS = ("sms", "whatsapp")
 # Check-ins are for young babies; an older birth date is almost always a typo (e.g. the
 # parent's own birth date in a CSV column).
 MAX_BABY_AGE = timedelta(days=2 * 366)
 TEXT_LIMITS = {"baby_name": 100, "external_ref": 100}
+TIMEZONE_MAX_CHARS = 64  # the longest IANA zone name is 32
 CLEARABLE_FIELDS = ("baby_name", "baby_birth_date", "timezone", "external_ref")
 FAMILY_FIELDS = ("phone", "channel", "programme", "language", *CLEARABLE_FIELDS)
 
@@ -113,7 +113,7 @@ def clean_family_fields(
             values[field] = born
         elif field == "timezone":
             values[field] = value
-            if len(value) > 64 or not is_timezone(value):
+            if len(value) > TIMEZONE_MAX_CHARS or not is_timezone(value):
                 fail(field, "invalid_timezone", f"{value!r} is not a time zone")
         else:
             values[field] = value or None
@@ -212,7 +212,7 @@ def unenroll(session: Session, enrollment: Enrollment, *, now: datetime) -> bool
     """End an enrollment and cancel its pending check-ins; False when it had already ended."""
     if not end_enrollments(session, Enrollment.id == enrollment.id, now=now, reason=ENDED_BY_CLINIC):
         return False
-    reminders.cancel_pending(session, enrollment.family, enrollment=enrollment, reason="unenrolled by clinic")
+    checkins.cancel_pending(session, enrollment.family, enrollment=enrollment, reason="unenrolled by clinic")
     sync_family_details(session, enrollment.family)  # another clinic may now be the primary one
     session.add(
         Event(
@@ -223,52 +223,3 @@ def unenroll(session: Session, enrollment: Enrollment, *, now: datetime) -> bool
         )
     )
     return True
-
-
-def inside_windows(enrollment_id: Any, moment: Any) -> ColumnElement[bool]:
-    """``moment`` falls inside one of the enrollment's windows (values or columns)."""
-    window = EnrollmentWindow
-    # Everything but the windows comes from the enclosing query, however deeply nested.
-    return (
-        exists()
-        .where(
-            window.enrollment_id == enrollment_id,
-            window.started_at <= moment,
-            or_(window.ended_at.is_(None), moment <= window.ended_at),
-        )
-        .correlate_except(window)
-    )
-
-
-def message_visibility(enrollment_id: Any, clinic_id: Any) -> list[ColumnElement[bool]]:
-    """Criteria for the messages of a shared family a clinic may read (values or columns).
-
-    Untagged texts and its own, sent inside its windows (while it followed the family with
-    its consent), never another clinic's; and the texts that raised its alerts (a red flag
-    texted after STOP still alerts the clinics that followed the family then).
-    """
-    raised_its_alert = (
-        exists().where(Alert.message_id == Message.id, Alert.clinic_id == clinic_id).correlate_except(Alert)
-    )
-    return [
-        or_(Message.clinic_id.is_(None), Message.clinic_id == clinic_id),
-        or_(inside_windows(enrollment_id, Message.created_at), raised_its_alert),
-    ]
-
-
-def family_messages(enrollment: Enrollment) -> Select[tuple[Message]]:
-    """Messages a clinic may read for one enrollment (see ``message_visibility``)."""
-    return select(Message).where(
-        Message.family_id == enrollment.family_id, *message_visibility(enrollment.id, enrollment.clinic_id)
-    )
-
-
-def family_checkins(enrollment: Enrollment) -> Select[tuple[CheckIn]]:
-    """Check-ins of this enrollment, plus the family's own triage check-ins inside its windows."""
-    return select(CheckIn).where(
-        CheckIn.family_id == enrollment.family_id,
-        or_(
-            CheckIn.enrollment_id == enrollment.id,
-            and_(CheckIn.enrollment_id.is_(None), inside_windows(enrollment.id, CheckIn.created_at)),
-        ),
-    )

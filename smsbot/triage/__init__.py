@@ -4,8 +4,9 @@ Public API: ``assess()`` returns a ``Decision``; ``load_rules()`` reads ``rules/
 """
 
 from smsbot.rulefiles import RuleFileError
-from smsbot.triage.engine import Decision, assess, highest, severity
-from smsbot.triage.model import LEVELS, RuleSet
+from smsbot.triage.engine import Decision, assess
+from smsbot.triage.model import RuleSet
 from smsbot.triage.rules import load_rules
+from smsbot.vocabulary import LEVELS, highest, severity
 
 __all__ = ["LEVELS", "Decision", "RuleFileError", "RuleSet", "assess", "highest", "load_rules", "severity"]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from smsbot.triage.features import CHAR_NGRAMS, DIMENSIONS, HASH_BITS, hashed_ngrams
-from smsbot.triage.model import LEVELS
+from smsbot.vocabulary import LEVELS
 
 ARTIFACT = Path(__file__).with_name("classifier.bin")
 # What an artifact's weights mean; one written for another layout must be retrained, not read.

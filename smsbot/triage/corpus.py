@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from smsbot.triage.model import LANGS, LEVELS
 from smsbot.triage.scores import Scores
+from smsbot.vocabulary import LANGS, LEVELS
 
 FROZEN = "frozen"
 # Every labelled text is about a baby under 3 months (or of unknown age, taken as about two

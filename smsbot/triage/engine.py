@@ -14,9 +14,10 @@ from typing import Literal
 from smsbot.triage.classifier import Classifier, shipped_classifier
 from smsbot.triage.context import ContextReader, marks_of
 from smsbot.triage.matcher import Lexicon, Match
-from smsbot.triage.model import LANGS, LEVELS, Rule, RuleSet
+from smsbot.triage.model import Rule, RuleSet
 from smsbot.triage.readings import Reading, ages_days, number_before, temperatures_f
 from smsbot.triage.rules import load_rules
+from smsbot.vocabulary import LANGS, LEVELS, highest, severity
 
 # A rule's conditions ask only whether the text is about the thing: "with: shaking" holds when
 # the jitters were seen by a doctor or long ago, "the baby had one too" needs someone's
@@ -24,16 +25,6 @@ from smsbot.triage.rules import load_rules
 # lower a level, reads strictly.
 WITH_ALLOWS = frozenset({"past", "assessed", "other", "parent", "object"})
 UNLESS_ALLOWS = frozenset({"past", "assessed"})
-
-
-def severity(level: str) -> int:
-    """Position of ``level`` in LEVELS (info=0 … emergency=3), for comparing levels."""
-    return LEVELS.index(level)
-
-
-def highest(levels: list[str]) -> str:
-    """The most severe of ``levels`` ("info" when empty)."""
-    return max(levels, key=severity, default="info")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from smsbot.triage.classifier import Classifier
 from smsbot.triage.corpus import Batch, Case
 from smsbot.triage.engine import assess
-from smsbot.triage.model import LEVELS, RuleSet
+from smsbot.triage.model import RuleSet
 from smsbot.triage.scores import Tally, recorded, tally, total
+from smsbot.vocabulary import LEVELS
 
 
 @dataclass(frozen=True)

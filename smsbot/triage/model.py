@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-LEVELS = ("info", "routine", "urgent", "emergency")
-LANGS = ("en", "es")
 # What the context layer may say about a finding (ConText: Harkema et al. 2009). Whose sign:
 # the parent's, another person's, an object's; when: long ago, or already seen by a doctor;
 # hypothetical (a plan or a question about what a sign looks like); figurative ("convulsing

@@ -1,15 +1,15 @@
-"""Load the triage rule set from ``rules/*.yaml`` and check its files for ``smsbot rules check``."""
+"""Load the triage rule set from ``rules/*.yaml`` (the ``triage`` and ``info`` kinds)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from smsbot import config
-from smsbot.rulefiles import RuleFileError, read_rule_file, register, rule_files
-from smsbot.triage.model import LANGS, RuleSet
+from smsbot.rulefiles import RuleFileError, read_rule_file, rule_files
+from smsbot.triage.model import RuleSet
 from smsbot.triage.schema import Parsed, cross_check, parse_file
+from smsbot.vocabulary import LANGS
 
 TRIAGE_KINDS = ("triage", "info")
 
@@ -49,18 +49,6 @@ def parse_dir(rules_dir: Path) -> tuple[RuleSet | None, list[RuleFileError]]:
     return ruleset, []
 
 
-@lru_cache(maxsize=4)
-def _parsed_once(
-    rules_dir: Path, stamp: tuple[tuple[str, int, int], ...]
-) -> tuple[RuleSet | None, list[RuleFileError]]:
-    """``parse_dir`` once per state of the directory: ``rules check`` validates file by file."""
-    return parse_dir(rules_dir)
-
-
-def _stamp(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
-    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in rule_files(rules_dir))
-
-
 @lru_cache(maxsize=8)
 def _load_cached(rules_dir: Path) -> RuleSet:
     ruleset, problems = parse_dir(rules_dir)
@@ -72,42 +60,3 @@ def _load_cached(rules_dir: Path) -> RuleSet:
 def load_rules(rules_dir: Path | None = None) -> RuleSet:
     """Load the rule set of ``rules_dir`` (default: the shipped rules), cached per directory."""
     return _load_cached(Path(rules_dir or config.default_rules_dir()).resolve())
-
-
-def _validate_triage_file(path: Path, data: dict[str, Any]) -> list[str]:
-    """Schema problems of this file, then every example of its rules run through ``assess``."""
-    from smsbot.triage.engine import assess
-
-    file_problems = parse_file(path, data, Parsed())
-    if file_problems:
-        return [str(p) for p in file_problems]
-    from smsbot.replies import budget_problems
-
-    ruleset, problems = _parsed_once(path.parent, _stamp(path.parent))
-    if ruleset is None:
-        mine = [p for p in problems if str(p.path) in (str(path), str(path.parent))]
-        return [str(p) for p in mine]
-    out = [f"{path}: {p}" for p in budget_problems(ruleset)] if "replies" in data else []
-    for item in [*ruleset.rules, *ruleset.topics]:
-        if item.source != str(path):
-            continue
-        where = f"{path}:{item.line}" if item.line else str(path)
-        for text in item.fires:
-            if item.id not in assess(text, rules=ruleset).flags:
-                out.append(f"{where}: {item.id}: example should fire but did not: {text!r}")
-        for text in item.does_not_fire:
-            if item.id in assess(text, rules=ruleset).flags:
-                out.append(f"{where}: {item.id}: example should not fire but did: {text!r}")
-    for trigger in ruleset.triggers:
-        if trigger.source != str(path):
-            continue
-        where = f"{path}:{trigger.line}" if trigger.line else str(path)
-        for text, level in trigger.examples:
-            got = assess(text, rules=ruleset).level
-            if got != level:
-                out.append(f"{where}: {trigger.id}: example should be {level} but is {got}: {text!r}")
-    return out
-
-
-for _kind in TRIAGE_KINDS:
-    register(_kind)(_validate_triage_file)

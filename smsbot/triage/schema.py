@@ -1,10 +1,10 @@
-"""The rule-file schema: ``kind: triage`` / ``kind: info`` YAML parsed by pydantic models.
+"""The ``kind: triage`` / ``kind: info`` rule files, parsed by pydantic models through the
+one rule-file layer (``smsbot.rulefiles``).
 
 The code defines what a rule may say; the YAML says it. Every file carries its ``version``
 and its clinical sign-off (``reviewed_by``/``reviewed_on``, null until a clinician signs).
 Every problem is one RuleFileError naming the file, the line, the rule or term id and the
-field, because the people editing these files are clinicians reviewing wording, not
-Python programmers.
+field.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 from string import Formatter
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,17 +23,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PositiveInt,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from smsbot.rulefiles import RuleFileError
+from smsbot.rulefiles import RULE_FILE, RuleFileError, Text, Texts, YamlLines, parse
 from smsbot.triage.matcher import normalise
 from smsbot.triage.model import (
     DIRECTIONS,
-    LANGS,
-    LEVELS,
     MARKS,
     REACHES,
     Count,
@@ -47,6 +43,7 @@ from smsbot.triage.model import (
     Topic,
     Trigger,
 )
+from smsbot.vocabulary import LANGS, LEVELS
 
 PLACEHOLDERS = {"emergency_number", "reason", "baby", "answer"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -91,27 +88,23 @@ def _checked_phrases(value: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
     return {lang: tuple(items) for lang, items in value.items()}
 
 
-Text = Annotated[str, Field(min_length=1, pattern=r"\S")]
 Level = Annotated[str, _one_of(LEVELS)]
 Mark = Annotated[str, _one_of(MARKS)]
 Phrases = Annotated[
-    dict[Literal["any", "en", "es"], list[Text]],
+    dict[Literal[("any", *LANGS)], list[Text]],  # type: ignore[valid-type]
     BeforeValidator(_by_language),
     AfterValidator(_checked_phrases),
 ]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = RULE_FILE
 
 
-class PerLang(_Strict):
+class PerLang(Texts):
     """One text per reply language (whitespace folded: YAML ``>-`` blocks read as one line)."""
 
-    en: Text
-    es: Text
-
-    @field_validator("en", "es")
+    @field_validator(*LANGS)
     @classmethod
     def _fold(cls, value: str) -> str:
         return " ".join(value.split())
@@ -238,7 +231,7 @@ class LanguageModel(_Strict):
     not_age_cues: Words = []
     decimal_words: Words = []
     zero_words: Words = []
-    hints: dict[Literal["en", "es"], Words]
+    hints: dict[Literal[LANGS], Words]  # type: ignore[valid-type]
     numbers: dict[str, int] = {}
     age_units: dict[str, int] = {}
     emoji: dict[str, Any] = {}
@@ -389,13 +382,10 @@ class Parsed:
 
 def parse_file(path: Path, data: dict[str, Any], into: Parsed) -> list[RuleFileError]:
     """Validate one file; on success add what it says to ``into``. Returns its problems."""
-    model = FILE_MODELS[data["kind"]]
-    try:
-        parsed = model.model_validate(data)
-    except ValidationError as exc:
-        lines = _Lines(path)
-        return [_error(path, data, err, lines) for err in exc.errors()]
-    lines = _Lines(path)
+    parsed, problems = parse(path, data, FILE_MODELS[data["kind"]], named_lists=_LISTS, named_tables=_TABLES)
+    if parsed is None:
+        return problems
+    lines = YamlLines(path)
     into.files.append(
         SignOff(path.name, parsed.version, parsed.reviewed_by, parsed.reviewed_on, path.read_bytes())
     )
@@ -529,70 +519,9 @@ def _section(name: str, value: Any) -> Any:
     return value.model_dump()
 
 
-class _Lines:
-    """Line numbers of a YAML file's nodes, by their path of keys and indices."""
-
-    def __init__(self, path: Path) -> None:
-        try:
-            self.root: yaml.Node | None = yaml.compose(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, OSError, UnicodeDecodeError):
-            self.root = None
-
-    def at(self, loc: tuple[Any, ...]) -> int | None:
-        """The line of the deepest node ``loc`` reaches (1-based)."""
-        node, line = self.root, None
-        for key in loc:
-            if isinstance(node, yaml.MappingNode):
-                found = next(((k, v) for k, v in node.value if k.value == str(key)), None)
-                if found is None:
-                    break
-                line, node = found[0].start_mark.line + 1, found[1]
-            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-                node = node.value[key]
-                line = node.start_mark.line + 1
-            else:
-                break
-        return line
-
-
 # Where in a file an error is: items of these lists are named by their id, term tables by key.
 _LISTS = ("rules", "topics", "context")
 _TABLES = ("terms", "cue_words")
-
-
-def _error(path: Path, data: dict[str, Any], err: Any, lines: _Lines) -> RuleFileError:
-    """One pydantic error as a RuleFileError: file, line, rule or term id, field, plain reason."""
-    loc = tuple(
-        part for part in err["loc"] if not (isinstance(part, str) and part.startswith(("function-", "dict[")))
-    )
-    rule_id, rest = None, loc
-    if len(loc) >= 2 and loc[0] in _LISTS and isinstance(loc[1], int):
-        item = data.get(loc[0])[loc[1]]
-        rule_id = str(item.get("id")) if isinstance(item, dict) else None
-        rest = loc[2:]
-    elif len(loc) >= 2 and loc[0] in _TABLES:
-        rule_id, rest = str(loc[1]), loc[2:]
-    return RuleFileError(
-        path,
-        _reason(err),
-        rule_id=rule_id,
-        field=".".join(str(p) for p in rest) or None,
-        line=lines.at(loc),
-    )
-
-
-def _reason(err: Any) -> str:
-    kind, msg = err["type"], err["msg"]
-    if kind == "value_error":
-        return msg.removeprefix("Value error, ")
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if kind == "missing":
-        return "required"
-    if kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return "must be one of " + expected.replace("'", "").replace(" or ", ", ")
-    return msg
 
 
 def cross_check(parsed: Parsed, where: Path) -> list[RuleFileError]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
-from smsbot.triage.model import LEVELS
+from smsbot.vocabulary import LEVELS
 
 # Calm texts (labels) and answers that send the family home (no call to anyone today).
 CALM = ("routine", "info")

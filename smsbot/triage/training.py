@@ -29,8 +29,8 @@ from smsbot.triage.corpus import (
     training_cases,
 )
 from smsbot.triage.features import DIMENSIONS, hashed_ngrams, normalise
-from smsbot.triage.model import LEVELS
 from smsbot.triage.scores import CALM
+from smsbot.vocabulary import LEVELS
 
 FOLDS = 5
 # Inverse regularisation strength: exact level out of fold plateaus from about 30 (measured 3-100).

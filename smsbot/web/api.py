@@ -2,41 +2,40 @@
 
 Tenant isolation is structural: a "family" here is the clinic's Enrollment, and every
 lookup goes through the token's clinic, so another clinic's ids are simply not found (404).
-Views are thin: validation, idempotency and consent live in ``smsbot.clinics``.
+Views are thin: validation, idempotency and consent live in ``smsbot.clinics``; what each
+view takes and answers is its ``@operation`` over the shapes of ``shapes.py``, which the
+OpenAPI document is generated from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, get_args
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from sqlalchemy import Select, func, select
+from pydantic import BaseModel
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import clinics, news, privacy
+from smsbot import clinics
+from smsbot.clinics import queries
+from smsbot.conversation import news
 from smsbot.db import request_session
 from smsbot.models import Alert, ApiToken, CheckIn, Clinic, Enrollment, Message, utcnow
+from smsbot.vocabulary import MAX_ID, NOTE_MAX_CHARS
+from smsbot.web import openapi, shapes
 from smsbot.web.errors import error_response
-from smsbot.web.openapi import OPENAPI
+from smsbot.web.openapi import operation
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-MAX_ID = 2**31 - 1  # larger ids cannot exist, and SQLite cannot even bind them
-DEFAULT_LIMIT, MAX_LIMIT = 50, 100
-MAX_NOTE_CHARS = 2000
-READ_ONLY_FIELDS = ("phone", "channel", "programme")
+# Given when enrolling, fixed after: phone, channel and programme.
+CHANGEABLE = shapes.fields_of(shapes.FamilyDetails)
+READ_ONLY_FIELDS = tuple(name for name in shapes.fields_of(shapes.FamilyCreate) if name not in CHANGEABLE)
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at: useful to staff, not worth a write per call
-PUBLIC_ENDPOINTS = ("api.openapi",)
-PAGE_PARAMETERS = {"limit", "cursor"}
-QUERY_PARAMETERS = {
-    "api.list_families": {*PAGE_PARAMETERS, "status"},
-    "api.list_alerts": {*PAGE_PARAMETERS, "status"},
-    "api.list_messages": PAGE_PARAMETERS,
-    "api.list_checkins": PAGE_PARAMETERS,
-}
+FAMILY = {200: ("The family.", shapes.Family)}
 
 
 class ApiError(Exception):
@@ -98,11 +97,13 @@ def _token() -> ApiToken:
 
 @bp.before_request
 def _require_token() -> None:
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    spec = openapi.operation_of(current_app.view_functions.get(request.endpoint or ""))
+    if spec is not None and spec.public:
         return
     token = _token()
     # A typo such as ?stauts=open must not silently return every alert.
-    unknown = sorted(set(request.args) - QUERY_PARAMETERS.get(request.endpoint or "", set()))
+    allowed = shapes.fields_of(spec.query) if spec is not None and spec.query is not None else ()
+    unknown = sorted(set(request.args) - set(allowed))
     if unknown:
         raise ApiError(422, "unknown_parameter", f"unknown query parameter {unknown[0]!r}", unknown[0])
     now = utcnow()
@@ -136,15 +137,6 @@ def _json_body(*, optional: bool = False) -> dict[str, Any]:
     return body
 
 
-def _ts(moment: datetime | None) -> str | None:
-    """Naive UTC from the database → RFC 3339 with an explicit Z."""
-    return None if moment is None else moment.isoformat(timespec="seconds") + "Z"
-
-
-def _day(value: date | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 # --- pagination --------------------------------------------------------------------------
 
 
@@ -161,9 +153,9 @@ def _whole_number(raw: str, maximum: int) -> int | None:
 
 
 def _page_args() -> tuple[int, int | None]:
-    limit = _whole_number(request.args.get("limit", str(DEFAULT_LIMIT)), MAX_LIMIT)
+    limit = _whole_number(request.args.get("limit", str(shapes.DEFAULT_LIMIT)), shapes.MAX_LIMIT)
     if limit is None:
-        raise ApiError(422, "invalid_limit", f"limit must be a number from 1 to {MAX_LIMIT}", "limit")
+        raise ApiError(422, "invalid_limit", f"limit must be a number from 1 to {shapes.MAX_LIMIT}", "limit")
     raw_cursor = request.args.get("cursor")
     cursor = None if raw_cursor is None else _whole_number(raw_cursor, MAX_ID)
     if raw_cursor is not None and cursor is None:
@@ -174,7 +166,11 @@ def _page_args() -> tuple[int, int | None]:
 
 
 def _page(
-    session: Session, query: Select[Any], id_column: Any, render: Callable[[list[Any]], list[dict[str, Any]]]
+    session: Session,
+    query: Select[Any],
+    id_column: Any,
+    page: type[shapes.Page],
+    render: Callable[[list[Any]], list[BaseModel]],
 ) -> Response:
     """Newest first, keyset-paginated by id: stable while rows are being added."""
     limit, cursor = _page_args()
@@ -183,38 +179,20 @@ def _page(
     rows = list(session.scalars(query.order_by(id_column.desc()).limit(limit + 1)).all())
     items = rows[:limit]
     next_cursor = str(items[-1].id) if len(rows) > limit else None
-    return jsonify({"data": render(items), "next_cursor": next_cursor})
+    return _answer(page(data=render(items), next_cursor=next_cursor))
 
 
-def _each(render: Callable[[Any], dict[str, Any]]) -> Callable[[list[Any]], list[dict[str, Any]]]:
+def _each(render: Callable[[Any], BaseModel]) -> Callable[[list[Any]], list[BaseModel]]:
     return lambda rows: [render(row) for row in rows]
 
 
+def _answer(shape: BaseModel, status: int = 200) -> Response:
+    response = jsonify(shape.model_dump(mode="json"))
+    response.status_code = status
+    return response
+
+
 # --- families ----------------------------------------------------------------------------
-
-
-def family_json(enrollment: Enrollment) -> dict[str, Any]:
-    """The family as this clinic knows it: its own details, never another clinic's."""
-    family = enrollment.family
-    return {
-        "id": enrollment.id,
-        "phone": family.phone,
-        "channel": family.channel,
-        "language": enrollment.language,
-        "timezone": enrollment.timezone,
-        "baby_name": enrollment.baby_name,
-        "baby_birth_date": _day(enrollment.baby_birth_date),
-        "external_ref": enrollment.external_ref,
-        "programme": enrollment.programme,
-        "status": enrollment.status,
-        "consent": clinics.consent_state(enrollment),
-        "opted_out": family.opted_out,
-        "followup_hold": family.followup_hold,
-        "followup_hold_since": _ts(family.followup_hold_since),
-        "enrolled_at": _ts(enrollment.enrolled_at),
-        "consented_at": _ts(enrollment.consented_at),
-        "ended_at": _ts(enrollment.ended_at),
-    }
 
 
 def _enrollment_or_404(session: Session, family_id: int) -> Enrollment:
@@ -230,7 +208,7 @@ def _enrollment_or_404(session: Session, family_id: int) -> Enrollment:
 
 def _enroll(session: Session, fields: dict[str, Any]) -> tuple[Enrollment, bool]:
     clinic = session.get(Clinic, _clinic_id())
-    _reject_unknown(fields, clinics.FAMILY_FIELDS)
+    _reject_unknown(fields, shapes.fields_of(shapes.FamilyCreate))
     enrollment, created = clinics.enroll_family(
         session,
         clinic,
@@ -244,39 +222,55 @@ def _enroll(session: Session, fields: dict[str, Any]) -> tuple[Enrollment, bool]
 
 
 @bp.get("/openapi.json")
-def openapi() -> Response:
-    """The OpenAPI 3 description of this API (public: it holds no data)."""
-    return jsonify(OPENAPI)
+@operation(responses={200: ("OpenAPI 3 document.", None)}, public=True)
+def document() -> Response:
+    """This document (public: it holds no data)"""
+    return jsonify(openapi.document(current_app))
 
 
 @bp.get("/families")
+@operation(responses={200: ("A page of families.", shapes.FamilyPage)}, query=shapes.FamilyQuery)
 def list_families() -> Response:
+    """List families enrolled at this clinic, newest first"""
     session = request_session()
     query = select(Enrollment).where(Enrollment.clinic_id == _clinic_id())
     status = request.args.get("status")
     if status is not None:
-        if status not in ("awaiting_consent", "active", "ended"):
+        if status not in get_args(shapes.EnrollmentStatus):
             raise ApiError(
                 422, "invalid_status", "status must be awaiting_consent, active or ended", "status"
             )
         query = query.where(Enrollment.status == status)
-    return _page(session, query, Enrollment.id, _each(family_json))
+    return _page(session, query, Enrollment.id, shapes.FamilyPage, _each(shapes.Family.of))
 
 
 @bp.post("/families")
-def create_family() -> tuple[Response, int]:
-    """Enroll a family (idempotent per phone at this clinic); sends the consent text once."""
+@operation(
+    responses={201: ("Enrolled.", shapes.Family), 200: ("Already enrolled: updated.", shapes.Family)},
+    body=shapes.FamilyCreate,
+    errors=(400, 409),
+)
+def create_family() -> Response:
+    """Enroll a family (sends one consent text)
+
+    Idempotent per phone at this clinic: enrolling it again updates its details and sends
+    no second text.
+    """
     enrollment, created = _enroll(request_session(), _json_body())
-    return jsonify(family_json(enrollment)), 201 if created else 200
+    return _answer(shapes.Family.of(enrollment), 201 if created else 200)
 
 
 @bp.get("/families/<int:family_id>")
+@operation(responses=FAMILY, errors=(404,))
 def get_family(family_id: int) -> Response:
-    return jsonify(family_json(_enrollment_or_404(request_session(), family_id)))
+    """One family"""
+    return _answer(shapes.Family.of(_enrollment_or_404(request_session(), family_id)))
 
 
 @bp.patch("/families/<int:family_id>")
+@operation(responses=FAMILY, body=shapes.FamilyDetails, errors=(400, 404))
 def update_family(family_id: int) -> Response:
+    """Update a family's details (phone, channel and programme are fixed)"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
     body = _json_body()
@@ -287,84 +281,76 @@ def update_family(family_id: int) -> Response:
     values = clinics.clean_family_fields(body, settings, today=utcnow().date())
     clinics.update_family(session, enrollment, values)
     session.commit()
-    return jsonify(family_json(enrollment))
+    return _answer(shapes.Family.of(enrollment))
 
 
 @bp.post("/families/<int:family_id>/enrollment")
+@operation(responses=FAMILY, body=shapes.EnrollmentRequest, errors=(400, 404, 409))
 def enroll(family_id: int) -> Response:
-    """(Re-)enroll a known family in a programme; a re-opened enrollment asks consent again."""
+    """Enroll again, or in another programme; re-opening asks consent again"""
     session = request_session()
     family = _enrollment_or_404(session, family_id).family
     body = _json_body()
-    _reject_unknown(body, ("programme",))
+    _reject_unknown(body, shapes.fields_of(shapes.EnrollmentRequest))
     enrollment, _ = _enroll(session, {"phone": family.phone, "channel": family.channel, **body})
-    return jsonify(family_json(enrollment))
+    return _answer(shapes.Family.of(enrollment))
 
 
 @bp.delete("/families/<int:family_id>/enrollment")
+@operation(responses=FAMILY, errors=(404,))
 def unenroll(family_id: int) -> Response:
-    """End follow-up: pending check-ins are cancelled; idempotent."""
+    """Unenroll: pending check-ins are cancelled (idempotent)"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
     clinics.unenroll(session, enrollment, now=utcnow())
     session.commit()
-    return jsonify(family_json(enrollment))
+    return _answer(shapes.Family.of(enrollment))
 
 
 @bp.post("/families/<int:family_id>/resume")
+@operation(responses=FAMILY, errors=(404,))
 def resume_followup(family_id: int) -> Response:
-    """Resume automated messages held by sensitive news (in hospital, or a loss reported in
-    error): consented programmes start again from now; idempotent."""
+    """Resume automated messages held by sensitive news (idempotent)
+
+    For a baby home from hospital, or a loss reported in error: consented programmes start
+    again from now.
+    """
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
     settings = current_app.extensions["smsbot.settings"]
     if news.resume(session, settings, enrollment.family, now=utcnow(), by=_actor()):
         session.commit()
-    return jsonify(family_json(enrollment))
-
-
-def message_json(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "direction": message.direction,
-        "kind": message.kind,
-        "body": message.body,
-        "status": message.status,
-        "level": message.level,
-        "created_at": _ts(message.created_at),
-    }
-
-
-def checkin_json(checkin: CheckIn) -> dict[str, Any]:
-    return {
-        "id": checkin.id,
-        "programme": checkin.programme,
-        "step": checkin.step,
-        "status": checkin.status,
-        "due_at": _ts(checkin.due_at),
-        "sent_at": _ts(checkin.sent_at),
-        "answered_at": _ts(checkin.answered_at),
-        "outcome": checkin.outcome,
-    }
+    return _answer(shapes.Family.of(enrollment))
 
 
 @bp.get("/families/<int:family_id>/messages")
+@operation(
+    responses={200: ("A page of messages.", shapes.MessagePage)}, query=shapes.PageQuery, errors=(404,)
+)
 def list_messages(family_id: int) -> Response:
+    """Messages since this clinic enrolled the family, newest first"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
-    return _page(session, clinics.family_messages(enrollment), Message.id, _each(message_json))
+    query = clinics.family_messages(enrollment)
+    return _page(session, query, Message.id, shapes.MessagePage, _each(shapes.Message.of))
 
 
 @bp.get("/families/<int:family_id>/checkins")
+@operation(
+    responses={200: ("A page of check-ins.", shapes.CheckInPage)}, query=shapes.PageQuery, errors=(404,)
+)
 def list_checkins(family_id: int) -> Response:
+    """The family's check-ins for this clinic, newest first"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
-    return _page(session, clinics.family_checkins(enrollment), CheckIn.id, _each(checkin_json))
+    query = clinics.family_checkins(enrollment)
+    return _page(session, query, CheckIn.id, shapes.CheckInPage, _each(shapes.CheckIn.of))
 
 
 @bp.get("/families/<int:family_id>/export")
+@operation(responses={200: ("The family's data.", shapes.Export)}, errors=(404,))
 def export_family(family_id: int) -> Response:
-    """Everything this clinic holds about the family, in one document (a privacy request)."""
+    """Everything this clinic holds about the family (privacy export)"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
     alerts = session.scalars(
@@ -372,57 +358,31 @@ def export_family(family_id: int) -> Response:
         .where(Alert.clinic_id == enrollment.clinic_id, Alert.family_id == enrollment.family_id)
         .order_by(Alert.id)
     ).all()
-    return jsonify(
-        {
-            "family": family_json(enrollment),
-            "messages": [message_json(m) for m in session.scalars(clinics.family_messages(enrollment))],
-            "checkins": [checkin_json(c) for c in session.scalars(clinics.family_checkins(enrollment))],
-            "alerts": [alert_json(alert, enrollment.id) for alert in alerts],
-        }
+    return _answer(
+        shapes.Export(
+            family=shapes.Family.of(enrollment),
+            messages=[shapes.Message.of(m) for m in session.scalars(clinics.family_messages(enrollment))],
+            checkins=[shapes.CheckIn.of(c) for c in session.scalars(clinics.family_checkins(enrollment))],
+            alerts=[shapes.Alert.of(alert, enrollment.id) for alert in alerts],
+        )
     )
 
 
 @bp.delete("/families/<int:family_id>")
+@operation(responses={200: ("Erased: rows removed per table.", shapes.Erased)}, errors=(404, 409))
 def erase_family(family_id: int) -> Response:
-    """Erase the family's data for good; refused while another clinic still follows them."""
+    """Erase the family's data for good (409 while another clinic follows them)"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
-    others = session.scalar(
-        select(func.count(Enrollment.id)).where(
-            Enrollment.family_id == enrollment.family_id,
-            Enrollment.clinic_id != enrollment.clinic_id,
-            Enrollment.status != "ended",
-        )
-    )
-    if others:
-        raise ApiError(
-            409,
-            "followed_elsewhere",
-            "another clinic still follows this family; unenroll here, or ask the operator to erase",
-        )
-    counts = privacy.erase_family(session, enrollment.family, now=utcnow())
+    counts = queries.erase_family(session, enrollment, now=utcnow())
     session.commit()
-    return jsonify({"erased": counts})
+    return _answer(shapes.Erased(erased=counts))
 
 
 # --- alerts ------------------------------------------------------------------------------
 
 
-def alert_json(alert: Alert, enrollment_id: int | None) -> dict[str, Any]:
-    return {
-        "id": alert.id,
-        "family_id": enrollment_id,
-        "level": alert.level,
-        "reason": alert.reason,
-        "status": "open" if alert.acknowledged_at is None else "acknowledged",
-        "created_at": _ts(alert.created_at),
-        "acknowledged_at": _ts(alert.acknowledged_at),
-        "acknowledged_by": alert.acknowledged_by,
-        "note": alert.ack_note,
-    }
-
-
-def _alerts_json(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
+def _alert_shapes(session: Session, alerts: list[Alert]) -> list[shapes.Alert]:
     """Alerts with the clinic's id for each family (its enrollment), in one query."""
     ids = dict(
         session.execute(
@@ -431,11 +391,13 @@ def _alerts_json(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
             )
         ).all()
     )
-    return [alert_json(alert, ids.get(alert.family_id)) for alert in alerts]
+    return [shapes.Alert.of(alert, ids.get(alert.family_id)) for alert in alerts]
 
 
 @bp.get("/alerts")
+@operation(responses={200: ("A page of alerts.", shapes.AlertPage)}, query=shapes.AlertQuery)
 def list_alerts() -> Response:
+    """Alerts for this clinic, newest first"""
     session = request_session()
     query = select(Alert).where(Alert.clinic_id == _clinic_id())
     status = request.args.get("status")
@@ -445,31 +407,34 @@ def list_alerts() -> Response:
         query = query.where(Alert.acknowledged_at.is_not(None))
     elif status is not None:
         raise ApiError(422, "invalid_status", "status must be open or acknowledged", "status")
-    return _page(session, query, Alert.id, lambda alerts: _alerts_json(session, alerts))
+    return _page(session, query, Alert.id, shapes.AlertPage, lambda alerts: _alert_shapes(session, alerts))
 
 
 @bp.post("/alerts/<int:alert_id>/acknowledge")
+@operation(
+    responses={200: ("The acknowledged alert.", shapes.Alert)},
+    body=shapes.Acknowledge,
+    body_required=False,
+    errors=(400, 404, 409),
+)
 def acknowledge_alert(alert_id: int) -> Response:
-    """Mark an alert as handled, with an optional note; acknowledging twice is a 409."""
+    """Acknowledge an alert, with an optional note
+
+    Of two acknowledgements at once, one wins; the other, like any later one, is a 409.
+    """
     session = request_session()
-    alert = None
-    if alert_id <= MAX_ID:
-        alert = session.scalar(select(Alert).where(Alert.id == alert_id, Alert.clinic_id == _clinic_id()))
-    if alert is None:
+    row = queries.find_alert_row(session, _clinic_id(), alert_id) if alert_id <= MAX_ID else None
+    if row is None:
         raise ApiError(404, "not_found", f"no alert {alert_id} at this clinic")
     body = _json_body(optional=True)
-    _reject_unknown(body, ("note",))
+    _reject_unknown(body, shapes.fields_of(shapes.Acknowledge))
     note = body.get("note")
     if note is not None and (
-        not isinstance(note, str) or len(note) > MAX_NOTE_CHARS or not clinics.is_storable_text(note)
+        not isinstance(note, str) or len(note) > NOTE_MAX_CHARS or not clinics.is_storable_text(note)
     ):
         raise ApiError(
-            422, "invalid_note", f"note must be text of at most {MAX_NOTE_CHARS} characters", "note"
+            422, "invalid_note", f"note must be text of at most {NOTE_MAX_CHARS} characters", "note"
         )
-    if alert.acknowledged_at is not None:
+    if not queries.acknowledge_alert(session, row.alert, by=_actor(), note=note, now=utcnow()):
         raise ApiError(409, "already_acknowledged", "this alert was already acknowledged")
-    alert.acknowledged_at = utcnow()
-    alert.acknowledged_by = _actor()
-    alert.ack_note = note
-    session.commit()
-    return jsonify(_alerts_json(session, [alert])[0])
+    return _answer(shapes.Alert.of(row.alert, row.enrollment.id if row.enrollment else None))

@@ -8,14 +8,14 @@ alternative (``aria-label`` and ``<title>`` per mark); the templates also print 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from markupsafe import Markup, escape
 
-# Check-in answers drawn top to bottom: "better" up, "worse" down, as a nurse reads a trend.
-OUTCOME_ROWS = ("better", "same", "worse")
+from smsbot.models import CheckIn
+from smsbot.vocabulary import OUTCOMES
 
 WIDTH = 560
 LABEL_WIDTH = 110  # room for the row labels on the left
@@ -37,6 +37,15 @@ class Answer:
 
     at: datetime
     outcome: str  # better | same | worse
+
+
+def answers_of(checkins: Iterable[CheckIn]) -> list[Answer]:
+    """The better/same/worse answers among ``checkins``, for the chart."""
+    return [
+        Answer(c.answered_at, c.outcome)
+        for c in checkins
+        if c.answered_at is not None and c.outcome in OUTCOMES
+    ]
 
 
 def _svg(height: int, label: str, body: str, css_class: str) -> Markup:
@@ -72,17 +81,18 @@ def bar_chart(bars: Sequence[Bar], *, label: str) -> Markup:
 def answers_chart(answers: Sequence[Answer], *, label: str) -> Markup:
     """Check-in answers over time: one dot per answer on a better/same/worse scale, joined by a line.
 
-    The x axis is real time, so a gap in answers shows as a gap.
+    Drawn top to bottom in OUTCOMES order, "better" up and "worse" down, as a nurse reads a
+    trend. The x axis is real time, so a gap in answers shows as a gap.
     """
     row = 36
-    height = PAD * 2 + row * (len(OUTCOME_ROWS) - 1) + 24  # 24: the date labels underneath
+    height = PAD * 2 + row * (len(OUTCOMES) - 1) + 24  # 24: the date labels underneath
     left, right = LABEL_WIDTH, WIDTH - PAD
-    points = sorted((a for a in answers if a.outcome in OUTCOME_ROWS), key=lambda a: a.at)
+    points = sorted((a for a in answers if a.outcome in OUTCOMES), key=lambda a: a.at)
     parts = [
         f'<line class="grid" x1="{left}" x2="{right}" y1="{PAD + i * row}" y2="{PAD + i * row}"/>'
         f'<text class="chart-label" x="{left - 8}" y="{PAD + i * row + 5}" text-anchor="end">'
         f"{outcome.capitalize()}</text>"
-        for i, outcome in enumerate(OUTCOME_ROWS)
+        for i, outcome in enumerate(OUTCOMES)
     ]
     if points:
         start, span = points[0].at, (points[-1].at - points[0].at).total_seconds()
@@ -92,7 +102,7 @@ def answers_chart(answers: Sequence[Answer], *, label: str) -> Markup:
                 return (left + right) / 2
             return round(left + (right - left) * (at - start).total_seconds() / span, 1)
 
-        coords = [(x_of(p.at), PAD + OUTCOME_ROWS.index(p.outcome) * row) for p in points]
+        coords = [(x_of(p.at), PAD + OUTCOMES.index(p.outcome) * row) for p in points]
         parts.append(
             '<polyline class="trend" fill="none" points="' + " ".join(f"{x},{y}" for x, y in coords) + '"/>'
         )

@@ -1,6 +1,6 @@
 """The clinic dashboard (``/dashboard``): server-rendered pages for nurses and coordinators.
 
-Thin views over ``clinic_queries`` (every read scoped to the signed-in staff member's
+Thin views over ``clinics.queries`` (every read scoped to the signed-in staff member's
 clinic) and ``staff_auth``. Only this blueprint is CSRF-protected: the Twilio webhooks
 and the token-authenticated API have their own authentication and no browser session.
 """
@@ -32,15 +32,17 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from smsbot import clinics, news
-from smsbot.conversation import CHECKIN_WORSE
+from smsbot import clinics
+from smsbot.checkins.programmes import load_programmes
+from smsbot.clinics import queries
+from smsbot.conversation import CHECKIN_WORSE, news
 from smsbot.db import request_session
 from smsbot.models import utcnow
 from smsbot.phones import display_phone, mask_phone
-from smsbot.programmes import load_programmes
 from smsbot.triage import load_rules
-from smsbot.web import charts, clinic_queries
-from smsbot.web.enroll_form import LANGUAGES, EnrollFormError, enroll_from_form
+from smsbot.vocabulary import LANGUAGE_NAMES, MAX_ID, NOTE_MAX_CHARS
+from smsbot.web import charts
+from smsbot.web.enroll_form import EnrollFormError, enroll_from_form
 from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate, session_claims, signed_in_staff
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,6 @@ csrf = CSRFProtect()
 T = TypeVar("T")
 
 PUBLIC_ENDPOINTS = {"dashboard.login", "dashboard.static"}
-MAX_NOTE = 2000
-MAX_ID = 2**31 - 1  # a larger id in a URL is a 404, not a PostgreSQL "integer out of range"
 FIELD_LABELS = {
     "phone": "Parent's mobile number",
     "language": "Language for texts",
@@ -204,13 +204,13 @@ def logout() -> Response:
 @bp.get("/")
 def alerts() -> str:
     """The landing page: who needs a call now."""
-    queue = clinic_queries.open_alerts(request_session(), g.staff.clinic_id)
-    return render_template("dashboard/alerts.html", alerts=queue, max_note=MAX_NOTE)
+    queue = queries.open_alerts(request_session(), g.staff.clinic_id)
+    return render_template("dashboard/alerts.html", alerts=queue, max_note=NOTE_MAX_CHARS)
 
 
 @bp.get("/alerts/history")
 def alert_history() -> str:
-    history = clinic_queries.acknowledged_alerts(request_session(), g.staff.clinic_id)
+    history = queries.acknowledged_alerts(request_session(), g.staff.clinic_id)
     return render_template("dashboard/history.html", alerts=history)
 
 
@@ -218,14 +218,14 @@ def alert_history() -> str:
 def alert(alert_id: int) -> str:
     """One alert, opened from the on-call SMS or webhook link: who to call, what they said, why."""
     db = request_session()
-    row = _found(clinic_queries.find_alert_row(db, g.staff.clinic_id, alert_id))
+    row = _found(queries.find_alert_row(db, g.staff.clinic_id, alert_id))
     message = row.alert.message
     return render_template(
         "dashboard/alert.html",
         row=row,
         reasons=_rule_reasons(message.flags if message is not None else [], row.alert.level),
-        deliveries=clinic_queries.alert_deliveries(db, row.alert),
-        max_note=MAX_NOTE,
+        deliveries=queries.alert_deliveries(db, row.alert),
+        max_note=NOTE_MAX_CHARS,
     )
 
 
@@ -248,14 +248,14 @@ def acknowledge(alert_id: int) -> Response:
     Back to the queue, or to the alert's own page when it was acknowledged there.
     """
     db = request_session()
-    alert = _found(clinic_queries.find_alert_row(db, g.staff.clinic_id, alert_id)).alert
+    alert = _found(queries.find_alert_row(db, g.staff.clinic_id, alert_id)).alert
     from_page = request.form.get("from") == "alert"
     back = url_for(".alert", alert_id=alert_id) if from_page else url_for(".alerts")
     note = request.form.get("note", "").strip()
-    if not note or len(note) > MAX_NOTE:
-        flash(f"Write what was done (up to {MAX_NOTE} characters) to acknowledge the alert.", "error")
+    if not note or len(note) > NOTE_MAX_CHARS:
+        flash(f"Write what was done (up to {NOTE_MAX_CHARS} characters) to acknowledge the alert.", "error")
         return redirect(back if from_page else url_for(".alerts", _anchor=f"alert-{alert_id}"))
-    if clinic_queries.acknowledge_alert(db, alert, by=g.staff.email, note=note, now=utcnow()):
+    if queries.acknowledge_alert(db, alert, by=g.staff.email, note=note, now=utcnow()):
         flash(f"Alert for {mask_phone(alert.family.phone)} acknowledged.", "success")
     else:
         db.refresh(alert)  # acknowledged by someone else meanwhile: say who
@@ -269,10 +269,10 @@ def acknowledge(alert_id: int) -> Response:
 @bp.get("/families")
 def families() -> str:
     query = request.args.get("q", "")[:100]
-    page = clinic_queries.search_families(
+    page = queries.search_families(
         request_session(), g.staff.clinic_id, query, request.args.get("page", 1, type=int)
     )
-    return render_template("dashboard/families.html", page=page, query=query, languages=LANGUAGES)
+    return render_template("dashboard/families.html", page=page, query=query, languages=LANGUAGE_NAMES)
 
 
 @bp.route("/families/new", methods=["GET", "POST"])
@@ -311,7 +311,7 @@ def _enroll_page(form: Mapping[str, str], errors: dict[str, str], programmes: li
         form=form,
         errors=errors,
         labels=FIELD_LABELS,
-        languages=LANGUAGES,
+        languages=LANGUAGE_NAMES,
         programmes=programmes,
     )
 
@@ -320,20 +320,20 @@ def _enroll_page(form: Mapping[str, str], errors: dict[str, str], programmes: li
 def family(family_id: int) -> str:
     """One family: the conversation, check-ins and how the answers have moved."""
     db = request_session()
-    row = _found(clinic_queries.find_family(db, g.staff.clinic_id, family_id))
-    upcoming, past = clinic_queries.family_checkins(db, row.enrollment)
-    answers = clinic_queries.answers(past)
+    row = _found(queries.find_family(db, g.staff.clinic_id, family_id))
+    upcoming, past = queries.upcoming_and_past_checkins(db, row.enrollment)
+    answers = charts.answers_of(past)
     chart = charts.answers_chart(answers, label=f"Check-in answers for {mask_phone(row.family.phone)}")
     return render_template(
         "dashboard/family.html",
         row=row,
-        messages=clinic_queries.timeline(db, row.enrollment),
+        messages=queries.timeline(db, row.enrollment),
         upcoming=upcoming,
         past=past,
         chart=chart,
         answers=answers,
         tally=Counter(answer.outcome for answer in answers),
-        languages=LANGUAGES,
+        languages=LANGUAGE_NAMES,
     )
 
 
@@ -341,7 +341,7 @@ def family(family_id: int) -> str:
 def unenroll(family_id: int) -> Response:
     """End the clinic's follow-up; the family can still text the bot for guidance."""
     db = request_session()
-    row = _found(clinic_queries.find_family(db, g.staff.clinic_id, family_id))
+    row = _found(queries.find_family(db, g.staff.clinic_id, family_id))
     if clinics.unenroll(db, row.enrollment, now=utcnow()):
         db.commit()
         flash(f"{mask_phone(row.family.phone)} is unenrolled; pending check-ins are cancelled.", "success")
@@ -353,7 +353,7 @@ def resume(family_id: int) -> Response:
     """Resume automated messages held by the parent's sensitive news (the baby is home, or the
     news was a misreading): consented programmes start again from today."""
     db = request_session()
-    row = _found(clinic_queries.find_family(db, g.staff.clinic_id, family_id))
+    row = _found(queries.find_family(db, g.staff.clinic_id, family_id))
     settings = current_app.extensions["smsbot.settings"]
     if news.resume(db, settings, row.family, now=utcnow(), by=f"staff:{g.staff.email}"):
         db.commit()
@@ -366,7 +366,7 @@ def resume(family_id: int) -> Response:
 
 @bp.get("/overview")
 def overview() -> str:
-    counts = clinic_queries.overview(request_session(), g.staff.clinic_id, now=utcnow())
+    counts = queries.overview(request_session(), g.staff.clinic_id, now=utcnow())
     level_chart = charts.bar_chart(
         [charts.Bar(level.capitalize(), n, level) for level, n in counts.messages_by_level.items()],
         label="Messages from families in the last 7 days, by level",

@@ -17,7 +17,6 @@ from smsbot.config import Settings
 from smsbot.messaging import Transport
 from smsbot.models import Clinic, Enrollment
 
-LANGUAGES = {"en": "English", "es": "Español"}
 FORM_FIELDS = ("phone", "language", "baby_name", "baby_birth_date", "programme")
 
 

@@ -8,9 +8,10 @@ import uuid
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from smsbot import conversation, delivery, metrics
+from smsbot import conversation, metrics
 from smsbot.alerts import AlertCourier
 from smsbot.db import get_db
+from smsbot.messaging.status import STATUS_RANK, record_status
 from smsbot.models import utcnow
 from smsbot.phones import InvalidPhoneError, mask_phone, parse_address
 from smsbot.web.twilio_auth import twilio_signed
@@ -98,13 +99,13 @@ def status_callback() -> tuple[str, int]:
     """Delivery status for one of our outbound messages (out of order is fine)."""
     sid = request.form.get("MessageSid", "")
     status = request.form.get("MessageStatus", "").lower()
-    if not sid or status not in delivery.STATUS_RANK:
+    if not sid or status not in STATUS_RANK:
         abort(400, "MessageSid and a known MessageStatus are required")
     error_code = request.form.get("ErrorCode") or None
     if error_code is not None and not error_code.isdigit():
         abort(400, "ErrorCode must be a number")
     with get_db().session() as session:
-        delivery.record_status(
+        record_status(
             session,
             current_app.extensions["smsbot.settings"],
             sid,

@@ -1,0 +1,28 @@
+"""The ``smsbot`` command: one module per command group, each added here."""
+
+from __future__ import annotations
+
+import click
+
+from smsbot.cli import checkins, clinics, db, family, rules, serve, triage
+
+
+@click.group(name="smsbot")
+def main() -> None:
+    """smsbot: safe SMS guidance for parents of young babies with arm or leg tremors."""
+
+
+for command in (
+    triage.triage,
+    rules.rules,
+    db.db,
+    serve.serve,
+    serve.chat,
+    family.family,
+    checkins.worker,
+    checkins.checkins,
+    clinics.clinic,
+    clinics.staff,
+    clinics.enroll,
+):
+    main.add_command(command)

@@ -1,0 +1,86 @@
+"""``smsbot serve`` (the web app, and check-ins unless told not to) and ``smsbot chat``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+
+import click
+
+from smsbot.cli.settings import cli_settings
+from smsbot.config import ConfigError
+from smsbot.db import Database, upgrade
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--no-scheduler", is_flag=True, help="Do not run check-ins in this process.")
+@click.option(
+    "--prod",
+    is_flag=True,
+    help="Run under gunicorn (smsbot/web/gunicorn_conf.py): web workers only, run `smsbot worker` beside it.",
+)
+def serve(host: str, port: int, no_scheduler: bool, prod: bool) -> None:
+    """Run the web app and the check-in scheduler (SQLite + console transport by default)."""
+    if prod:
+        config = "python:smsbot.web.gunicorn_conf"
+        os.execvp("gunicorn", ["gunicorn", "-c", config, "-b", f"{host}:{port}", "smsbot:create_app()"])
+    from smsbot import create_app
+    from smsbot.jobs import build_scheduler
+    from smsbot.logs import configure_logging
+
+    settings = cli_settings()
+    configure_logging()
+    upgrade(settings.database_url)
+    try:
+        app = create_app()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    scheduler = None
+    if settings.run_scheduler and not no_scheduler:
+        scheduler = build_scheduler(
+            app.extensions["smsbot.db"], app.extensions["smsbot.transport"], settings, background=True
+        )
+        scheduler.start()
+    click.echo(f"smsbot listening on http://{host}:{port} (transport: {settings.transport})", err=True)
+    try:
+        app.run(host=host, port=port, threaded=True, use_reloader=False)
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+
+
+@click.command()
+@click.option("--phone", default="+15550100001", show_default=True, help="The parent's phone number.")
+@click.option("--whatsapp", is_flag=True, help="Text as a WhatsApp user.")
+def chat(phone: str, whatsapp: bool) -> None:
+    """Text the bot from the terminal, through exactly the pipeline a parent's SMS takes."""
+    from smsbot.conversation import Inbound, receive
+    from smsbot.phones import InvalidPhoneError, normalise_phone
+
+    settings = cli_settings()
+    try:
+        phone = normalise_phone(phone, settings.default_region)
+    except InvalidPhoneError as error:
+        raise click.BadParameter(str(error), param_hint="--phone") from None
+    upgrade(settings.database_url)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        click.echo(f"Texting as {phone}. Type a message, or Ctrl-D to quit.", err=True)
+    with Database(settings.database_url) as database:
+        while True:
+            if interactive:
+                click.echo("you> ", nl=False, err=True)
+            line = sys.stdin.readline()
+            if not line:
+                break
+            inbound = Inbound(
+                sid=f"CHAT{uuid.uuid4().hex}",
+                phone=phone,
+                channel="whatsapp" if whatsapp else "sms",
+                body=line.rstrip("\n"),
+            )
+            outcome = receive(database, settings, inbound)
+            click.echo(f"bot [{outcome.level or '-'}]> {outcome.reply or '(no reply)'}")

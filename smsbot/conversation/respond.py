@@ -1,0 +1,208 @@
+"""Responding to one stored text: keywords → check-in answer → triage → reply and actions.
+
+Plain functions over the models (no Flask, no transport): ``process`` decides the reply and
+writes what the text sets off (opt-out, check-in answer, alerts, sensitive news, follow-up
+check-ins) into the caller's session; ``inbound.py`` stores the text and commits the outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session
+
+from smsbot import alerts, checkins, clinics, families
+from smsbot.checkins.programmes import load_programmes
+from smsbot.config import Settings
+from smsbot.conversation import news
+from smsbot.conversation.keywords import HOW_TO_STOP, Keywords, load_keywords
+from smsbot.models import Enrollment, Event, Family, Message
+from smsbot.triage import RuleSet, assess, load_rules, severity
+from smsbot.triage.classifier import shipped_classifier
+from smsbot.triage.engine import engine_for
+from smsbot.triage.replies import render_reply
+from smsbot.vocabulary import DEFAULT_LANG
+
+FLOOD_WINDOW = timedelta(minutes=1)  # texts counted for the flood limit
+CHECKIN_WORSE = "checkin-worse"  # the flag of a text made urgent by a "worse" check-in answer
+
+
+@dataclass
+class Outcome:
+    """What we answer: ``reply`` None means an empty TwiML response (no message)."""
+
+    reply: str | None
+    level: str | None = None
+    flags: tuple[str, ...] = field(default_factory=tuple)
+    duplicate: bool = False
+    paged: bool = False  # raised an alert for a clinic: its on-call should hear now
+    reply_id: int | None = None  # the stored reply, when the caller sends it by REST
+
+
+def prepare(settings: Settings) -> None:
+    """Load and compile the rule files and the classifier the pipeline reads, once, before the first text.
+
+    They are cached per process; under gunicorn (``preload_app``) this runs in the master,
+    so every forked worker starts warm instead of each thread parsing YAML and building the
+    triage engine at once on its first message, while Twilio waits.
+    """
+    _keywords, ruleset = rulebook(settings)
+    engine_for(ruleset)
+    shipped_classifier()
+    load_programmes(settings.rules_path)
+
+
+@lru_cache(maxsize=8)
+def rulebook(settings: Settings) -> tuple[Keywords, RuleSet]:
+    """The keyword list and triage rules of ``settings``' rules directory.
+
+    Looked up once per settings: finding the directory stats the file system, and this
+    runs for every message.
+    """
+    return load_keywords(settings.rules_path), load_rules(settings.rules_path)
+
+
+_RECENT_INBOUND = select(func.count(Message.id)).where(
+    Message.family_id == bindparam("family"),
+    Message.direction == "in",
+    Message.created_at > bindparam("since"),
+)
+
+
+def process(session: Session, settings: Settings, message: Message, num_media: int, now: datetime) -> Outcome:
+    """Decide the reply and actions for one stored inbound message.
+
+    ``message.family`` is the row ``_lock_family`` locked, which also recorded the contact.
+    """
+    family = message.family
+    text = (message.body or "").strip()
+    keywords, ruleset = rulebook(settings)
+
+    keyword = keywords.match(text)
+    if keyword is not None:
+        message.kind = "keyword"
+        message.lang = keyword.lang
+        return _handle_keyword(session, settings, family, keyword.action, keyword.lang, now)
+
+    if not text:
+        lang = family.language
+        name = "media" if num_media else "empty"
+        return Outcome(reply=None if family.opted_out else service_reply(settings, name, lang), level="info")
+
+    decision = assess(text, baby_age_days=_baby_age_days(family, now), rules=ruleset)
+    message.level, message.flags, message.lang = decision.level, list(decision.flags), decision.lang
+    message.rules_version, message.model_version = decision.rules_version, decision.model_version
+    if decision.level != "info" or decision.lang != DEFAULT_LANG:
+        family.language = decision.lang
+    family.last_level = decision.level
+
+    answered = checkins.answer_open_checkin(session, family, text, decision.level, now=now, settings=settings)
+    if answered is not None:
+        message.kind, message.checkin_id = "answer", answered.checkin.id
+
+    level = decision.level
+    worse = answered is not None and answered.outcome == "worse"
+    if worse and severity(level) < severity("urgent"):
+        # "Worse" on a check-in means same-day care even when the words alone look mild.
+        level = "urgent"
+        decision = replace(decision, level=level, flags=(*decision.flags, CHECKIN_WORSE))
+        message.level, message.flags = level, list(decision.flags)
+
+    paged = False
+    if level in ("emergency", "urgent"):
+        raised = alerts.raise_alert(
+            session,
+            settings,
+            family,
+            level=level,
+            reason="worse" if worse else level,
+            message=message,
+            now=now,
+        )
+        paged = any(alert.clinic_id is not None for alert in raised)
+    reported = news.news_in(decision)
+    changed = reported is not None and news.record(
+        session, settings, family, reported, message=message, now=now
+    )
+
+    request = keywords.plain_opt_out(text)
+    if request is not None and request.action == "stop":
+        # STOP in plain words, honoured after the alerts above reached the clinics that
+        # follow the family now.
+        message.kind = "keyword"
+        stop = _handle_keyword(session, settings, family, "stop", request.lang, now, plain=True)
+        return Outcome(reply=stop.reply, level=level, flags=decision.flags, paged=paged)
+    if not family.opted_out:
+        checkins.schedule_after_decision(session, family, level, now=now, settings=settings)
+
+    if family.opted_out:
+        # They said STOP: we still triage and alert their clinic, but send nothing.
+        return Outcome(reply=None, level=level, flags=decision.flags, paged=paged)
+    if level != "emergency" and _flooding(session, settings, family, now):
+        # Stored, triaged and alerted like any other text; only the reply is held back,
+        # and never for an emergency.
+        return Outcome(reply=None, level=level, flags=decision.flags, paged=paged)
+    if (news_reply := news.reply_name(level, reported, resumed=changed)) is not None:
+        # A loss or a hospital stay is not a symptom report: never the greeting, nor jitters
+        # advice. A red flag reported with it is answered at its level, with the number.
+        reply = service_reply(settings, news_reply, decision.lang)
+    elif request is not None and level == "info":
+        # Talks about stopping the messages without clearly asking: say how.
+        reply = service_reply(settings, HOW_TO_STOP, decision.lang)
+    elif answered is not None and answered.reply and level in ("info", "routine"):
+        reply = answered.reply
+    else:
+        reply = render_reply(
+            decision, emergency_number=settings.emergency_number, rules=ruleset, baby_name=family.baby_name
+        )
+    return Outcome(reply=reply, level=level, flags=decision.flags, paged=paged)
+
+
+def _handle_keyword(
+    session: Session,
+    settings: Settings,
+    family: Family,
+    action: str,
+    lang: str,
+    now: datetime,
+    *,
+    plain: bool = False,
+) -> Outcome:
+    """STOP, START or HELP; ``plain``: a STOP in plain words, which Twilio does not answer."""
+    if action != "start" and family.opted_out:
+        # Opted out means no message of any kind: not even a second STOP confirmation or a
+        # HELP text. (Twilio would refuse to deliver them too.) START is the way back.
+        return Outcome(reply=None, level="info")
+    consented: Enrollment | None = None
+    if action == "stop":
+        families.opt_out(session, family, now=now, source="plain_words" if plain else "keyword")
+    elif action == "start":
+        family.opted_out_at = None
+        session.add(Event(family_id=family.id, kind="opted_in", detail={}, created_at=now))
+        # A YES answers the clinic consent request it replies to (after STOP, none is pending).
+        consented = clinics.answer_consent(session, family, now=now, settings=settings)
+    family.language = lang
+    if settings.twilio_advanced_opt_out and not plain:
+        return Outcome(reply=None, level="info")  # Twilio has already answered the keyword
+    if consented is not None:
+        return Outcome(reply=clinics.consent_confirmation(consented, lang, settings), level="info")
+    return Outcome(reply=service_reply(settings, action, lang), level="info")
+
+
+def _flooding(session: Session, settings: Settings, family: Family, now: datetime) -> bool:
+    """More texts from this family in the last minute than anyone writes by hand."""
+    recent = session.scalar(_RECENT_INBOUND, {"family": family.id, "since": now - FLOOD_WINDOW})
+    return recent > settings.flood_messages_per_minute
+
+
+def service_reply(settings: Settings, name: str, lang: str) -> str:
+    return rulebook(settings)[0].reply(name, lang, emergency_number=settings.emergency_number)
+
+
+def _baby_age_days(family: Family, now: datetime) -> int | None:
+    if family.baby_birth_date is None:
+        return None
+    return max((now.date() - family.baby_birth_date).days, 0)

@@ -1,0 +1,359 @@
+"""The clinic API's request and response shapes, defined once.
+
+The views build every answer from these models (``Family.of(enrollment)`` …), check each
+request's fields and query parameters against them, and ``openapi.py`` generates the OpenAPI
+document from them, so a new field is added in one place. What a value must be beyond its
+shape (a dialable phone number, a time zone that exists) is ``smsbot.clinics``' validation,
+shared with the CSV import and the dashboard; the document says as much of it as JSON
+Schema can.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, PlainSerializer, WithJsonSchema
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
+from pydantic_core import CoreSchema
+
+from smsbot import models
+from smsbot.clinics.consent import consent_state
+from smsbot.clinics.enrollment import MAX_BABY_AGE, TEXT_LIMITS, TIMEZONE_MAX_CHARS
+from smsbot.models import utcnow
+from smsbot.vocabulary import CHANNELS, LANGS, MAX_ID, NOTE_MAX_CHARS
+
+Channel = Literal[CHANNELS]  # type: ignore[valid-type]
+Language = Literal[LANGS]  # type: ignore[valid-type]
+EnrollmentStatus = Literal["awaiting_consent", "active", "ended"]
+AlertStatus = Literal["open", "acknowledged"]
+ConsentState = Literal["requested", "given", "not_requested", "blocked_opted_out", "none"]
+AlertReason = Literal[
+    "emergency", "urgent", "worse", "undelivered", "unprocessed", "hospital", "loss", "home"
+]
+FollowupHold = Literal["hospital", "loss"]
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 100  # items per page
+
+# Naive UTC in the database; RFC 3339 with an explicit Z on the wire.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda moment: moment.isoformat(timespec="seconds") + "Z", return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+# Something to read, not only spaces: the API strips text, and a blank phone or zone is refused.
+NotBlank = r"\S"
+
+
+class BirthDateWindow:
+    """The JSON Schema of a birth date the API accepts: a young baby's, not in the future.
+
+    JSON Schema cannot compare dates, so the window (today back to ``MAX_BABY_AGE``) is
+    written as a pattern of the dates in it, made afresh whenever the document is.
+    """
+
+    def __get_pydantic_json_schema__(
+        self, core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core)
+        today = utcnow().date()
+        schema["pattern"] = dates_between(today - MAX_BABY_AGE, today)
+        schema["description"] = "A young baby's birth date: not in the future, at most two years ago."
+        return schema
+
+
+def dates_between(first: date, last: date) -> str:
+    """A regular expression for the ISO dates from ``first`` to ``last`` (calendar validity
+    is the ``date`` format's: this pattern allows day 31 of every month)."""
+
+    def either(values: range) -> str:
+        return "(?:" + "|".join(f"{value:02d}" for value in values) + ")"
+
+    whole_month = r"\d{2}"
+    days: list[str] = []
+    for year in range(first.year, last.year + 1):
+        months = range(
+            first.month if year == first.year else 1, (last.month if year == last.year else 12) + 1
+        )
+        for month in months:
+            low = first.day if (year, month) == (first.year, first.month) else 1
+            high = last.day if (year, month) == (last.year, last.month) else 31
+            day = whole_month if (low, high) == (1, 31) else either(range(low, high + 1))
+            days.append(f"{year}-{month:02d}-{day}")
+    return "^(?:" + "|".join(days) + ")$"
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+class FamilyDetails(Shape):
+    """The details a clinic keeps of a family it follows, all optional; null clears one.
+    Another clinic enrolling the same phone neither sees nor changes them."""
+
+    language: Language | SkipJsonSchema[None] = None
+    baby_name: Annotated[str, Field(max_length=TEXT_LIMITS["baby_name"])] | None = None
+    baby_birth_date: Annotated[date, BirthDateWindow()] | None = None
+    timezone: (
+        Annotated[
+            str,
+            Field(
+                max_length=TIMEZONE_MAX_CHARS,
+                pattern=NotBlank,
+                description="An IANA zone, e.g. America/Chicago.",
+            ),
+        ]
+        | None
+    ) = None
+    external_ref: (
+        Annotated[
+            str, Field(max_length=TEXT_LIMITS["external_ref"], description="Your own id for the family.")
+        ]
+        | None
+    ) = None
+
+
+class FamilyCreate(FamilyDetails):
+    """Enrolling a phone already enrolled here updates it (200) and sends no second text.
+    A null field is one not given: the family keeps what it has."""
+
+    phone: Annotated[
+        str,
+        Field(pattern=r"[0-9]", description="Any format; national numbers use the default region."),
+    ]
+    programme: Annotated[str, Field(description="A check-in programme id from rules/checkins.yaml.")]
+    channel: Channel | None = Field(None, json_schema_extra={"default": "sms"})
+    language: Language | None = None
+
+
+class EnrollmentRequest(Shape):
+    programme: str
+
+
+class Acknowledge(Shape):
+    note: Annotated[str, Field(max_length=NOTE_MAX_CHARS)] | None = None
+
+
+# --- query parameters -------------------------------------------------------------------------
+
+
+class PageQuery(Shape):
+    """Keyset pages, newest first."""
+
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    cursor: (
+        Annotated[
+            str,
+            Field(
+                pattern=rf"^[1-9][0-9]{{0,{len(str(MAX_ID)) - 2}}}$",
+                description="A next_cursor value from a previous page.",
+            ),
+        ]
+        | SkipJsonSchema[None]
+    ) = None
+
+
+class FamilyQuery(PageQuery):
+    status: EnrollmentStatus | SkipJsonSchema[None] = None
+
+
+class AlertQuery(PageQuery):
+    status: AlertStatus | SkipJsonSchema[None] = None
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+class Family(Shape):
+    """A family as this clinic follows it: `id` and the details are this clinic's own;
+    another clinic enrolling the same phone neither sees nor changes them."""
+
+    id: int
+    phone: Annotated[str, Field(description="E.164")]
+    channel: Channel
+    language: Language
+    timezone: str | None
+    baby_name: str | None
+    baby_birth_date: date | None
+    external_ref: str | None
+    programme: str | None
+    status: EnrollmentStatus
+    consent: Annotated[
+        ConsentState,
+        Field(
+            description="requested: the consent text went out and awaits the family's YES; "
+            "blocked_opted_out: the family had texted STOP, so no consent text was sent; "
+            "not_requested: it has not gone out (the family texted START since, or the send "
+            "failed): enroll again to send it. Until consent is given the clinic gets no "
+            "messages, check-ins or alerts of the family."
+        ),
+    ]
+    opted_out: bool
+    followup_hold: Annotated[
+        FollowupHold | None,
+        Field(
+            description="Sensitive news the parent sent: hospital pauses automated messages "
+            "until the parent texts that the baby is home or you resume them; loss ends them."
+        ),
+    ]
+    followup_hold_since: Timestamp | None
+    enrolled_at: Timestamp
+    consented_at: Timestamp | None
+    ended_at: Timestamp | None
+
+    @classmethod
+    def of(cls, enrollment: models.Enrollment) -> Family:
+        """The family as this clinic knows it: its own details, never another clinic's."""
+        family = enrollment.family
+        return cls(
+            id=enrollment.id,
+            phone=family.phone,
+            channel=family.channel,
+            language=enrollment.language,
+            timezone=enrollment.timezone,
+            baby_name=enrollment.baby_name,
+            baby_birth_date=enrollment.baby_birth_date,
+            external_ref=enrollment.external_ref,
+            programme=enrollment.programme,
+            status=enrollment.status,
+            consent=consent_state(enrollment),
+            opted_out=family.opted_out,
+            followup_hold=family.followup_hold,
+            followup_hold_since=family.followup_hold_since,
+            enrolled_at=enrollment.enrolled_at,
+            consented_at=enrollment.consented_at,
+            ended_at=enrollment.ended_at,
+        )
+
+
+class Message(Shape):
+    id: int
+    direction: Literal["in", "out"]
+    kind: str
+    body: Annotated[str | None, Field(description="null once purged by retention")]
+    status: str
+    level: str | None
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, message: models.Message) -> Message:
+        return cls(
+            id=message.id,
+            direction=message.direction,
+            kind=message.kind,
+            body=message.body,
+            status=message.status,
+            level=message.level,
+            created_at=message.created_at,
+        )
+
+
+class CheckIn(Shape):
+    id: int
+    programme: str
+    step: int
+    status: str
+    due_at: Timestamp
+    sent_at: Timestamp | None
+    answered_at: Timestamp | None
+    outcome: str | None
+
+    @classmethod
+    def of(cls, checkin: models.CheckIn) -> CheckIn:
+        return cls(
+            id=checkin.id,
+            programme=checkin.programme,
+            step=checkin.step,
+            status=checkin.status,
+            due_at=checkin.due_at,
+            sent_at=checkin.sent_at,
+            answered_at=checkin.answered_at,
+            outcome=checkin.outcome,
+        )
+
+
+class Alert(Shape):
+    id: int
+    family_id: Annotated[int | None, Field(description="null: a walk-in texter never enrolled")]
+    level: Annotated[str, Field(description="sensitive: a notice of sensitive news (never paged)")]
+    reason: Annotated[
+        AlertReason,
+        Field(
+            description="unprocessed: a text smsbot could not process after retries (read it); "
+            "hospital, loss, home: sensitive news the parent sent."
+        ),
+    ]
+    status: AlertStatus
+    created_at: Timestamp
+    acknowledged_at: Timestamp | None
+    acknowledged_by: str | None
+    note: str | None
+
+    @classmethod
+    def of(cls, alert: models.Alert, enrollment_id: int | None) -> Alert:
+        """``enrollment_id``: the clinic's id for the alert's family (None: a walk-in texter)."""
+        return cls(
+            id=alert.id,
+            family_id=enrollment_id,
+            level=alert.level,
+            reason=alert.reason,
+            status="open" if alert.acknowledged_at is None else "acknowledged",
+            created_at=alert.created_at,
+            acknowledged_at=alert.acknowledged_at,
+            acknowledged_by=alert.acknowledged_by,
+            note=alert.ack_note,
+        )
+
+
+class Export(Shape):
+    family: Family
+    messages: list[Message]
+    checkins: list[CheckIn]
+    alerts: list[Alert]
+
+
+class Erased(Shape):
+    erased: Annotated[dict[str, int], Field(description="Rows removed, per table.")]
+
+
+class Page(Shape):
+    next_cursor: Annotated[
+        str | None,
+        Field(description="Pass as `cursor` for the next (older) page; null on the last page."),
+    ]
+
+
+class FamilyPage(Page):
+    data: list[Family]
+
+
+class MessagePage(Page):
+    data: list[Message]
+
+
+class CheckInPage(Page):
+    data: list[CheckIn]
+
+
+class AlertPage(Page):
+    data: list[Alert]
+
+
+class ErrorDetail(Shape):
+    code: str
+    message: str
+    field: str | None
+
+
+class Error(Shape):
+    """The one error shape: `field` names the input at fault, when there is one."""
+
+    error: ErrorDetail
+
+
+def fields_of(shape: type[BaseModel]) -> tuple[str, ...]:
+    """The names a request of this shape may carry."""
+    return tuple(shape.model_fields)

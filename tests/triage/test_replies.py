@@ -1,0 +1,104 @@
+"""Replies: in the parent's language, within 3 SMS segments, always with the safety lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from smsbot.messaging.segments import count_segments
+from smsbot.triage import LEVELS, Decision, assess, load_rules
+from smsbot.triage.replies import budget_problems, render_reply
+from smsbot.vocabulary import MAX_SEGMENTS
+
+RULES = load_rules()
+NOT_A_DIAGNOSIS = {"en": "not a diagnosis", "es": "no es un diagnostico"}
+INFO_LINE = {
+    "en": "If your baby has a symptom now, describe it; if it's an emergency, call {n}.",
+    "es": "Si su bebé tiene un sintoma ahora, describalo; si es una emergencia, llame al {n}.",
+}
+
+
+def every_decision() -> list[Decision]:
+    """One decision per rule and topic (so every reason and answer is rendered), per language."""
+    decisions = []
+    for lang in ("en", "es"):
+        decisions += [Decision(rule.level, (rule.id,), lang) for rule in RULES.rules]
+        decisions += [Decision("info", (topic.id,), lang) for topic in RULES.topics]
+        decisions += [Decision(level, (), lang) for level in LEVELS]
+    return decisions
+
+
+@pytest.mark.parametrize("decision", every_decision(), ids=lambda d: f"{d.level}-{d.lang}-{d.flags}")
+@pytest.mark.parametrize("number", ["911", "+441234567890123"])
+def test_every_reply_fits_three_segments_and_says_it_is_not_a_diagnosis(
+    decision: Decision, number: str
+) -> None:
+    reply = render_reply(decision, emergency_number=number, rules=RULES)
+    assert count_segments(reply) <= MAX_SEGMENTS
+    assert NOT_A_DIAGNOSIS[decision.lang] in reply
+    assert number in reply
+
+
+def test_the_shipped_reply_templates_are_within_budget() -> None:
+    assert budget_problems(RULES) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "lead"), [("hes not breathing", "Call 112 now"), ("no respira", "Llame al 112 ahora")]
+)
+def test_emergency_replies_lead_with_the_action_and_the_number(text: str, lead: str) -> None:
+    reply = render_reply(assess(text), emergency_number="112")
+    assert reply.startswith(lead)
+
+
+def test_emergency_reply_carries_the_reason_of_the_top_flag() -> None:
+    reply = render_reply(assess("temp 100.6 and shaky"), emergency_number="911")
+    assert "100.4F (38.0C) or higher in a baby under 3 months" in reply
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_info_replies_always_carry_the_symptom_line(lang: str) -> None:
+    for text in ("hi", "how long does jitteriness last", "what counts as a fever"):
+        reply = render_reply(assess(text, lang=lang), emergency_number="999")
+        assert INFO_LINE[lang].format(n="999") in reply
+
+
+def test_info_reply_answers_the_question_from_the_rules() -> None:
+    reply = render_reply(assess("whats the number for poison control"), emergency_number="911")
+    assert "1-800-222-1222" in reply
+
+
+def test_routine_reply_teaches_how_to_observe() -> None:
+    reply = render_reply(assess("legs shake when she cries"), emergency_number="911")
+    for words in ("hold", "seizure", "how long", "video", "wet diapers", "temperature"):
+        assert words in reply
+
+
+def test_spanish_decisions_get_spanish_replies() -> None:
+    reply = render_reply(assess("le tiemblan las piernas cuando llora"), emergency_number="911")
+    assert "Sujete suavemente" in reply
+
+
+def test_baby_name_is_used_and_dropped_when_it_would_break_the_budget() -> None:
+    decision = assess("she stopped breathing for 20 seconds")
+    assert "stay with Ana" in render_reply(decision, emergency_number="911", baby_name="Ana")
+    long_name = "Á" * 60  # forces UCS-2 and overflows 3 segments
+    reply = render_reply(decision, emergency_number="911", baby_name=long_name)
+    assert long_name not in reply
+    assert count_segments(reply) <= MAX_SEGMENTS
+
+
+def test_emergency_first_aid_fits_the_emergency() -> None:
+    fever = render_reply(assess("temp 100.8 and shaky"), emergency_number="911")
+    assert "on their side" not in fever  # seizure first aid only where a seizure is suspected
+    assert fever.lower().count("fever medicine") == 1
+    assert "note the time" in fever
+    seizure = render_reply(assess("his eyes rolled up and his arms kept jerking"), emergency_number="911")
+    assert "on their side" in seizure and "nothing in the mouth" in seizure
+    assert seizure.startswith("Call 911 now")
+
+
+def test_a_caregiver_is_asked_to_let_the_parent_know_without_raising_the_level() -> None:
+    decision = assess("grandma here, his arms shake when he cries")
+    assert decision.level == "routine"
+    assert "caregiver-texting" in decision.flags
+    assert render_reply(decision, emergency_number="911").endswith("Please also let the baby's parent know.")

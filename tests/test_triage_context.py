@@ -104,9 +104,10 @@ def test_an_aside_in_brackets_stays_in_its_clause() -> None:
             "routine",
         ),
         ("no se que le pasa, se puso morada y tiembla", "emergency"),
-        # a denial takes the circumstance of the sign with it
+        # denying the calm jitters is no calm jitter; a red flag in the "when" clause still counts
         ("no, no tiembla cuando esta tranquilo, solo cuando llora y se le pasa al abrazarlo", "routine"),
         ("no shaking when calm, just the crying jitters that stop when I hold her", "routine"),
+        ("there's no shaking when she turns blue, just stiff", "emergency"),
     ],
 )
 def test_denials_reach_what_they_deny(text: str, level: str) -> None:
@@ -123,7 +124,8 @@ def test_denials_reach_what_they_deny(text: str, level: str) -> None:
         ),
         ("Si un dia deja de respirar, le doy respiracion boca a boca o llamo primero al 911?", "info"),
         (
-            "The doctor saw him today for his fever, said its a cold. He still has the hungry shakes that stop with the bottle",
+            "The doctor saw him today for his fever, said its a cold. "
+            "He still has the hungry shakes that stop with the bottle",
             "routine",
         ),
     ],

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from smsbot.triage.matcher import HARD, SOFT, Match
+from smsbot.triage.matcher import BRACKET, HARD, SOFT, Match
 from smsbot.triage.model import Trigger
 
 
@@ -72,11 +72,12 @@ class ContextReader:
             ):
                 continue
             if trigger.reach == "answer":
-                whole = sentence == (cue.start, cue.end)
+                whole = self._bounds(tokens, cue.start, cue.end, {HARD, BRACKET}) == (cue.start, cue.end)
                 if whole and cue.start > 0:
                     lo, _ = self._bounds(tokens, cue.start - 1, cue.start - 1, {HARD})
                     out.append(Scope(trigger, lo, cue.start - 1, (cue.start, cue.end)))
                 continue
+            # An aside in brackets stays in the cue's clause ("a fever (101) myself").
             stops = {HARD} if trigger.reach == "sentence" else {HARD, SOFT}
             lo, hi = self._bounds(tokens, cue.start, cue.end, stops | self.contrasts)
             start, end = cue.start, cue.end

@@ -24,12 +24,16 @@ from smsbot.triage.model import Language, Settings
 GAP = "..."
 HARD = "."  # sentence end: gaps and negation stop here
 SOFT = ","  # clause break: negation stops here, a gap may cross it
+# An aside in brackets belongs to its sentence and its clause ("a fever (101) myself", "my nephew
+# (he's 6) had a seizure"); it stops a negation, and a lone "(no)" still answers what came before.
+BRACKET = "("
 _TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*|[a-z]+|[.;!?()\[\]\n]|,|[^\x00-\x7f]")
 _APOSTROPHE = re.compile(r"(?<=[a-z])['’`´](?=[a-z])")
 _REPEATS = re.compile(r"(.)\1{2,}")
 _DOUBLES = re.compile(r"(.)\1+")
 _COMBINING = re.compile(r"[\u0300-\u036f]")
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
+_BRACKETS = frozenset("()[]")
 # Presentation selectors and skin tones only restyle the emoji before them: "🌡️" is "🌡".
 _EMOJI_STYLE = re.compile("[\ufe0e\ufe0f\U0001f3fb-\U0001f3ff]")
 
@@ -44,7 +48,7 @@ def normalise(text: str) -> str:
 
 
 def tokenise(text: str, emoji: Mapping[str, str] | None = None) -> list[str]:
-    """Words, numbers and boundary marks; emoji and brackets end a clause like a full stop.
+    """Words, numbers and boundary marks; emoji end a clause like a full stop, brackets like a comma.
 
     ``emoji`` maps an emoji to the word(s) it stands for ("lips 🔵" reads "lips blue"); an
     emoji it does not list still ends the clause.
@@ -58,6 +62,8 @@ def tokenise(text: str, emoji: Mapping[str, str] | None = None) -> list[str]:
     for tok in _TOKEN.findall(text):
         if tok == SOFT or (tok[0].isalnum() and tok.isascii()):
             out.append(tok)
+        elif tok in _BRACKETS:
+            out.append(BRACKET)
         else:
             out.append(HARD)
     return out
@@ -133,7 +139,7 @@ class Lexicon:
     ) -> None:
         self.settings = settings
         self.cues = frozenset(language.negation_cues)
-        self.breaks = frozenset(language.scope_breaks) | frozenset(language.contrasts) | {HARD, SOFT}
+        self.breaks = frozenset(language.scope_breaks) | frozenset(language.contrasts) | {HARD, SOFT, BRACKET}
         # A gap may cross a comma ("it wont stop, even when i hold it") but not a "but".
         self.gap_stops = self.cues | frozenset(language.contrasts) | {HARD}
         self.continuers = frozenset(language.continuers)

@@ -19,8 +19,9 @@ FAHRENHEIT = (93.0, 109.0)
 
 
 def _to_f(celsius: float) -> float:
-    # Rounded so 38.0 °C compares equal to the 100.4 °F threshold, not 100.39999.
-    return round(celsius * 9 / 5 + 32, 2)
+    # Rounded to a tenth, as thermometers show °F, so each °C threshold of the brief lands on its
+    # °F twin: 38.0 °C is 100.4 °F (not 100.39999) and 37.2 °C is 99.0 °F (not 98.96).
+    return round(celsius * 9 / 5 + 32, 1)
 
 
 def spoken_numbers(tokens: Sequence[str], lang: Language) -> list[tuple[str, int]]:

@@ -82,3 +82,53 @@ def test_a_finding_gets_its_marks() -> None:
     scopes = engine.context.scopes(tokens, matches)
     fever = next(m for m in matches if m.owner == "term:fever_word")
     assert {s.trigger.mark for s in scopes if s.covers(fever.start, fever.end)} == {"other"}
+
+
+def test_an_aside_in_brackets_stays_in_its_clause() -> None:
+    # The reading sits in brackets between the parent's fever and "myself".
+    assert (
+        assess("i have a cold and a fever (101) myself, baby is fine, just the jitters when she cries").level
+        == "routine"
+    )
+    # A lone "(no)" still answers what came before it.
+    answered = "my aunt says she needs cereal in her bottle (no). her arms shake when she cries"
+    assert assess(answered).level == "routine"
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        # "no se" is "I don't know" only before what is not known; "no se pone morada" is a denial
+        (
+            "No tiene fiebre, no se pone morada. Solo tiembla cuando la bano y se le quita al envolverla.",
+            "routine",
+        ),
+        ("no se que le pasa, se puso morada y tiembla", "emergency"),
+        # denying the calm jitters is no calm jitter; a red flag in the "when" clause still counts
+        ("no, no tiembla cuando esta tranquilo, solo cuando llora y se le pasa al abrazarlo", "routine"),
+        ("no shaking when calm, just the crying jitters that stop when I hold her", "routine"),
+        ("there's no shaking when she turns blue, just stiff", "emergency"),
+    ],
+)
+def test_denials_reach_what_they_deny(text: str, level: str) -> None:
+    assert assess(text).level == level
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("what does mottled mean? the handout says to watch for it", "info"),
+        (
+            "what does it mean when their eyes roll up? hers did that 20 min ago while her arm was jerking",
+            "emergency",
+        ),
+        ("Si un dia deja de respirar, le doy respiracion boca a boca o llamo primero al 911?", "info"),
+        (
+            "The doctor saw him today for his fever, said its a cold. "
+            "He still has the hungry shakes that stop with the bottle",
+            "routine",
+        ),
+    ],
+)
+def test_questions_plans_and_assessed_signs_against_reports(text: str, level: str) -> None:
+    assert assess(text).level == level

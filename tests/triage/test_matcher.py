@@ -162,15 +162,22 @@ def test_shaking_the_bottle_alone_is_not_a_symptom() -> None:
     ("text", "temperature_f"),
     [
         ("temp 100.6 rectal", 100.6),
-        ("it says 38.2C", 100.76),
+        ("it says 38.2C", 100.8),
         ("38,5 grados", 101.3),
         ("temp 101", 101.0),
         ("fever of 99.1F", 99.1),
-        ("37.2 axila", 98.96),
+        ("37.2 axila", 99.0),
     ],
 )
 def test_temperatures_in_f_and_c_with_or_without_units(text: str, temperature_f: float) -> None:
     assert fired(text).temperature_f == pytest.approx(temperature_f)
+
+
+def test_an_armpit_reading_at_the_celsius_edge_of_the_grey_zone_is_urgent() -> None:
+    # 37.2 °C is the brief's twin of 99.0 °F; read as 98.96 °F it fell below the grey zone.
+    decision = fired("Tiene 37.2 en la axila y anda temblorosa")
+    assert decision.level == "urgent"
+    assert "armpit-borderline" in decision.flags
 
 
 @pytest.mark.parametrize(
@@ -271,7 +278,7 @@ def test_language_can_be_forced_or_detected() -> None:
         ("temp is one hundred point eight", 100.8),
         ("temp of a hundred and one", 101.0),
         ("tiene treinta y ocho punto cinco", 101.3),
-        ("38 punto 2 de temperatura", 100.76),
+        ("38 punto 2 de temperatura", 100.8),
         ("ninety nine point one rectal", 99.1),
         ("TEMP ONE OH ONE POINT TWO", 101.2),
         ("fiebre de treinta y ocho o treinta y nueve", 102.2),

@@ -1,20 +1,28 @@
-"""A demo clinic written straight into the database: for screenshots, trying the dashboard
-locally and the dashboard's tests.
+"""The demo clinic for screenshots and trying the dashboard locally, and row helpers for the
+dashboard's tests.
 
-Rows are inserted as the pipeline would leave them (no SMS is sent, no triage runs), so
-the pages can be shown and tested before, and independently of, the rest of the system.
+``seed_demo`` drives the real pipeline (enrollment, consent, triage, check-ins), so the
+README's pictures show what smsbot really answers. The ``add_*`` helpers insert rows
+directly, as the pipeline would leave them, so the dashboard's tests can arrange exactly the
+state they read without running the rest of the system.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smsbot import clinics
+from smsbot.checkins.dispatch import dispatch_due
+from smsbot.config import Settings
+from smsbot.conversation.inbound import Inbound, receive
+from smsbot.db import Database
 from smsbot.enrollment_windows import open_window
+from smsbot.messaging.console import MemoryTransport
 from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Message
 
 DEMO_EMAIL = "nurse@riverside.example"
@@ -142,64 +150,75 @@ def add_answers(session: Session, enrollment: Enrollment, outcomes: Sequence[str
         add_checkin(session, enrollment, step, due=due, status="answered", outcome=outcome)
 
 
-def seed_demo(session: Session, now: datetime) -> Clinic:
-    """Riverside Pediatrics with a week of activity; sign in as DEMO_EMAIL / DEMO_PASSWORD."""
-    clinic = add_clinic(session, "Riverside Pediatrics", "riverside")
-    clinics.add_staff(session, clinic, email=DEMO_EMAIL, password=DEMO_PASSWORD)
-    day = timedelta(days=1)
+@dataclass(frozen=True)
+class _Text:
+    """A parent's text (or a check-in round, ``body`` None) at ``ago`` before now."""
 
-    ana = add_enrollment(session, clinic, "+15550100001", baby_name="Ana", at=now - 7 * day)
-    conversation = [
-        ("in", "her arms shake when she cries but stop when I hold them", "routine", 6 * day),
-        (
-            "out",
-            "Thanks for telling us. Gently hold the arm: jitteriness usually stops. Not a diagnosis.",
-            None,
-            6 * day,
-        ),
-        ("in", "2", None, 4 * day - timedelta(hours=3)),
-        ("in", "shaking again this morning and she wont feed", "urgent", day + timedelta(hours=5)),
-        (
-            "out",
-            "Please call Ana's doctor today. This is not a diagnosis.",
-            "urgent",
-            day + timedelta(hours=5),
-        ),
-        ("in", "now her lips look blue and she is jerking", "emergency", timedelta(minutes=42)),
-        (
-            "out",
-            "Call 911 now or go to the emergency department. Not a diagnosis.",
-            "emergency",
-            timedelta(minutes=42),
-        ),
-    ]
-    messages = [
-        add_message(session, ana.family, direction, body, at=now - ago, level=level)
-        for direction, body, level, ago in conversation
-    ]
-    add_alert(session, clinic, messages[-2], at=now - timedelta(minutes=41))
-    add_alert(session, clinic, messages[3], at=now - day + timedelta(hours=-5))
-    add_answers(session, ana, ["better", "same", "same", "worse"], now=now)
-    add_checkin(session, ana, 5, due=now + day)
+    ago: timedelta
+    phone: str
+    body: str | None = None
 
-    families = [
-        ("+15550100002", "Mateo", "es", "active", "routine", "le tiemblan las piernas al llorar"),
-        ("+15550100003", "Lily", "en", "awaiting_consent", None, None),
-        ("+15550100004", "Noah", "en", "active", "urgent", "only his right arm shakes, even when calm"),
-        ("+15550100005", None, "en", "active", "info", "what should I watch for?"),
-    ]
-    for index, (phone, baby, language, status, level, text) in enumerate(families, start=2):
-        enrollment = add_enrollment(
-            session, clinic, phone, baby_name=baby, language=language, status=status, at=now - index * day
-        )
-        if text:
-            message = add_message(
-                session, enrollment.family, "in", text, at=now - index * timedelta(hours=7), level=level
+
+def seed_demo(database: Database, settings: Settings, now: datetime) -> Clinic:
+    """Riverside Pediatrics after a week of real traffic; sign in as DEMO_EMAIL / DEMO_PASSWORD.
+
+    Families are enrolled, consent, text and answer check-ins through the pipeline itself
+    (``enroll_family``, ``inbound.receive``, ``dispatch_due``) at past times, so every reply,
+    level, alert and check-in shown is what smsbot really produced for those texts.
+    """
+    transport = MemoryTransport()
+    day, hour = timedelta(days=1), timedelta(hours=1)
+    with database.session() as session:
+        clinic = add_clinic(session, "Riverside Pediatrics", "riverside")
+        clinics.add_staff(session, clinic, email=DEMO_EMAIL, password=DEMO_PASSWORD)
+        families = [
+            ("+15550100001", "Ana", "en", 7 * day),
+            ("+15550100002", "Mateo", "es", 3 * day),
+            ("+15550100003", "Lily", "en", 2 * day),
+            ("+15550100004", "Noah", "en", 4 * day),
+            ("+15550100005", None, "en", 5 * day),
+        ]
+        for phone, baby, language, ago in families:
+            transport.clock = lambda at=now - ago: at
+            clinics.enroll_family(
+                session,
+                clinic,
+                phone=phone,
+                programme="clinic_followup",
+                language=language,
+                baby_name=baby,
+                now=now - ago,
+                settings=settings,
+                transport=transport,
             )
-            if level == "urgent":
-                add_alert(session, clinic, message, at=message.created_at)
-        if status == "active":
-            # One number that cannot receive texts: the overview shows it among the check-ins.
-            add_checkin(session, enrollment, 1, due=now - day, status="sent" if baby else "undelivered")
-    session.commit()
-    return clinic
+        session.commit()
+        clinic_id = clinic.id
+    texts = [
+        _Text(7 * day - hour, "+15550100001", "YES"),
+        _Text(6 * day, "+15550100001", "her arms shake when she cries but stop when I hold them"),
+        _Text(5 * day - hour, "+15550100005", "yes"),
+        _Text(5 * day - 2 * hour, "+15550100005", "what should I watch for?"),
+        _Text(4 * day - hour, "+15550100004", "YES"),
+        _Text(4 * day - 3 * hour, "+15550100004", "only his right arm shakes, even when he is calm"),
+        _Text(3 * day - hour, "+15550100002", "si"),
+        _Text(
+            3 * day - 4 * hour, "+15550100002", "le tiemblan las piernas cuando llora, al agarrarlas se calma"
+        ),
+        _Text(4 * day - 2 * hour, "+15550100001", "2"),
+        _Text(2 * day - 3 * hour, "+15550100004", "same"),
+        _Text(day + 9 * hour, "+15550100002", "igual, solo cuando llora"),
+        _Text(day + 5 * hour, "+15550100001", "shaking again this morning and she wont feed"),
+        _Text(timedelta(minutes=42), "+15550100001", "now her lips look blue and she is jerking"),
+    ]
+    # Check-ins go out when due, between the texts, as the scheduler would send them.
+    rounds = [(now - 7 * day + step * 2 * hour, None) for step in range(84)]
+    events = sorted([(now - text.ago, text) for text in texts] + rounds, key=lambda event: event[0])
+    for sid, (at, text) in enumerate(events, start=1):
+        transport.clock = lambda at=at: at
+        if text is None:
+            dispatch_due(database, transport, settings, at)
+        else:
+            inbound = Inbound(sid=f"SMdemo{sid:026d}", phone=text.phone, body=text.body or "")
+            receive(database, settings, inbound, now=at)
+    with database.session() as session:
+        return session.get_one(Clinic, clinic_id)

@@ -94,8 +94,7 @@ def take_screenshots(out_dir: Path) -> list[Path]:
             }
         )
         database = app.extensions["smsbot.db"]
-        with database.session() as session:
-            seed_demo(session, utcnow())
+        seed_demo(database, app.extensions["smsbot.settings"], utcnow())
         try:
             with serve(app) as base_url, chromium() as browser:
                 page = browser.new_page(viewport={"width": 1100, "height": 800})

@@ -107,9 +107,14 @@ def dispatch_due(
 
 def _dispatch_batch(session: Session, ids: list[int], run: DispatchRun) -> None:
     settings, programmes, now, report = run.settings, run.programmes, run.now, run.report
-    checkins = load_claimed(session, ids)
+    # A report's own programme asks the more specific question than the clinic's routine one.
+    enrollment_programme = programmes.triggers["enrollment"]
+    checkins = sorted(
+        load_claimed(session, ids), key=lambda c: (c.programme == enrollment_programme, c.due_at)
+    )
     streaks = _unanswered_streaks(session, {c.family_id for c in checkins})
     ending: set[int] = set()  # families getting the gentle last message in this batch
+    texted: set[int] = set()  # families already getting a check-in in this batch
     outgoing: list[tuple[CheckIn, str]] = []
     for checkin in checkins:
         checkin.claimed_until = None
@@ -121,7 +126,12 @@ def _dispatch_batch(session: Session, ids: list[int], run: DispatchRun) -> None:
         elif checkin.family_id in ending:
             set_status(checkin, "cancelled", "ended after unanswered check-ins")
             report.skipped += 1
+        elif checkin.family_id in texted:
+            # Two programmes' steps falling due together would text the parent twice at once.
+            set_status(checkin, "cancelled", "another check-in went to this family at the same time")
+            report.skipped += 1
         else:
+            texted.add(checkin.family_id)
             if streaks.get(checkin.family_id, 0) >= UNANSWERED_LIMIT:
                 ending.add(checkin.family_id)
                 text = programmes.texts["last_message"]

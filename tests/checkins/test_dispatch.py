@@ -301,3 +301,25 @@ def test_maintenance_closes_unanswered_checkins_and_marks_stale_ones_missed(db, 
 
     assert counts == {"unanswered": 1, "missed": 1}
     assert [c.status for c in all_checkins(db)] == ["unanswered", "missed", "pending"]
+
+
+def test_two_programmes_due_together_text_the_family_once(db, settings, outbox):
+    """A routine report's check-in and the clinic's follow-up both fall at 10:00: one text."""
+    with db.session() as session:
+        family = add_family(session)
+        enrollment = add_enrollment(session, family)
+        schedule_programme(
+            session, family, "clinic_followup", start=REPORTED, enrollment=enrollment, settings=settings
+        )
+        schedule_after_decision(session, family, "routine", now=REPORTED, settings=settings)
+        session.commit()
+
+    dispatch_due(db, outbox, settings, DAY_1)
+
+    assert len(outbox.outbox) == 1
+    assert not outbox.outbox[0].body.startswith("Checking in from your clinic")
+    due = [c for c in all_checkins(db) if c.due_at == DAY_1]
+    assert sorted((c.programme, c.status) for c in due) == [
+        ("after_routine", "sent"),
+        ("clinic_followup", "cancelled"),
+    ]

@@ -92,9 +92,11 @@ def report_routine(db: Database, settings, phones: list[str] = PARENTS[:1]) -> N
             schedule_after_decision(session, family, "routine", now=REPORTED, settings=settings)
 
 
-def crash_dispatch(db: Database, transport: CrashingTransport, settings, **kwargs: Any) -> None:
+def crash_dispatch(
+    db: Database, transport: CrashingTransport, settings, now: datetime = DAY_1, **kwargs: Any
+) -> None:
     with pytest.raises(WorkerDied):
-        dispatch_due(db, transport, settings, DAY_1, send_threads=1, **kwargs)
+        dispatch_due(db, transport, settings, now, send_threads=1, **kwargs)
 
 
 def sent_rows(db: Database) -> list[tuple[str, str | None]]:
@@ -156,25 +158,34 @@ def test_a_batch_cut_in_the_middle_is_finished_with_one_message_per_parent(db, s
 
 def test_a_message_already_recorded_for_another_checkin_is_not_taken_for_this_one(db, settings, fake, twilio):
     report_routine(db, settings)
-    with db.session() as session:  # a second check-in with the same text, due at the same time
+    with db.session() as session:  # a second check-in with the same text, due a minute later
         first = session.get(CheckIn, 1)
         session.add(
             CheckIn(
                 family_id=first.family_id,
                 programme=first.programme,
                 step=first.step,
-                due_at=first.due_at,
+                due_at=first.due_at + timedelta(minutes=1),
                 dedupe_key="same-text-twice",
             )
         )
-    crash_dispatch(db, CrashingTransport(twilio, die_on=2, after_send=False), settings)
+    # One check-in per batch (a family gets one check-in per batch): the first is sent and
+    # recorded, the worker dies before sending the second.
+    crash_dispatch(
+        db,
+        CrashingTransport(twilio, die_on=2, after_send=False),
+        settings,
+        batch_size=1,
+        now=DAY_1 + timedelta(minutes=1),
+    )
     assert fake.count() == 1
 
-    report = dispatch_due(db, twilio, settings, AFTER_LEASE)
+    report = dispatch_due(db, twilio, settings, AFTER_LEASE + timedelta(minutes=1))
 
-    assert (report.reconciled, report.recovered, report.sent) == (1, 1, 2)
+    assert (report.reconciled, report.recovered, report.sent) == (0, 1, 1)
     assert fake.count() == 2
-    assert sorted(sent_rows(db)) == sorted(("sent", m.sid) for m in fake.requests)
+    rows = [(c.status, c.provider_sid) for c in all_checkins(db) if c.status != "pending"]
+    assert sorted(rows) == sorted(("sent", m.sid) for m in fake.requests)
 
 
 def test_a_failed_lookup_keeps_the_claim_and_a_later_run_reconciles_it(db, settings):

@@ -6,6 +6,7 @@ several workers. The schema is only ever created by Alembic migrations.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -162,3 +163,20 @@ def _close_request_session(_exc: BaseException | None) -> None:
     if session is not None:
         session.rollback()
         session.close()
+
+
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (\w+)\.")
+
+
+def clashing_table(error: exc.IntegrityError) -> str | None:
+    """The table whose unique key a write clashed on, or None for another integrity error.
+
+    Read from the driver's diagnostics (PostgreSQL) or message (SQLite), never from the
+    statement's parameters, so it is safe to log and to show.
+    """
+    original = error.orig
+    diag = getattr(original, "diag", None)
+    if diag is not None:  # psycopg: SQLSTATE 23505 is unique_violation
+        return diag.table_name if getattr(original, "sqlstate", None) == "23505" else None
+    found = _SQLITE_UNIQUE.search(str(original))
+    return found.group(1) if found else None

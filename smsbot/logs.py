@@ -38,14 +38,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# Loggers of ours and of the libraries that run our code: the scheduler reports a job's
+# exception, and the development server writes the access log. Through the JSON formatter
+# neither can print a body, an SQL parameter or a full phone number.
+LOGGER_LEVELS = {"smsbot": None, "apscheduler": "WARNING", "werkzeug": "INFO"}
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """JSON lines on stderr for the whole ``smsbot`` logger tree."""
+    """JSON lines on stderr for ``smsbot`` and the libraries in ``LOGGER_LEVELS``."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("smsbot")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
+    for name, own_level in LOGGER_LEVELS.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(own_level or level)
+        logger.propagate = False
 
 
 def init_app(app: Flask) -> None:

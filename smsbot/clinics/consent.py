@@ -26,10 +26,12 @@ from smsbot.models import Enrollment, Event, Family, Message
 def request_consent(
     session: Session, enrollment: Enrollment, *, transport: Transport, settings: Settings, now: datetime
 ) -> Message:
-    """Send the enrollment's consent request and record it (a failed send is a stored row too).
+    """Record the enrollment's consent request, then send it (a failed send is a stored row too).
 
-    Written with the clinic's own details; ``consent_requested_at`` is set only when the
-    provider took it, so a failed request can be sent again by enrolling again.
+    Written with the clinic's own details. The row (and everything the session holds) is
+    flushed before the send, so a write that cannot succeed fails before a text goes out.
+    ``consent_requested_at`` is set only when the provider took it, so a failed request
+    can be sent again by enrolling again.
     """
     texts = load_clinic_texts(settings.rules_path)
     lang, family = enrollment.language, enrollment.family
@@ -44,14 +46,16 @@ def request_consent(
         lang=lang,
         segments=count_segments(body),
         created_at=now,
+        status="sending",
     )
+    session.add(message)
+    session.flush()
     try:
         message.provider_sid = transport.send(family.address, body)
         message.status = "queued"
         enrollment.consent_requested_at = now
     except TransportError as error:
         message.status, message.error_code = "failed", error.code
-    session.add(message)
     session.flush()
     return message
 

@@ -43,6 +43,7 @@ from smsbot.triage import load_rules
 from smsbot.vocabulary import LANGUAGE_NAMES, MAX_ID, NOTE_MAX_CHARS
 from smsbot.web import charts
 from smsbot.web.enroll_form import EnrollFormError, enroll_from_form
+from smsbot.web.inputs import has_nul
 from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate, session_claims, signed_in_staff
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ def init_app(app: Flask) -> None:
 
 @bp.before_request
 def _require_csrf_and_staff() -> Response | None:
+    if has_nul(request.args.values()) or has_nul(request.form.values()):
+        abort(400, "A search or form value contains a NUL character.")
     csrf.protect()
     staff = signed_in_staff(request_session(), session)
     if staff is not None:

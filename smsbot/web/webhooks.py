@@ -14,6 +14,8 @@ from smsbot.db import get_db
 from smsbot.messaging.status import STATUS_RANK, record_status
 from smsbot.models import utcnow
 from smsbot.phones import InvalidPhoneError, mask_phone, parse_address
+from smsbot.vocabulary import MAX_ID
+from smsbot.web.inputs import whole_number
 from smsbot.web.twilio_auth import twilio_signed
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ def _warm_rules(state) -> None:  # type: ignore[no-untyped-def]
 
 
 MAX_BODY_CHARS = 1600  # Twilio's own limit; anything longer was not sent by Twilio
+MAX_SID_CHARS = 64  # the column's width; Twilio's SIDs have 34 characters
 
 
 # C0 controls other than tab and newlines carry no meaning in a text, and PostgreSQL
@@ -46,10 +49,10 @@ def twiml(text: str | None) -> Response:
 
 
 def _num_media() -> int:
-    raw = request.form.get("NumMedia", "0") or "0"
-    if not raw.isdigit() or int(raw) > 10:
+    count = whole_number(request.form.get("NumMedia", "0") or "0", 10)
+    if count is None:
         abort(400, "NumMedia must be a number from 0 to 10")
-    return int(raw)
+    return count
 
 
 def _alert_courier() -> AlertCourier:
@@ -101,8 +104,11 @@ def status_callback() -> tuple[str, int]:
     status = request.form.get("MessageStatus", "").lower()
     if not sid or status not in STATUS_RANK:
         abort(400, "MessageSid and a known MessageStatus are required")
-    error_code = request.form.get("ErrorCode") or None
-    if error_code is not None and not error_code.isdigit():
+    if len(sid) > MAX_SID_CHARS or clean_text(sid) != sid:
+        abort(400, f"MessageSid must be at most {MAX_SID_CHARS} plain characters")
+    raw_code = request.form.get("ErrorCode") or None
+    error_code = None if raw_code is None else whole_number(raw_code, MAX_ID)
+    if raw_code is not None and error_code is None:
         abort(400, "ErrorCode must be a number")
     with get_db().session() as session:
         record_status(
@@ -110,7 +116,7 @@ def status_callback() -> tuple[str, int]:
             current_app.extensions["smsbot.settings"],
             sid,
             status,
-            int(error_code) if error_code else None,
+            error_code,
             now=utcnow(),
         )
     return "", 204

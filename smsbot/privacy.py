@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from smsbot.families import lock_family
 from smsbot.models import Alert, CheckIn, Enrollment, Event, Family, Message
 
 EXPORTED = {
@@ -89,7 +90,13 @@ def export_family(session: Session, family: Family) -> dict[str, Any]:
 
 
 def erase_family(session: Session, family: Family, *, now: datetime) -> dict[str, int]:
-    """Delete the contact and everything linked to it; keep only an anonymous audit event."""
+    """Delete the contact and everything linked to it; keep only an anonymous audit event.
+
+    The family's row is locked first, as every path that changes a family does
+    (``families.lock_family``); a family erased meanwhile has nothing left to count.
+    """
+    if lock_family(session, family.id) is None:
+        return {}
     counts = {}
     for model in (Alert, CheckIn, Message, Enrollment, Event):
         counts[model.__tablename__] = session.execute(

@@ -24,6 +24,7 @@ from smsbot import clinics
 from smsbot.clinics import queries
 from smsbot.conversation import news
 from smsbot.db import clashing_table, request_session
+from smsbot.families import lock_family
 from smsbot.models import Alert, ApiToken, CheckIn, Clinic, Enrollment, Message, utcnow
 from smsbot.vocabulary import MAX_ID, NOTE_MAX_CHARS
 from smsbot.web import openapi, shapes
@@ -204,12 +205,19 @@ def _answer(shape: BaseModel, status: int = 200) -> Response:
 # --- families ----------------------------------------------------------------------------
 
 
-def _enrollment_or_404(session: Session, family_id: int) -> Enrollment:
+def _enrollment_or_404(session: Session, family_id: int, *, lock: bool = False) -> Enrollment:
+    """This clinic's enrollment ``family_id``; with ``lock``, its family's row locked first
+    (``families.lock_family``) and the enrollment read again, as a change must."""
     enrollment = None
     if family_id <= MAX_ID:
         enrollment = session.scalar(
             select(Enrollment).where(Enrollment.id == family_id, Enrollment.clinic_id == _clinic_id())
         )
+    if enrollment is not None and lock:
+        if lock_family(session, enrollment.family_id) is None:
+            enrollment = None  # erased while this request waited for the lock
+        else:
+            session.refresh(enrollment)
     if enrollment is None:
         raise ApiError(404, "not_found", f"no family {family_id} at this clinic")
     return enrollment
@@ -281,7 +289,7 @@ def get_family(family_id: int) -> Response:
 def update_family(family_id: int) -> Response:
     """Update a family's details (phone, channel and programme are fixed)"""
     session = request_session()
-    enrollment = _enrollment_or_404(session, family_id)
+    enrollment = _enrollment_or_404(session, family_id, lock=True)
     body = _json_body()
     for field in READ_ONLY_FIELDS:
         if field in body:
@@ -298,7 +306,7 @@ def update_family(family_id: int) -> Response:
 def enroll(family_id: int) -> Response:
     """Enroll again, or in another programme; re-opening asks consent again"""
     session = request_session()
-    family = _enrollment_or_404(session, family_id).family
+    family = _enrollment_or_404(session, family_id, lock=True).family
     body = _json_body()
     _reject_unknown(body, shapes.fields_of(shapes.EnrollmentRequest))
     enrollment, _ = _enroll(session, {"phone": family.phone, "channel": family.channel, **body})
@@ -310,7 +318,7 @@ def enroll(family_id: int) -> Response:
 def unenroll(family_id: int) -> Response:
     """Unenroll: pending check-ins are cancelled (idempotent)"""
     session = request_session()
-    enrollment = _enrollment_or_404(session, family_id)
+    enrollment = _enrollment_or_404(session, family_id, lock=True)
     clinics.unenroll(session, enrollment, now=utcnow())
     session.commit()
     return _answer(shapes.Family.of(enrollment))
@@ -325,7 +333,7 @@ def resume_followup(family_id: int) -> Response:
     again from now.
     """
     session = request_session()
-    enrollment = _enrollment_or_404(session, family_id)
+    enrollment = _enrollment_or_404(session, family_id, lock=True)
     settings = current_app.extensions["smsbot.settings"]
     if news.resume(session, settings, enrollment.family, now=utcnow(), by=_actor()):
         session.commit()
@@ -382,7 +390,7 @@ def export_family(family_id: int) -> Response:
 def erase_family(family_id: int) -> Response:
     """Erase the family's data for good (409 while another clinic follows them)"""
     session = request_session()
-    enrollment = _enrollment_or_404(session, family_id)
+    enrollment = _enrollment_or_404(session, family_id, lock=True)
     counts = queries.erase_family(session, enrollment, now=utcnow())
     session.commit()
     return _answer(shapes.Erased(erased=counts))

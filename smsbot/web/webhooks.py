@@ -14,8 +14,8 @@ from smsbot.db import get_db
 from smsbot.messaging.status import STATUS_RANK, record_status
 from smsbot.models import utcnow
 from smsbot.phones import InvalidPhoneError, mask_phone, parse_address
-from smsbot.vocabulary import MAX_ID
-from smsbot.web.inputs import whole_number
+from smsbot.vocabulary import BODY_LIMITS, MAX_ID
+from smsbot.web.inputs import fit_to_limit, whole_number
 from smsbot.web.twilio_auth import twilio_signed
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ def _warm_rules(state) -> None:  # type: ignore[no-untyped-def]
     conversation.prepare(state.app.extensions["smsbot.settings"])
 
 
-MAX_BODY_CHARS = 1600  # Twilio's own limit; anything longer was not sent by Twilio
 MAX_SID_CHARS = 64  # the column's width; Twilio's SIDs have 34 characters
 
 
@@ -73,9 +72,7 @@ def inbound_sms() -> Response:
         phone, channel = parse_address(request.form.get("From", ""), settings.default_region)
     except InvalidPhoneError as error:
         abort(400, f"From: {error}")
-    body = clean_text(request.form.get("Body", ""))
-    if len(body) > MAX_BODY_CHARS:
-        abort(400, f"Body is longer than {MAX_BODY_CHARS} characters")
+    body = fit_to_limit(clean_text(request.form.get("Body", "")), BODY_LIMITS[channel])
     sid = clean_text(request.form.get("MessageSid") or request.form.get("SmsMessageSid") or "")[:64]
     sid = sid or f"LOCAL{uuid.uuid4().hex}"
     inbound = conversation.Inbound(sid=sid, phone=phone, channel=channel, body=body, num_media=_num_media())

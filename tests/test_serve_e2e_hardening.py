@@ -4,20 +4,24 @@ worker`` processes: restarts, malformed requests, a locked database, long WhatsA
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import urllib.error
 import urllib.request
+import xml.etree.ElementTree as ET
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
+from twilio.request_validator import RequestValidator
 
 from smsbot import clinics
 from smsbot.db import Database, upgrade
 from smsbot.models import Family, utcnow
 from tests.checkin_fixtures import add_checkin, make_settings
-from tests.test_serve_e2e import free_port, smsbot_process, wait_until_serving
+from tests.test_serve_e2e import TOKEN, free_port, post, smsbot_process, wait_until_serving
 
 
 def call_api(base: str, method: str, path: str, token: str, body: Any = None) -> tuple[int, Any]:
@@ -105,3 +109,67 @@ def test_a_failing_worker_job_is_logged_as_json_without_bodies_or_sql(tmp_path: 
     assert all(line["logger"].startswith(("smsbot", "apscheduler")) for line in lines)
     for forbidden in ("[SQL", "[parameters", "INSERT INTO", "+15550100001", "disk full"):
         assert forbidden not in logged
+
+
+def test_malformed_requests_long_texts_and_a_locked_database_over_http(tmp_path: Path):
+    path = tmp_path / "e2e.db"
+    token = clinic_with_token(f"sqlite:///{path}")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        "SMSBOT_DATABASE_URL": f"sqlite:///{path}",
+        "SMSBOT_TRANSPORT": "console",
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "SMSBOT_PUBLIC_URL": base,
+        "SMSBOT_RUN_SCHEDULER": "false",
+    }
+
+    def signed(path_: str, form: dict[str, str]) -> tuple[int, str]:
+        url = base + path_
+        return post(url, form, RequestValidator(TOKEN).compute_signature(url, form))
+
+    with smsbot_process(["serve", "--port", str(port)], env, tmp_path) as process:
+        wait_until_serving(base, process)
+        # Malformed input: a clear 4xx each.
+        hello = {"MessageSid": "SM" + "1" * 32, "From": "+15550100001", "Body": "hi"}
+        assert signed("/twilio/sms", {**hello, "NumMedia": "²"})[0] == 400
+        for code in ("9" * 5000, "²", str(2**63)):
+            status = {"MessageSid": "SM" + "2" * 32, "MessageStatus": "failed", "ErrorCode": code}
+            assert signed("/twilio/status", status)[0] == 400
+        nested = urllib.request.Request(
+            base + "/api/v1/families",
+            data=b"[" * 100_000,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(nested, timeout=15)
+        assert refused.value.code == 400
+        refused.value.close()
+        # A 2,000-character WhatsApp text ending in a red flag: stored and answered as an emergency.
+        long_text = ("we had a long day with the baby, " * 70)[:1964] + " his lips are blue and he is jerking"
+        assert len(long_text) == 2000
+        form = {"MessageSid": "SM" + "3" * 32, "From": "whatsapp:+15550100001", "Body": long_text}
+        status, twiml = signed("/twilio/sms", form)
+        assert status == 200 and "911" in ET.fromstring(twiml).find("Message").text.split(".")[0]
+        # A text while another process holds SQLite's write lock: answered within 15 s.
+        locked = sqlite3.connect(path, isolation_level=None)
+        locked.execute("BEGIN IMMEDIATE")
+        form = {"MessageSid": "SM" + "4" * 32, "From": "+15550100002", "Body": "her lips are blue"}
+        started = time.monotonic()
+        status, _ = signed("/twilio/sms", form)
+        assert status == 503 and time.monotonic() - started < 15
+        locked.execute("ROLLBACK")
+        locked.close()
+        status, twiml = signed("/twilio/sms", form)  # Twilio's retry
+        assert status == 200 and "911" in twiml
+        # The access log masks numbers, even URL-encoded in a query string.
+        call_api(base, "GET", "/families?phone=%2B1%20555%20010%200003&x=+15550100004", token)
+        process.terminate()
+        process.wait(timeout=10)
+        logged = process.stderr.read().decode()
+    with Database(f"sqlite:///{path}") as db, db.engine.connect() as connection:
+        stored = connection.execute(text("SELECT body FROM messages WHERE direction = 'in'")).scalars().all()
+    assert long_text in stored and len(stored) == 2  # the emergency, once despite the retry
+    assert "/api/v1/families" in logged
+    for number in ("5550100003", "555 010 0003", "5550100004"):
+        assert number not in logged

@@ -288,6 +288,16 @@ class AlertDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class ErasedSid(Base):
+    """A one-way hash of the MessageSid of each text an erased family sent: a signed replay
+    of that webhook is then recognised and ignored, instead of bringing the family back."""
+
+    __tablename__ = "erased_sids"
+
+    sid_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class Event(Base):
     """An audit trail of things that happened (opt-out, alert raised, programme ended)."""
 
@@ -309,6 +319,7 @@ __all__ = [
     "Clinic",
     "Enrollment",
     "EnrollmentWindow",
+    "ErasedSid",
     "Event",
     "Family",
     "Message",

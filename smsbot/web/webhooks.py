@@ -8,7 +8,7 @@ import uuid
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from smsbot import conversation, metrics
+from smsbot import conversation, metrics, privacy
 from smsbot.alerts import AlertCourier
 from smsbot.db import get_db
 from smsbot.messaging.status import STATUS_RANK, record_status
@@ -75,6 +75,11 @@ def inbound_sms() -> Response:
     body = fit_to_limit(clean_text(request.form.get("Body", "")), BODY_LIMITS[channel])
     sid = clean_text(request.form.get("MessageSid") or request.form.get("SmsMessageSid") or "")[:64]
     sid = sid or f"LOCAL{uuid.uuid4().hex}"
+    with get_db().session() as session:
+        if privacy.was_erased(session, sid):
+            # A signed replay of a text whose family was erased: it must not bring them back.
+            log.info("replayed text of an erased family ignored")
+            return twiml(None)
     inbound = conversation.Inbound(sid=sid, phone=phone, channel=channel, body=body, num_media=_num_media())
     outcome = conversation.receive(get_db(), settings, inbound)
     if outcome.paged:

@@ -47,6 +47,12 @@ def is_storable_text(value: str) -> bool:
     return "\x00" not in value and not any(unicodedata.category(ch) == "Cs" for ch in value)
 
 
+def is_one_line(value: str) -> bool:
+    """No line break or other control character: a field that goes into a text or a report
+    is one line (in a CSV, a line break in a cell is usually an unclosed quote)."""
+    return not any(unicodedata.category(ch) == "Cc" for ch in value)
+
+
 def clean_family_fields(
     raw: Mapping[str, Any], settings: Settings, *, today: date, required: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -85,6 +91,9 @@ def clean_family_fields(
             fail(field, "invalid_value", f"{field} contains a NUL or unpaired surrogate character")
             continue
         value = value.strip()
+        if not is_one_line(value):
+            fail(field, "invalid_value", f"{field} contains a line break or control character")
+            continue
         if field == "phone":
             try:
                 values[field] = normalise_phone(value, settings.default_region)

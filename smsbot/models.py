@@ -149,6 +149,11 @@ class Enrollment(Base):
     enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # When the consent text went out; None: not sent (the family had opted out, or it failed).
     consent_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Sends of the consent text so far; why the last one failed; when it is tried again
+    # (None: no retry due, it went out or failed for good).
+    consent_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    consent_error: Mapped[str | None] = mapped_column(String(255))
+    consent_retry_at: Mapped[datetime | None] = mapped_column(DateTime)
     consented_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_reason: Mapped[str | None] = mapped_column(String(20))  # unenrolled | opted_out

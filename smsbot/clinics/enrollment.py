@@ -196,6 +196,7 @@ def enroll_family(
         # A new enrollment, not the old one resumed: the clinic reads nothing from the gap.
         enrollment.status, enrollment.enrolled_at = "awaiting_consent", now
         enrollment.consent_requested_at = enrollment.consented_at = None
+        enrollment.consent_attempts, enrollment.consent_error, enrollment.consent_retry_at = 0, None, None
         enrollment.ended_at = enrollment.ended_reason = None
         session.add(
             Event(

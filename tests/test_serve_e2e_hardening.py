@@ -3,8 +3,11 @@ worker`` processes: restarts, malformed requests, a locked database, long WhatsA
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import sqlite3
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -97,11 +100,18 @@ def test_a_failing_worker_job_is_logged_as_json_without_bodies_or_sql(tmp_path: 
         "SMSBOT_QUIET_HOURS_END": "00:00",
     }
     with smsbot_process(["worker"], env, tmp_path) as process:
-        time.sleep(4)
+        lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
+        logged, deadline = "", time.monotonic() + 60
+        while '"exception"' not in logged and time.monotonic() < deadline:  # the first failed run
+            with contextlib.suppress(queue.Empty):
+                logged += lines.get(timeout=1).decode()
         assert process.poll() is None
         process.terminate()
         process.wait(timeout=10)
-        logged = process.stderr.read().decode()
+        time.sleep(0.5)  # the reader drains what was written before the end
+        while not lines.empty():
+            logged += lines.get().decode()
     lines = [json.loads(line) for line in logged.splitlines() if line.strip()]
     failures = [line for line in lines if line.get("exception")]
     assert failures, logged

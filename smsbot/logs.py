@@ -21,7 +21,12 @@ ACCESS_LOGGER = "werkzeug"
 LOGGER_LEVELS = {"smsbot": None, "apscheduler": "WARNING", ACCESS_LOGGER: "INFO"}
 
 
+IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+
+
 def _mask(match: re.Match[str]) -> str:
+    if IPV4.fullmatch(match.group()):
+        return match.group()  # an address in the access log, not a phone number
     digits = re.sub(r"\D", "", match.group())
     return "•••" + digits[-4:]
 

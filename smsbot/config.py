@@ -123,11 +123,12 @@ def _coerce(name: str, kind: Any, raw: Any) -> Any:
 
 
 def parse_allow_ips(raw: str) -> frozenset[str]:
-    """``"127.0.0.1, ::1"`` as a set of addresses; raises ValueError naming a bad one."""
+    """``"127.0.0.1, ::1"`` as a set of addresses (``"*"``: any, as gunicorn takes it);
+    raises ValueError on anything else."""
     found = set()
     for part in raw.split(","):
         if part.strip():
-            found.add(str(ipaddress.ip_address(part.strip())))
+            found.add("*" if part.strip() == "*" else str(ipaddress.ip_address(part.strip())))
     return frozenset(found)
 
 
@@ -198,6 +199,6 @@ def validate(settings: Settings) -> None:
     try:
         parse_allow_ips(settings.forwarded_allow_ips)
     except ValueError:
-        raise ConfigError("SMSBOT_FORWARDED_ALLOW_IPS must be comma-separated IP addresses") from None
+        raise ConfigError("SMSBOT_FORWARDED_ALLOW_IPS must be comma-separated IP addresses, or *") from None
     if not settings.database_url.startswith(("sqlite:", "postgresql")):
         raise ConfigError("SMSBOT_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")

@@ -26,7 +26,7 @@ class TrustedProxies:
         self.fixed = ProxyFix(app, x_for=1, x_proto=1, x_host=1)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("REMOTE_ADDR") in self.allowed:
+        if "*" in self.allowed or environ.get("REMOTE_ADDR") in self.allowed:
             return self.fixed(environ, start_response)
         for header in FORWARDED_HEADERS:
             environ.pop(header, None)

@@ -60,6 +60,24 @@ def test_a_forwarded_header_from_anyone_else_is_ignored(proxied):
     assert spoofed.status_code == 403
 
 
+def test_with_any_proxy_trusted_a_forwarded_loopback_address_is_still_not_loopback(make_app):
+    client = make_app(forwarded_allow_ips="*").test_client()
+    form = {"MessageSid": "SM" + "c" * 32, "From": "+15550100001", "Body": "hi"}
+    spoofed = client.post(
+        "/twilio/sms",
+        data=form,
+        environ_base={"REMOTE_ADDR": INTERNET},
+        headers={"X-Forwarded-For": "127.0.0.1"},
+    )
+    assert spoofed.status_code == 403
+    assert (
+        client.get(
+            "/metrics", environ_base={"REMOTE_ADDR": INTERNET}, headers={"X-Forwarded-For": "::1"}
+        ).status_code
+        == 403
+    )
+
+
 def test_a_bad_allow_list_is_one_clear_line():
     with pytest.raises(ConfigError, match="SMSBOT_FORWARDED_ALLOW_IPS"):
         load_settings(environ={"SMSBOT_FORWARDED_ALLOW_IPS": "nginx"})

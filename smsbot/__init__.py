@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from smsbot.config import ConfigError, load_settings
+from smsbot.config import ConfigError, load_settings, parse_allow_ips
 from smsbot.db import Database
 from smsbot.messaging.factory import make_transport
 
@@ -16,6 +16,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from smsbot import alerts, logs
     from smsbot.web import api, dashboard, errors, health, limits, webhooks
     from smsbot.web import metrics as metrics_web
+    from smsbot.web.proxies import TrustedProxies
 
     settings = load_settings(config)
     app = Flask(__name__)
@@ -24,6 +25,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=256 * 1024,  # Twilio posts a few KB; anything huge is not Twilio
     )
     app.extensions["smsbot.settings"] = settings
+    app.wsgi_app = TrustedProxies(app.wsgi_app, parse_allow_ips(settings.forwarded_allow_ips))  # type: ignore[method-assign]
     database = Database(settings.database_url)
     try:
         alerts.require_public_url(database, settings)

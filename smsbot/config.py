@@ -7,6 +7,7 @@ instead of at the first parent's message.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -64,6 +65,8 @@ class Settings:
     metrics_token: str = ""
     run_scheduler: bool = True
     api_rate_limit: str = "120 per minute"
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses).
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     flood_messages_per_minute: int = 20  # beyond this a number gets replies only for emergencies
     # A worker's claim on a batch of check-ins: past it, another worker asks the provider
     # what was really sent and finishes the batch. Must outlast a batch's sends.
@@ -117,6 +120,16 @@ def _coerce(name: str, kind: Any, raw: Any) -> Any:
     except ValueError:
         raise ConfigError(f"{env_name(name)}={raw!r} is not a valid {kind}") from None
     return raw
+
+
+def parse_allow_ips(raw: str) -> frozenset[str]:
+    """``"127.0.0.1, ::1"`` as a set of addresses (``"*"``: any, as gunicorn takes it);
+    raises ValueError on anything else."""
+    found = set()
+    for part in raw.split(","):
+        if part.strip():
+            found.add("*" if part.strip() == "*" else str(ipaddress.ip_address(part.strip())))
+    return frozenset(found)
 
 
 def load_settings(
@@ -183,5 +196,9 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"{env_name(name)} must be > 0")
     if settings.retention_days < 0:
         raise ConfigError("SMSBOT_RETENTION_DAYS must be 0 (keep) or a positive number of days")
+    try:
+        parse_allow_ips(settings.forwarded_allow_ips)
+    except ValueError:
+        raise ConfigError("SMSBOT_FORWARDED_ALLOW_IPS must be comma-separated IP addresses, or *") from None
     if not settings.database_url.startswith(("sqlite:", "postgresql")):
         raise ConfigError("SMSBOT_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")

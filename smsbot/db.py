@@ -6,6 +6,7 @@ several workers. The schema is only ever created by Alembic migrations.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 # A pooled connection returned this recently is taken as alive; older ones are pinged first.
 IDLE_PING_SECONDS = 5.0
+# How long a SQLite write waits for another writer's lock: well inside the 15 s Twilio gives
+# a webhook, so a locked database is answered with a 503 (which Twilio retries) in time.
+SQLITE_BUSY_SECONDS = 5
 
 
 def normalise_url(url: str) -> str:
@@ -34,15 +38,18 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
             cursor = dbapi_connection.cursor()
-            # WAL lets the web app read while the scheduler writes.
-            cursor.execute("PRAGMA journal_mode=WAL")
+            # WAL lets the web app read while the scheduler writes. It is a property of the
+            # file, set once (by ``upgrade``): switching takes a lock, and fails at once (no
+            # busy wait) while another process is writing.
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
             cursor.close()
 
         return engine
@@ -81,8 +88,16 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Create or upgrade the schema through Alembic (never ``create_all``)."""
+    """Create or upgrade the schema through Alembic (never ``create_all``).
+
+    A SQLite file is switched to WAL here, once, so that no connection of the running app
+    has to switch it (which cannot wait for another writer's lock).
+    """
     command.upgrade(alembic_config(url), revision)
+    if normalise_url(url).startswith("sqlite"):
+        engine = make_engine(url)
+        engine.connect().close()  # the connect hook sets WAL
+        engine.dispose()
 
 
 class Database:
@@ -162,3 +177,32 @@ def _close_request_session(_exc: BaseException | None) -> None:
     if session is not None:
         session.rollback()
         session.close()
+
+
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (\w+)\.")
+
+
+def clashing_table(error: exc.IntegrityError) -> str | None:
+    """The table whose unique key a write clashed on, or None for another integrity error.
+
+    Read from the driver's diagnostics (PostgreSQL) or message (SQLite), never from the
+    statement's parameters, so it is safe to log and to show.
+    """
+    original = error.orig
+    diag = getattr(original, "diag", None)
+    if diag is not None:  # psycopg: SQLSTATE 23505 is unique_violation
+        return diag.table_name if getattr(original, "sqlstate", None) == "23505" else None
+    found = _SQLITE_UNIQUE.search(str(original))
+    return found.group(1) if found else None
+
+
+# PostgreSQL's lock_not_available, deadlock_detected and serialization_failure: worth a retry.
+_RETRYABLE_SQLSTATES = {"55P03", "40P01", "40001"}
+
+
+def is_busy(error: exc.DBAPIError) -> bool:
+    """The database could not take the write in time (a lock held elsewhere): retry later."""
+    original = error.orig
+    if getattr(original, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+        return True
+    return isinstance(error, exc.OperationalError) and "database is locked" in str(original)

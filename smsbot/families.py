@@ -41,9 +41,27 @@ def family_id(session: Session, phone: str, channel: str, now: datetime) -> int:
     return session.scalars(statement).one()
 
 
+def lock_family(session: Session, family_id: int) -> Family | None:
+    """The family, its row locked until the transaction ends; None when it has been erased.
+
+    Every path that changes a family's rows takes this lock before touching them (an
+    inbound text does, by updating the row), so two of them never wait on each other's
+    rows: one waits for the other, never a deadlock. It is ``FOR NO KEY UPDATE``, so a
+    check-in or message being stored for the family meanwhile is not held up.
+    """
+    return session.scalars(
+        select(Family)
+        .where(Family.id == family_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
 def find_or_create_family(session: Session, phone: str, channel: str, now: datetime) -> Family:
-    """The family texting from ``phone`` on ``channel`` (see ``family_id``)."""
-    return session.get_one(Family, family_id(session, phone, channel, now))
+    """The family texting from ``phone`` on ``channel`` (see ``family_id``), its row locked."""
+    while (family := lock_family(session, family_id(session, phone, channel, now))) is None:
+        pass  # erased between finding and locking it: it is created afresh
+    return family
 
 
 def opt_out(session: Session, family: Family, *, now: datetime, source: str, **detail: Any) -> int:

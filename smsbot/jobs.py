@@ -1,5 +1,5 @@
-"""APScheduler wiring: thin jobs for check-ins, clinic alert retries, the inbound sweeper and
-retention; no logic.
+"""APScheduler wiring: thin jobs for check-ins, consent and clinic alert retries, the inbound
+sweeper and retention; no logic.
 
 The rows are the source of truth, so jobs live only in memory: a restarted scheduler
 (or several ``smsbot worker`` processes) simply dispatches whatever the database says is due.
@@ -16,6 +16,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from smsbot.alerts import deliver_pending_alerts
 from smsbot.checkins.dispatch import DispatchReport, dispatch_due, maintenance
+from smsbot.clinics import retry_consents
 from smsbot.config import Settings
 from smsbot.conversation.sweeper import SweepReport, sweep_unprocessed
 from smsbot.db import Database
@@ -40,6 +41,7 @@ def build_scheduler(
     every_few_seconds = (
         (run_dispatch, settings.dispatch_interval_seconds, "dispatch_checkins"),
         (run_alert_deliveries, ALERT_DELIVERY_INTERVAL_SECONDS, "deliver_alerts"),
+        (run_consent_retries, settings.dispatch_interval_seconds, "retry_consents"),
         (run_sweep, settings.sweep_interval_seconds, "sweep_inbound"),
     )
     for job, seconds, job_id in every_few_seconds:
@@ -79,6 +81,11 @@ def build_scheduler(
 
 def run_dispatch(db: Database, transport: Transport, settings: Settings) -> DispatchReport:
     return dispatch_due(db, transport, settings, utcnow(), worker_id=WORKER_ID)
+
+
+def run_consent_retries(db: Database, transport: Transport, settings: Settings) -> int:
+    """Consent texts that failed for a temporary reason, sent again when their backoff ends."""
+    return retry_consents(db, transport, settings, utcnow())
 
 
 def run_maintenance(db: Database, settings: Settings) -> dict[str, int]:

@@ -149,6 +149,11 @@ class Enrollment(Base):
     enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # When the consent text went out; None: not sent (the family had opted out, or it failed).
     consent_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Sends of the consent text so far; why the last one failed; when it is tried again
+    # (None: no retry due, it went out or failed for good).
+    consent_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    consent_error: Mapped[str | None] = mapped_column(String(255))
+    consent_retry_at: Mapped[datetime | None] = mapped_column(DateTime)
     consented_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_reason: Mapped[str | None] = mapped_column(String(20))  # unenrolled | opted_out
@@ -288,6 +293,16 @@ class AlertDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class ErasedSid(Base):
+    """A one-way hash of the MessageSid of each text an erased family sent: a signed replay
+    of that webhook is then recognised and ignored, instead of bringing the family back."""
+
+    __tablename__ = "erased_sids"
+
+    sid_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class Event(Base):
     """An audit trail of things that happened (opt-out, alert raised, programme ended)."""
 
@@ -309,6 +324,7 @@ __all__ = [
     "Clinic",
     "Enrollment",
     "EnrollmentWindow",
+    "ErasedSid",
     "Event",
     "Family",
     "Message",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from smsbot.models import Alert, CheckIn, Enrollment, Event, Family, Message
+from smsbot.db import dialect_insert
+from smsbot.families import lock_family
+from smsbot.models import Alert, CheckIn, Enrollment, ErasedSid, Event, Family, Message
 
 EXPORTED = {
     "family": (
@@ -89,7 +92,24 @@ def export_family(session: Session, family: Family) -> dict[str, Any]:
 
 
 def erase_family(session: Session, family: Family, *, now: datetime) -> dict[str, int]:
-    """Delete the contact and everything linked to it; keep only an anonymous audit event."""
+    """Delete the contact and everything linked to it; keep only an anonymous audit event.
+
+    The family's row is locked first, as every path that changes a family does
+    (``families.lock_family``); a family erased meanwhile has nothing left to count.
+    """
+    if lock_family(session, family.id) is None:
+        return {}
+    inbound_sids = session.scalars(
+        select(Message.provider_sid).where(
+            Message.family_id == family.id, Message.direction == "in", Message.provider_sid.is_not(None)
+        )
+    ).all()
+    if inbound_sids:
+        session.execute(
+            dialect_insert(session.get_bind().dialect.name, ErasedSid)
+            .values([{"sid_hash": sid_hash(sid), "erased_at": now} for sid in inbound_sids])
+            .on_conflict_do_nothing()
+        )
     counts = {}
     for model in (Alert, CheckIn, Message, Enrollment, Event):
         counts[model.__tablename__] = session.execute(
@@ -99,6 +119,16 @@ def erase_family(session: Session, family: Family, *, now: datetime) -> dict[str
     session.add(Event(family_id=None, kind="family_erased", detail=counts, created_at=now))
     session.flush()
     return counts
+
+
+def sid_hash(sid: str) -> str:
+    """One-way: the erased text's id cannot be read back, only recognised when it comes again."""
+    return hashlib.sha256(sid.encode("utf-8")).hexdigest()
+
+
+def was_erased(session: Session, sid: str) -> bool:
+    """Whether ``sid`` is a text of a family erased since: a replay, to be ignored."""
+    return session.get(ErasedSid, sid_hash(sid)) is not None
 
 
 def purge_old_bodies(session: Session, *, retention_days: int, now: datetime) -> int:

@@ -15,6 +15,9 @@ DEFAULT_LANG = "en"
 LANGUAGE_NAMES = {"en": "English", "es": "Español"}  # as staff screens show them
 
 CHANNELS = ("sms", "whatsapp")  # how a family texts us
+# The longest text each channel carries (Twilio joins SMS segments up to 1,600 characters;
+# WhatsApp allows 4,096). A longer one is stored cut in the middle, never refused.
+BODY_LIMITS = {"sms": 1600, "whatsapp": 4096}
 
 # A parent's answer to a check-in, best first.
 OUTCOMES = ("better", "same", "worse")

@@ -56,5 +56,12 @@ def test_the_scheduler_dispatches_due_checkins_on_its_interval(db):
 def test_every_periodic_job_is_scheduled_once(db, retention_days: int, retention: set[str]) -> None:
     scheduler = build_scheduler(db, MemoryTransport(), make_settings(retention_days=retention_days))
     jobs = [job.id for job in scheduler.get_jobs()]
-    expected = {"dispatch_checkins", "deliver_alerts", "sweep_inbound", "checkin_maintenance", *retention}
+    expected = {
+        "dispatch_checkins",
+        "retry_consents",
+        "deliver_alerts",
+        "sweep_inbound",
+        "checkin_maintenance",
+        *retention,
+    }
     assert sorted(jobs) == sorted(expected)

@@ -67,7 +67,7 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 def wait_until_serving(base: str, process: subprocess.Popen[bytes]) -> None:
     """Return once ``base/healthz`` answers 200; raise with the server's stderr if it died."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded machine takes its time to import and warm up
     while True:
         try:
             with urllib.request.urlopen(base + "/healthz", timeout=1) as response:
@@ -75,6 +75,7 @@ def wait_until_serving(base: str, process: subprocess.Popen[bytes]) -> None:
                     return
         except (urllib.error.URLError, ConnectionError):
             if process.poll() is not None or time.monotonic() > deadline:
+                process.terminate()  # so that reading its stderr to the end cannot hang
                 raise RuntimeError(process.stderr.read().decode()) from None
             time.sleep(0.2)
 

@@ -117,6 +117,8 @@ def deliver_pending_alerts(
             _send(job, transport)
         except DeliveryError as error:
             result = _record_failure(db, job.delivery_id, error, now)
+            if result is None:
+                continue  # erased with its family meanwhile: nothing to retry
         else:
             _record_success(db, job.delivery_id)
             result = "sent"
@@ -189,7 +191,9 @@ def _claim(db: Database, settings: Settings, delivery_id: int, now: datetime) ->
         if claimed.rowcount != 1:
             return None  # another worker got it
         delivery = session.get(AlertDelivery, delivery_id)
-        alert = session.get(Alert, delivery.alert_id)
+        alert = session.get(Alert, delivery.alert_id) if delivery is not None else None
+        if alert is None:
+            return None  # the family was erased meanwhile: nothing left to deliver
         return _job(session, settings, delivery, alert, now)
 
 
@@ -262,15 +266,25 @@ def post_webhook(url: str, secret: str, payload: dict[str, Any]) -> None:
 
 
 def _record_success(db: Database, delivery_id: int) -> None:
+    """A plain UPDATE: a row erased with its family meanwhile is simply not there to update."""
     with db.session() as session:
-        delivery = session.get(AlertDelivery, delivery_id)
-        delivery.status, delivery.last_error = "sent", None
+        session.execute(
+            update(AlertDelivery)
+            .where(AlertDelivery.id == delivery_id)
+            .values(status="sent", last_error=None)
+        )
 
 
-def _record_failure(db: Database, delivery_id: int, error: DeliveryError, now: datetime) -> str:
-    """Store the error and schedule the retry (or give up); return ``retry`` or ``failed``."""
+def _record_failure(db: Database, delivery_id: int, error: DeliveryError, now: datetime) -> str | None:
+    """Store the error and schedule the retry (or give up); return ``retry`` or ``failed``,
+    or None when the row was erased with its family meanwhile (read locked, so it cannot
+    vanish between reading and writing it)."""
     with db.session() as session:
-        delivery = session.get(AlertDelivery, delivery_id)
+        delivery = session.scalar(
+            select(AlertDelivery).where(AlertDelivery.id == delivery_id).with_for_update()
+        )
+        if delivery is None:
+            return None
         delivery.last_error = str(error)[:255]
         if error.permanent or delivery.attempts >= MAX_ATTEMPTS:
             delivery.status = "failed"

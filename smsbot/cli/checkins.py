@@ -12,6 +12,7 @@ from smsbot.cli.settings import cli_settings
 from smsbot.config import ConfigError
 from smsbot.db import Database
 from smsbot.jobs import build_scheduler
+from smsbot.logs import configure_logging
 from smsbot.messaging.factory import make_transport
 from smsbot.models import CheckIn, utcnow
 from smsbot.phones import mask_phone
@@ -36,6 +37,7 @@ def worker(metrics_port: int | None, metrics_host: str) -> None:
     first: this command does not change the schema.
     """
     settings = cli_settings()
+    configure_logging()
     if metrics_port is not None:
         try:
             metrics.serve(metrics_port, metrics_host)

@@ -210,17 +210,19 @@ def import_families(csv_file: Path, slug: str, report: Path | None) -> None:
     """Enroll every good row of CSV_FILE; each new family gets one consent text.
 
     Columns: phone and programme (required), language, baby_name, baby_birth_date
-    (YYYY-MM-DD), timezone, external_ref, channel. Every row is validated before any is
-    imported. Re-running the same file changes nothing. Exit status 1 if any row was bad.
+    (YYYY-MM-DD), timezone, external_ref, channel. Every row is read and validated first;
+    then the good rows are imported and each bad one reported. Re-running the same file
+    (once fixed) changes nothing already imported. Exit status 1 if any row was bad.
     """
     settings = cli_settings()
     now = utcnow()
     try:
         with csv_file.open(newline="", encoding="utf-8-sig") as handle:
-            rows = csv_import.read_rows(handle)
+            rows, errors = csv_import.read_rows(handle)
     except (csv_import.CsvFormatError, UnicodeDecodeError) as error:
         raise click.ClickException(f"{csv_file}: {error}") from None
-    good, errors = csv_import.validate_rows(rows, settings, today=now.date())
+    good, invalid = csv_import.validate_rows(rows, settings, today=now.date())
+    errors += invalid
     transport = make_transport(settings)
     created = 0
     with _session(settings) as session:
@@ -239,9 +241,8 @@ def import_families(csv_file: Path, slug: str, report: Path | None) -> None:
                 created += is_new
     errors.sort(key=lambda error: error.line)
     bad_lines = len({error.line for error in errors})
-    click.echo(
-        f"{len(rows) - bad_lines} rows imported ({created} newly enrolled), {bad_lines} rows with errors"
-    )
+    imported = len({row.line for row in good} - {error.line for error in errors})
+    click.echo(f"{imported} rows imported ({created} newly enrolled), {bad_lines} rows with errors")
     if report is not None:
         csv_import.write_report(report, errors)
         click.echo(f"error report: {report}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import shutil
+import socket
 import sys
 import uuid
 
@@ -24,14 +27,23 @@ from smsbot.db import Database, upgrade
 )
 def serve(host: str, port: int, no_scheduler: bool, prod: bool) -> None:
     """Run the web app and the check-in scheduler (SQLite + console transport by default)."""
+    settings = cli_settings()
+    if settings.transport == "console" and not _is_loopback(host):
+        # The console transport takes unsigned texts from loopback: never offer that to a network.
+        raise click.ClickException(
+            f"the console transport listens on loopback only, not {host}: use --host 127.0.0.1, "
+            "or SMSBOT_TRANSPORT=twilio"
+        )
     if prod:
+        gunicorn = shutil.which("gunicorn")
+        if gunicorn is None:
+            raise click.ClickException("--prod needs gunicorn: pip install -e '.[prod]'")
         config = "python:smsbot.web.gunicorn_conf"
-        os.execvp("gunicorn", ["gunicorn", "-c", config, "-b", f"{host}:{port}", "smsbot:create_app()"])
+        os.execv(gunicorn, ["gunicorn", "-c", config, "-b", f"{host}:{port}", "smsbot:create_app()"])
     from smsbot import create_app
     from smsbot.jobs import build_scheduler
     from smsbot.logs import configure_logging
 
-    settings = cli_settings()
     configure_logging()
     upgrade(settings.database_url)
     try:
@@ -50,6 +62,14 @@ def serve(host: str, port: int, no_scheduler: bool, prod: bool) -> None:
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name such as ``localhost``) is this machine only."""
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False
 
 
 @click.command()

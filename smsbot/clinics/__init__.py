@@ -26,7 +26,13 @@ from smsbot.clinics.accounts import (
     set_password,
     update_clinic,
 )
-from smsbot.clinics.consent import answer_consent, consent_confirmation, consent_state
+from smsbot.clinics.consent import (
+    answer_consent,
+    consent_confirmation,
+    consent_state,
+    record_consent_failure,
+    retry_consents,
+)
 from smsbot.clinics.details import sync_family_details
 from smsbot.clinics.enrollment import (
     FAMILY_FIELDS,
@@ -66,6 +72,8 @@ __all__ = [
     "message_visibility",
     "parse_quiet_hours",
     "programme_ids",
+    "record_consent_failure",
+    "retry_consents",
     "revoke_token",
     "set_password",
     "sync_family_details",

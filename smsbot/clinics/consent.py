@@ -8,17 +8,21 @@ to, and consents to that clinic only; a second YES answers the one before.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from smsbot import checkins
+from smsbot.checkins.claims import MAX_ATTEMPTS
 from smsbot.clinics.details import sync_family_details
 from smsbot.clinics.texts import load_clinic_texts
 from smsbot.config import Settings
+from smsbot.db import Database
 from smsbot.enrollment_windows import open_window
+from smsbot.families import lock_family, opt_out
 from smsbot.messaging import Transport, TransportError
+from smsbot.messaging.retry import CHECKIN_RETRY
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message
 
@@ -26,10 +30,12 @@ from smsbot.models import Enrollment, Event, Family, Message
 def request_consent(
     session: Session, enrollment: Enrollment, *, transport: Transport, settings: Settings, now: datetime
 ) -> Message:
-    """Send the enrollment's consent request and record it (a failed send is a stored row too).
+    """Record the enrollment's consent request, then send it (a failed send is a stored row too).
 
-    Written with the clinic's own details; ``consent_requested_at`` is set only when the
-    provider took it, so a failed request can be sent again by enrolling again.
+    Written with the clinic's own details. The row (and everything the session holds) is
+    flushed before the send, so a write that cannot succeed fails before a text goes out.
+    ``consent_requested_at`` is set only when the provider took it, so a failed request
+    can be sent again by enrolling again.
     """
     texts = load_clinic_texts(settings.rules_path)
     lang, family = enrollment.language, enrollment.family
@@ -44,16 +50,73 @@ def request_consent(
         lang=lang,
         segments=count_segments(body),
         created_at=now,
+        status="sending",
     )
-    try:
-        message.provider_sid = transport.send(family.address, body)
-        message.status = "queued"
-        enrollment.consent_requested_at = now
-    except TransportError as error:
-        message.status, message.error_code = "failed", error.code
     session.add(message)
     session.flush()
+    enrollment.consent_attempts += 1
+    try:
+        message.provider_sid = transport.send(family.address, body)
+    except TransportError as error:
+        message.status, message.error_code = "failed", error.code
+        record_consent_failure(session, enrollment, error, settings=settings, now=now)
+    else:
+        message.status = "queued"
+        enrollment.consent_requested_at = now
+        enrollment.consent_error = enrollment.consent_retry_at = None
+    session.flush()
     return message
+
+
+def record_consent_failure(
+    session: Session, enrollment: Enrollment, error: TransportError, *, settings: Settings, now: datetime
+) -> None:
+    """The consent text did not go out (or never arrived): say why, and retry it as a
+    check-in is retried (same backoff and limit) unless the failure is permanent.
+
+    A family that texted STOP to the number (Twilio 21610) is opted out, as from a check-in.
+    """
+    enrollment.consent_requested_at = None
+    enrollment.consent_error = str(error)[:255]
+    enrollment.consent_retry_at = None
+    if error.opted_out:
+        opt_out(session, enrollment.family, now=now, source="provider", code=error.code)
+    elif not error.permanent and enrollment.consent_attempts < MAX_ATTEMPTS:
+        retry = CHECKIN_RETRY.starting_at(timedelta(seconds=settings.retry_backoff_seconds))
+        enrollment.consent_retry_at = now + retry.delay(enrollment.consent_attempts)
+
+
+_RETRY_DUE = select(Enrollment.id, Enrollment.consent_retry_at).where(
+    Enrollment.status == "awaiting_consent",
+    Enrollment.consent_requested_at.is_(None),
+    Enrollment.consent_retry_at <= bindparam("now"),
+)
+
+
+def retry_consents(db: Database, transport: Transport, settings: Settings, now: datetime) -> int:
+    """Send again the consent texts whose retry is due; how many were tried.
+
+    Each is claimed by a conditional UPDATE first, so of several workers only one sends it.
+    """
+    with db.session() as session:
+        due = session.execute(_RETRY_DUE, {"now": now}).all()
+    tried = 0
+    for enrollment_id, seen in due:
+        with db.session() as session:
+            claimed = session.execute(
+                update(Enrollment)
+                .where(Enrollment.id == enrollment_id, Enrollment.consent_retry_at == seen)
+                .values(consent_retry_at=None)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            enrollment = session.get_one(Enrollment, enrollment_id)
+            family = lock_family(session, enrollment.family_id)
+            if family is None or family.opted_out or enrollment.consent_requested_at is not None:
+                continue
+            request_consent(session, enrollment, transport=transport, settings=settings, now=now)
+            tried += 1
+    return tried
 
 
 # Run for every YES, so built once.
@@ -106,11 +169,14 @@ def consent_confirmation(enrollment: Enrollment, lang: str, settings: Settings) 
 
 
 def consent_state(enrollment: Enrollment) -> str:
-    """Where the clinic stands: given, requested, not_requested, blocked_opted_out or none (ended)."""
+    """Where the clinic stands: given, requested, failed (``consent_error`` says why),
+    not_requested, blocked_opted_out or none (ended)."""
     if enrollment.consented_at is not None:
         return "given"
     if enrollment.status != "awaiting_consent":
         return "none"
     if enrollment.family.opted_out:
         return "blocked_opted_out"  # no request goes to a family that texted STOP
-    return "requested" if enrollment.consent_requested_at is not None else "not_requested"
+    if enrollment.consent_requested_at is not None:
+        return "requested"
+    return "failed" if enrollment.consent_error else "not_requested"

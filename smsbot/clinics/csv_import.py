@@ -1,4 +1,5 @@
-"""Bulk enrollment from a clinic's CSV: validate every row first, report bad rows by line.
+"""Bulk enrollment from a clinic's CSV: read and validate every row first, then import the
+good ones; each bad row is reported by line, with its reason.
 
 Validation is ``clinics.clean_family_fields``, the same as the API's, so a row the import
 accepts is exactly a request the API would accept.
@@ -21,7 +22,7 @@ REPORT_COLUMNS = ("line", "field", "code", "reason")
 
 
 class CsvFormatError(ValueError):
-    """The file as a whole is unusable (no header, unknown columns)."""
+    """The file as a whole is unusable (no header, unknown or repeated columns)."""
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,10 @@ class Row:
     values: dict[str, Any]  # cleaned: ready for ``enroll_family``
 
 
-def read_rows(handle: TextIO) -> list[tuple[int, dict[str, str]]]:
-    """(line number, non-empty cells) for each data row; blank lines are skipped."""
+def read_rows(handle: TextIO) -> tuple[list[tuple[int, dict[str, str]]], list[RowError]]:
+    """(line number, non-empty cells) for each readable data row, and an error for each row
+    that cannot be read as written: a cell too large, more cells than the header. Blank lines
+    are skipped; an unclosed quote shows as a line break inside a cell, which validation refuses."""
     reader = csv.DictReader(handle)
     columns = [name.strip().lower() for name in reader.fieldnames or []]
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
@@ -51,15 +54,31 @@ def read_rows(handle: TextIO) -> list[tuple[int, dict[str, str]]]:
             + (f"; missing: {', '.join(missing)}" if missing else "")
             + (f"; unknown: {', '.join(unknown)}" if unknown else "")
         )
+    twice = sorted({name for name in columns if columns.count(name) > 1})
+    if twice:
+        raise CsvFormatError(f"each column may appear once; twice: {', '.join(twice)}")
     reader.fieldnames = columns
-    rows = []
+    rows, errors = [], []
     start = reader.line_num + 1
-    for record in reader:
-        cells = {key: (value or "").strip() for key, value in record.items() if key is not None}
-        if any(cells.values()):
-            rows.append((start, {key: value for key, value in cells.items() if value}))
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:  # e.g. a cell over the csv module's 128 KB limit
+            errors.append(RowError(start, "", "unreadable_row", f"cannot be read as CSV: {error}"))
+            start = reader.line_num + 1
+            continue
+        extra = record.pop(None, None)  # type: ignore[call-overload]
+        if extra and any(cell.strip() for cell in extra):
+            reason = f"{len(extra)} more cell(s) than the header has columns"
+            errors.append(RowError(start, "", "extra_cells", reason))
+        else:
+            cells = {key: (value or "").strip() for key, value in record.items()}
+            if any(cells.values()):
+                rows.append((start, {key: value for key, value in cells.items() if value}))
         start = reader.line_num + 1  # a quoted cell may span lines
-    return rows
+    return rows, errors
 
 
 def validate_rows(

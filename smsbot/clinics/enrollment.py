@@ -47,6 +47,12 @@ def is_storable_text(value: str) -> bool:
     return "\x00" not in value and not any(unicodedata.category(ch) == "Cs" for ch in value)
 
 
+def is_one_line(value: str) -> bool:
+    """No line break or other control character: a field that goes into a text or a report
+    is one line (in a CSV, a line break in a cell is usually an unclosed quote)."""
+    return not any(unicodedata.category(ch) == "Cc" for ch in value)
+
+
 def clean_family_fields(
     raw: Mapping[str, Any], settings: Settings, *, today: date, required: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -85,6 +91,9 @@ def clean_family_fields(
             fail(field, "invalid_value", f"{field} contains a NUL or unpaired surrogate character")
             continue
         value = value.strip()
+        if not is_one_line(value):
+            fail(field, "invalid_value", f"{field} contains a line break or control character")
+            continue
         if field == "phone":
             try:
                 values[field] = normalise_phone(value, settings.default_region)
@@ -187,6 +196,7 @@ def enroll_family(
         # A new enrollment, not the old one resumed: the clinic reads nothing from the gap.
         enrollment.status, enrollment.enrolled_at = "awaiting_consent", now
         enrollment.consent_requested_at = enrollment.consented_at = None
+        enrollment.consent_attempts, enrollment.consent_error, enrollment.consent_retry_at = 0, None, None
         enrollment.ended_at = enrollment.ended_reason = None
         session.add(
             Event(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,11 +37,12 @@ class MemoryTransport:
         self.clock: Callable[[], datetime] = _utcnow
         self.outbox: list[SentMessage] = []
         self._lock = threading.Lock()
-        self._ids = itertools.count(1)
 
     def send(self, to: str, body: str, **opts: Any) -> str:
+        # Shaped like Twilio's SIDs and unique across processes and restarts: the ids are
+        # stored in ``messages.provider_sid``, which is unique.
+        sid = f"SM{uuid.uuid4().hex}"
         with self._lock:
-            sid = f"SMlocal{next(self._ids):027d}"
             self.outbox.append(SentMessage(to, body, sid, opts, self.clock()))
         return sid
 

@@ -10,9 +10,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smsbot import alerts, checkins
+from smsbot import alerts, checkins, clinics
 from smsbot.config import Settings
-from smsbot.models import Message
+from smsbot.messaging.twilio import transport_error
+from smsbot.models import Enrollment, Message
 
 # Higher rank wins; terminal failures outrank everything but a later confirmed delivery.
 STATUS_RANK = {
@@ -53,4 +54,24 @@ def record_status(
     )
     if undelivered_checkin:
         alerts.alert_undelivered(session, settings, message.family, now)
+    if status in FAILED and message.kind == "consent":
+        _consent_undelivered(session, settings, message, error_code, now)
     return message
+
+
+def _consent_undelivered(
+    session: Session, settings: Settings, message: Message, error_code: int | None, now: datetime
+) -> None:
+    """The consent request never reached the family: the clinic sees ``failed`` and why,
+    and it is retried unless the carrier's error is permanent."""
+    enrollment = session.scalar(
+        select(Enrollment).where(
+            Enrollment.family_id == message.family_id,
+            Enrollment.clinic_id == message.clinic_id,
+            Enrollment.status == "awaiting_consent",
+            Enrollment.consent_requested_at.is_not(None),
+        )
+    )
+    if enrollment is not None:
+        error = transport_error(error_code, None, cause="reported undelivered")
+        clinics.record_consent_failure(session, enrollment, error, settings=settings, now=now)

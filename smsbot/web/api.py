@@ -9,6 +9,7 @@ OpenAPI document is generated from.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, get_args
@@ -22,13 +23,16 @@ from sqlalchemy.orm import Session
 from smsbot import clinics
 from smsbot.clinics import queries
 from smsbot.conversation import news
-from smsbot.db import request_session
+from smsbot.db import clashing_table, request_session
+from smsbot.families import lock_family
 from smsbot.models import Alert, ApiToken, CheckIn, Clinic, Enrollment, Message, utcnow
 from smsbot.vocabulary import MAX_ID, NOTE_MAX_CHARS
 from smsbot.web import openapi, shapes
 from smsbot.web.errors import error_response
+from smsbot.web.inputs import whole_number
 from smsbot.web.openapi import operation
 
+log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # Given when enrolling, fixed after: phone, channel and programme.
@@ -61,10 +65,19 @@ def _invalid_fields(error: clinics.InvalidFieldsError) -> tuple[Response, int]:
 
 
 @bp.errorhandler(IntegrityError)
-def _concurrent_write(_error: IntegrityError) -> tuple[Response, int]:
-    # Two requests enrolling the same new phone at once: one wins, the other may retry.
+def _integrity_error(error: IntegrityError) -> tuple[Response, int]:
     request_session().rollback()
-    return error_response(409, "concurrent_update", "the family was changed at the same time; retry")
+    table = clashing_table(error)
+    if table == Enrollment.__tablename__:
+        # Two requests enrolling the same new phone at once: one wins, the other may retry.
+        return error_response(409, "concurrent_update", "the family was changed at the same time; retry")
+    # Anything else is our fault, not the client's: say which key clashed (never the values).
+    log.error("write refused by the database: %s on %s", type(error.orig).__name__, table or "-")
+    return error_response(
+        500,
+        "duplicate_key" if table else "integrity_error",
+        f"a write clashed with stored data ({table or 'constraint'}); nothing was recorded",
+    )
 
 
 @bp.errorhandler(clinics.ConflictError)
@@ -131,7 +144,10 @@ def _reject_unknown(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
 def _json_body(*, optional: bool = False) -> dict[str, Any]:
     if optional and not request.get_data():
         return {}
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # e.g. 100,000 nested "[": deeper than any body we take
+        raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the request body must be a JSON object")
     return body
@@ -141,15 +157,9 @@ def _json_body(*, optional: bool = False) -> dict[str, Any]:
 
 
 def _whole_number(raw: str, maximum: int) -> int | None:
-    """``raw`` as 1..maximum, else None.
-
-    ``str.isdigit`` alone would let "²" or a 5,000-digit string through to ``int()``, which
-    raises on both (a 500).
-    """
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(maximum)):
-        return None
-    value = int(raw)
-    return value if 1 <= value <= maximum else None
+    """``raw`` as 1..maximum, else None."""
+    value = whole_number(raw, maximum)
+    return value if value else None
 
 
 def _page_args() -> tuple[int, int | None]:
@@ -195,12 +205,19 @@ def _answer(shape: BaseModel, status: int = 200) -> Response:
 # --- families ----------------------------------------------------------------------------
 
 
-def _enrollment_or_404(session: Session, family_id: int) -> Enrollment:
+def _enrollment_or_404(session: Session, family_id: int, *, lock: bool = False) -> Enrollment:
+    """This clinic's enrollment ``family_id``; with ``lock``, its family's row locked first
+    (``families.lock_family``) and the enrollment read again, as a change must."""
     enrollment = None
     if family_id <= MAX_ID:
         enrollment = session.scalar(
             select(Enrollment).where(Enrollment.id == family_id, Enrollment.clinic_id == _clinic_id())
         )
+    if enrollment is not None and lock:
+        if lock_family(session, enrollment.family_id) is None:
+            enrollment = None  # erased while this request waited for the lock
+        else:
+            session.refresh(enrollment)
     if enrollment is None:
         raise ApiError(404, "not_found", f"no family {family_id} at this clinic")
     return enrollment
@@ -272,7 +289,7 @@ def get_family(family_id: int) -> Response:
 def update_family(family_id: int) -> Response:
     """Update a family's details (phone, channel and programme are fixed)"""
     session = request_session()
-    enrollment = _enrollment_or_404(session, family_id)
+    enrollment = _enrollment_or_404(session, family_id, lock=True)
     body = _json_body()
     for field in READ_ONLY_FIELDS:
         if field in body:
@@ -289,7 +306,7 @@ def update_family(family_id: int) -> Response:
 def enroll(family_id: int) -> Response:
     """Enroll again, or in another programme; re-opening asks consent again"""
     session = request_session()
-    family = _enrollment_or_404(session, family_id).family
+    family = _enrollment_or_404(session, family_id, lock=True).family
     body = _json_body()
     _reject_unknown(body, shapes.fields_of(shapes.EnrollmentRequest))
     enrollment, _ = _enroll(session, {"phone": family.phone, "channel": family.channel, **body})
@@ -301,7 +318,7 @@ def enroll(family_id: int) -> Response:
 def unenroll(family_id: int) -> Response:
     """Unenroll: pending check-ins are cancelled (idempotent)"""
     session = request_session()
-    enrollment = _enrollment_or_404(session, family_id)
+    enrollment = _enrollment_or_404(session, family_id, lock=True)
     clinics.unenroll(session, enrollment, now=utcnow())
     session.commit()
     return _answer(shapes.Family.of(enrollment))
@@ -316,7 +333,7 @@ def resume_followup(family_id: int) -> Response:
     again from now.
     """
     session = request_session()
-    enrollment = _enrollment_or_404(session, family_id)
+    enrollment = _enrollment_or_404(session, family_id, lock=True)
     settings = current_app.extensions["smsbot.settings"]
     if news.resume(session, settings, enrollment.family, now=utcnow(), by=_actor()):
         session.commit()
@@ -373,7 +390,7 @@ def export_family(family_id: int) -> Response:
 def erase_family(family_id: int) -> Response:
     """Erase the family's data for good (409 while another clinic follows them)"""
     session = request_session()
-    enrollment = _enrollment_or_404(session, family_id)
+    enrollment = _enrollment_or_404(session, family_id, lock=True)
     counts = queries.erase_family(session, enrollment, now=utcnow())
     session.commit()
     return _answer(shapes.Erased(erased=counts))

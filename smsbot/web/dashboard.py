@@ -37,12 +37,14 @@ from smsbot.checkins.programmes import load_programmes
 from smsbot.clinics import queries
 from smsbot.conversation import CHECKIN_WORSE, news
 from smsbot.db import request_session
+from smsbot.families import lock_family
 from smsbot.models import utcnow
 from smsbot.phones import display_phone, mask_phone
 from smsbot.triage import load_rules
 from smsbot.vocabulary import LANGUAGE_NAMES, MAX_ID, NOTE_MAX_CHARS
 from smsbot.web import charts
 from smsbot.web.enroll_form import EnrollFormError, enroll_from_form
+from smsbot.web.inputs import has_nul
 from smsbot.web.staff_auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate, session_claims, signed_in_staff
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,8 @@ def init_app(app: Flask) -> None:
 
 @bp.before_request
 def _require_csrf_and_staff() -> Response | None:
+    if has_nul(request.args.values()) or has_nul(request.form.values()):
+        abort(400, "A search or form value contains a NUL character.")
     csrf.protect()
     staff = signed_in_staff(request_session(), session)
     if staff is not None:
@@ -337,11 +341,20 @@ def family(family_id: int) -> str:
     )
 
 
+def _locked_family(family_id: int) -> queries.FamilyRow:
+    """The clinic's family, its row locked first (``families.lock_family``), as a change needs."""
+    db = request_session()
+    row = _found(queries.find_family(db, g.staff.clinic_id, family_id))
+    _found(lock_family(db, family_id))  # erased while this request waited for the lock
+    db.refresh(row.enrollment)
+    return row
+
+
 @bp.post(f"/families/<int(max={MAX_ID}):family_id>/unenroll")
 def unenroll(family_id: int) -> Response:
     """End the clinic's follow-up; the family can still text the bot for guidance."""
     db = request_session()
-    row = _found(queries.find_family(db, g.staff.clinic_id, family_id))
+    row = _locked_family(family_id)
     if clinics.unenroll(db, row.enrollment, now=utcnow()):
         db.commit()
         flash(f"{mask_phone(row.family.phone)} is unenrolled; pending check-ins are cancelled.", "success")
@@ -353,7 +366,7 @@ def resume(family_id: int) -> Response:
     """Resume automated messages held by the parent's sensitive news (the baby is home, or the
     news was a misreading): consented programmes start again from today."""
     db = request_session()
-    row = _found(queries.find_family(db, g.staff.clinic_id, family_id))
+    row = _locked_family(family_id)
     settings = current_app.extensions["smsbot.settings"]
     if news.resume(db, settings, row.family, now=utcnow(), by=f"staff:{g.staff.email}"):
         db.commit()

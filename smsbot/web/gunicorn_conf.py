@@ -24,7 +24,7 @@ keepalive = 5
 preload_app = True
 accesslog = None  # the app logs each webhook itself, without bodies or full numbers
 errorlog = "-"
-forwarded_allow_ips = os.environ.get("SMSBOT_FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = os.environ.get("SMSBOT_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
 def when_ready(_server) -> None:  # type: ignore[no-untyped-def]
@@ -45,11 +45,21 @@ def post_fork(_server, worker) -> None:  # type: ignore[no-untyped-def]
         database.engine.dispose(close=False)
 
 
-def on_starting(_server) -> None:  # type: ignore[no-untyped-def]
-    """JSON logs for the app, as ``smsbot serve`` sets them up (workers inherit them)."""
+def on_starting(server) -> None:  # type: ignore[no-untyped-def]
+    """JSON logs for the app, as ``smsbot serve`` sets them up (workers inherit them); one
+    line of warning when the API's rate limits would silently be per worker."""
+    import logging
+
     from smsbot.logs import configure_logging
 
     configure_logging()
+    if server.cfg.workers > 1 and not os.environ.get("SMSBOT_REDIS_URL"):
+        logging.getLogger("smsbot.web.limits").warning(
+            "%d web workers without SMSBOT_REDIS_URL: each keeps its own API rate limits "
+            "(a client gets %d times the budget); set SMSBOT_REDIS_URL to share them",
+            server.cfg.workers,
+            server.cfg.workers,
+        )
 
 
 def child_exit(_server, worker) -> None:  # type: ignore[no-untyped-def]

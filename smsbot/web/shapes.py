@@ -27,7 +27,7 @@ Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 Language = Literal[LANGS]  # type: ignore[valid-type]
 EnrollmentStatus = Literal["awaiting_consent", "active", "ended"]
 AlertStatus = Literal["open", "acknowledged"]
-ConsentState = Literal["requested", "given", "not_requested", "blocked_opted_out", "none"]
+ConsentState = Literal["requested", "given", "failed", "not_requested", "blocked_opted_out", "none"]
 AlertReason = Literal[
     "emergency", "urgent", "worse", "undelivered", "unprocessed", "hospital", "loss", "home"
 ]
@@ -185,11 +185,16 @@ class Family(Shape):
         ConsentState,
         Field(
             description="requested: the consent text went out and awaits the family's YES; "
+            "failed: it did not go out or never arrived (consent_error says why); it is "
+            "retried by itself unless the failure is permanent, and enrolling again sends it now; "
             "blocked_opted_out: the family had texted STOP, so no consent text was sent; "
-            "not_requested: it has not gone out (the family texted START since, or the send "
-            "failed): enroll again to send it. Until consent is given the clinic gets no "
+            "not_requested: it has not gone out (the family texted START since): enroll again "
+            "to send it. Until consent is given the clinic gets no "
             "messages, check-ins or alerts of the family."
         ),
+    ]
+    consent_error: Annotated[
+        str | None, Field(description="Why the last consent text failed (with consent: failed).")
     ]
     opted_out: bool
     followup_hold: Annotated[
@@ -220,6 +225,7 @@ class Family(Shape):
             programme=enrollment.programme,
             status=enrollment.status,
             consent=consent_state(enrollment),
+            consent_error=enrollment.consent_error,
             opted_out=family.opted_out,
             followup_hold=family.followup_hold,
             followup_hold_since=family.followup_hold_since,

@@ -22,8 +22,11 @@ def signed_url(settings: Settings) -> str:
 
 
 def from_loopback() -> bool:
+    """Whether the client is this machine: the peer and, behind a proxy, the address it
+    forwarded too, so that no forwarded header alone can claim loopback."""
+    peer = request.environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR", request.remote_addr)
     try:
-        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+        return all(ipaddress.ip_address(address or "").is_loopback for address in (peer, request.remote_addr))
     except ValueError:
         return False
 

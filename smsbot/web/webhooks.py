@@ -6,14 +6,17 @@ import logging
 import uuid
 
 from flask import Blueprint, Response, abort, current_app, request
+from sqlalchemy.exc import DBAPIError
 from twilio.twiml.messaging_response import MessagingResponse
 
-from smsbot import conversation, metrics
+from smsbot import conversation, metrics, privacy
 from smsbot.alerts import AlertCourier
 from smsbot.db import get_db
 from smsbot.messaging.status import STATUS_RANK, record_status
 from smsbot.models import utcnow
 from smsbot.phones import InvalidPhoneError, mask_phone, parse_address
+from smsbot.vocabulary import BODY_LIMITS, MAX_ID
+from smsbot.web.inputs import fit_to_limit, whole_number
 from smsbot.web.twilio_auth import twilio_signed
 
 log = logging.getLogger(__name__)
@@ -26,7 +29,7 @@ def _warm_rules(state) -> None:  # type: ignore[no-untyped-def]
     conversation.prepare(state.app.extensions["smsbot.settings"])
 
 
-MAX_BODY_CHARS = 1600  # Twilio's own limit; anything longer was not sent by Twilio
+MAX_SID_CHARS = 64  # the column's width; Twilio's SIDs have 34 characters
 
 
 # C0 controls other than tab and newlines carry no meaning in a text, and PostgreSQL
@@ -46,10 +49,23 @@ def twiml(text: str | None) -> Response:
 
 
 def _num_media() -> int:
-    raw = request.form.get("NumMedia", "0") or "0"
-    if not raw.isdigit() or int(raw) > 10:
+    count = whole_number(request.form.get("NumMedia", "0") or "0", 10)
+    if count is None:
         abort(400, "NumMedia must be a number from 0 to 10")
-    return int(raw)
+    return count
+
+
+def _erased_since(sid: str) -> bool:
+    """``privacy.was_erased``, asked again once on a fresh connection when the pooled one
+    turns out to have been dropped by the server (nothing was written, so that is safe)."""
+    try:
+        with get_db().session() as session:
+            return privacy.was_erased(session, sid)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    with get_db().session() as session:
+        return privacy.was_erased(session, sid)
 
 
 def _alert_courier() -> AlertCourier:
@@ -70,11 +86,13 @@ def inbound_sms() -> Response:
         phone, channel = parse_address(request.form.get("From", ""), settings.default_region)
     except InvalidPhoneError as error:
         abort(400, f"From: {error}")
-    body = clean_text(request.form.get("Body", ""))
-    if len(body) > MAX_BODY_CHARS:
-        abort(400, f"Body is longer than {MAX_BODY_CHARS} characters")
+    body = fit_to_limit(clean_text(request.form.get("Body", "")), BODY_LIMITS[channel])
     sid = clean_text(request.form.get("MessageSid") or request.form.get("SmsMessageSid") or "")[:64]
     sid = sid or f"LOCAL{uuid.uuid4().hex}"
+    if _erased_since(sid):
+        # A signed replay of a text whose family was erased: it must not bring them back.
+        log.info("replayed text of an erased family ignored")
+        return twiml(None)
     inbound = conversation.Inbound(sid=sid, phone=phone, channel=channel, body=body, num_media=_num_media())
     outcome = conversation.receive(get_db(), settings, inbound)
     if outcome.paged:
@@ -101,8 +119,11 @@ def status_callback() -> tuple[str, int]:
     status = request.form.get("MessageStatus", "").lower()
     if not sid or status not in STATUS_RANK:
         abort(400, "MessageSid and a known MessageStatus are required")
-    error_code = request.form.get("ErrorCode") or None
-    if error_code is not None and not error_code.isdigit():
+    if len(sid) > MAX_SID_CHARS or clean_text(sid) != sid:
+        abort(400, f"MessageSid must be at most {MAX_SID_CHARS} plain characters")
+    raw_code = request.form.get("ErrorCode") or None
+    error_code = None if raw_code is None else whole_number(raw_code, MAX_ID)
+    if raw_code is not None and error_code is None:
         abort(400, "ErrorCode must be a number")
     with get_db().session() as session:
         record_status(
@@ -110,7 +131,7 @@ def status_callback() -> tuple[str, int]:
             current_app.extensions["smsbot.settings"],
             sid,
             status,
-            int(error_code) if error_code else None,
+            error_code,
             now=utcnow(),
         )
     return "", 204

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from smsbot import alerts
+from smsbot import alerts, privacy
 from smsbot.messaging import TransportError
 from smsbot.messaging.retry import ALERT_RETRY
 from smsbot.models import Alert, AlertDelivery, CheckIn, Clinic, Enrollment, Family, utcnow
@@ -229,3 +229,34 @@ def test_emergency_text_from_an_enrolled_family_alerts_once_even_when_twilio_ret
     assert len(oncall_texts(outbox)) == 1
     [payload] = verify(webhook, db, world)
     assert (payload["family_id"], payload["level"]) == (enrolled["id"], "emergency")
+
+
+def test_a_family_erased_during_delivery_is_skipped_and_the_batch_goes_on(
+    db, settings, family_id, webhook, outbox, enroll_consenting_parent
+):
+    other = enroll_consenting_parent("+15550100002")
+    with db.session() as session:
+        other_family_id = session.get(Enrollment, other["id"]).family_id
+    now = utcnow()
+    raise_alert(db, settings, family_id, now)
+    raise_alert(db, settings, other_family_id, now)
+
+    class ErasingTransport(type(outbox)):
+        """The first family is erased while its on-call text is on its way, which then fails."""
+
+        erased = False
+
+        def send(self, to: str, body: str, **opts: Any) -> str:
+            if not self.erased:
+                self.erased = True
+                with db.session() as session:
+                    privacy.erase_family(session, session.get_one(Family, family_id), now=now)
+                raise TransportError("timed out")
+            return super().send(to, body, **opts)
+
+    counts = alerts.deliver_pending_alerts(db, ErasingTransport(), settings, now)
+    assert counts == {"sent": 2, "retry": 0, "failed": 0}  # the second family's text and webhook
+    with db.session() as session:
+        left = session.scalars(select(AlertDelivery.status)).all()
+        assert session.get(Family, family_id) is None
+    assert left == ["sent", "sent"]

@@ -22,6 +22,7 @@ from tests.conftest import PUBLIC_URL
 @pytest.fixture
 def smsbot(database_url: str):  # type: ignore[no-untyped-def]
     """Run ``smsbot …`` against the test database, as an operator would."""
+
     def run(*args: str, input: str | None = None, public_url: str | None = PUBLIC_URL) -> Result:
         env = {
             "SMSBOT_DATABASE_URL": database_url,
@@ -280,3 +281,53 @@ def test_import_into_the_wrong_programme_of_an_active_family_is_reported(smsbot,
     with db.session() as session:
         assert session.scalar(select(Clinic.id)) is not None
         assert session.scalar(select(Enrollment.programme)) == PROGRAMME
+
+
+def import_text(smsbot, tmp_path: Path, content: str):  # type: ignore[no-untyped-def]
+    path = tmp_path / "families.csv"
+    path.write_text(content, encoding="utf-8")
+    return smsbot("enroll", "import", str(path), "--clinic", "riverside")
+
+
+def test_a_huge_cell_is_a_row_error_and_the_other_rows_are_imported(smsbot, db, world, tmp_path):
+    content = (
+        f"phone,programme,baby_name\n+15550100001,{PROGRAMME},Ana\n"
+        f'+15550100002,{PROGRAMME},"{"x" * 200_000}"\n+15550100003,{PROGRAMME},Cy\n'
+    )
+    result = import_text(smsbot, tmp_path, content)
+    assert result.exit_code == 1, result.output
+    assert "line 3: : cannot be read as CSV" in result.output
+    assert "Traceback" not in result.output
+    assert counts(db) == (2, 2, 2)
+
+
+def test_an_unclosed_quote_is_a_row_error_not_a_merged_name(smsbot, db, world, tmp_path):
+    content = f'phone,programme,baby_name\n+15550100001,{PROGRAMME},"Ana\n+15550100002,{PROGRAMME},Bo\n'
+    result = import_text(smsbot, tmp_path, content)
+    assert result.exit_code == 1
+    assert "line 2: baby_name: baby_name contains a line break" in result.output
+    assert counts(db) == (0, 0, 0)
+
+
+def test_a_repeated_column_refuses_the_file(smsbot, db, world, tmp_path):
+    result = import_text(smsbot, tmp_path, f"phone,programme,phone\n+15550100001,{PROGRAMME},+15550100002\n")
+    assert result.exit_code == 1 and "twice: phone" in result.output
+    assert counts(db) == (0, 0, 0)
+
+
+def test_extra_cells_are_a_row_error(smsbot, db, world, tmp_path):
+    content = f"phone,programme\n+15550100001,{PROGRAMME},Ana\n+15550100002,{PROGRAMME}\n"
+    result = import_text(smsbot, tmp_path, content)
+    assert result.exit_code == 1
+    assert "line 2: : 1 more cell(s) than the header has columns" in result.output
+    assert "1 rows imported (1 newly enrolled), 1 rows with errors" in result.output
+
+
+def test_a_line_break_in_a_babys_name_never_reaches_a_text(api):
+    response = api(
+        "POST",
+        "/families",
+        json={"phone": "+15550100001", "programme": PROGRAMME, "baby_name": "Ana\nReply STOP"},
+    )
+    assert response.status_code == 422
+    assert response.get_json()["error"]["field"] == "baby_name"

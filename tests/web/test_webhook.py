@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import xml.etree.ElementTree as ET
 
+import pytest
 from sqlalchemy import func, select
 
 from smsbot.models import Family, Message
@@ -160,11 +161,25 @@ def test_longest_twilio_body_is_triaged(text_bot):
     assert "911" in reply_text(text_bot(body))
 
 
-def test_body_over_twilio_limit_is_a_clear_400(text_bot, db):
-    response = text_bot("x" * 1601)
-    assert response.status_code == 400
-    assert "1600" in response.get_json()["error"]["message"]
-    assert count(db) == 0
+def test_a_long_whatsapp_text_ending_in_a_red_flag_is_stored_whole_and_triaged(text_bot, db):
+    body = ("we had a long day, " * 120)[:1960] + " his lips are blue and he is jerking"
+    assert 1600 < len(body) <= 4096
+    assert "911" in reply_text(text_bot(body, sender="whatsapp:+15550100001"))
+    with db.session() as session:
+        stored = session.scalar(select(Message).where(Message.direction == "in"))
+    assert (stored.body, stored.level) == (body, "emergency")
+
+
+@pytest.mark.parametrize(("sender", "limit"), [("+15550100001", 1600), ("whatsapp:+15550100001", 4096)])
+def test_a_text_over_its_channels_limit_is_stored_cut_and_triaged_never_refused(text_bot, db, sender, limit):
+    body = "we had a long day. " * 400 + "now her lips are blue"
+    assert len(body) > limit
+    assert "911" in reply_text(text_bot(body, sender=sender))
+    with db.session() as session:
+        stored = session.scalar(select(Message).where(Message.direction == "in"))
+    assert len(stored.body) == limit
+    assert "[…]" in stored.body and stored.body.endswith("now her lips are blue")
+    assert stored.level == "emergency"
 
 
 def test_odd_unicode_gets_a_reply(text_bot):

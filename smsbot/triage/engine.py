@@ -26,12 +26,13 @@ from smsbot.vocabulary import LANGS, LEVELS, highest, severity
 WITH_ALLOWS = frozenset({"past", "assessed", "other", "parent", "object"})
 UNLESS_ALLOWS = frozenset({"past", "assessed"})
 # Marks that set a red flag aside as no sign of this baby's. The classifier reads only the
-# words, so when the rules found red flags and context set every one aside ("my husband has a
-# fever of 39", "what if she turns blue", "her blue onesie"), it may raise to urgent but not to
+# words, so when the rules found red flags and set every one aside, by context ("my husband has
+# a fever of 39", "what if she turns blue", "her blue onesie") or by an emergency rule's own
+# exception ("grunting while pooping", clinical.md 11.9), it may raise to urgent but not to
 # emergency: its "emergency" is the words it has seen in emergencies. Not negation: "no paran
 # aunque se lo detengo" reads as a denial and is a hold test that failed. Cross-validated on
-# 4,645 texts, this gate takes calm texts answered emergency from 1.3% to 1.1% and keeps every
-# emergency; with negation too, it also sends that one emergency to urgent.
+# 4,645 texts, this gate takes calm texts answered emergency from 1.3% to 1.1% (5 texts) and
+# keeps every emergency; with negation too, it sends that one emergency to urgent.
 SET_ASIDE = frozenset({"other", "object", "figurative", "parent", "hypothetical"})
 
 
@@ -133,7 +134,8 @@ class Engine:
         # Each finding that is not negated (where its owner can be) keeps its context marks;
         # a rule counts it when every mark is one the rule allows (``also_counts``).
         found: dict[str, list[frozenset[str]]] = {}
-        red_flags = set_aside = 0
+        red_flags = 0
+        left: set[str] = set()  # red-flag terms (or READING) that context did not set aside
         for m in matches:
             kind, _, oid = m.owner.partition(":")
             if kind == "term":
@@ -150,12 +152,14 @@ class Engine:
             if oid in self.red_flag_terms:
                 red_flags += 1
                 marks = m.marks | {"negated"} if m.negated and negatable else m.marks
-                set_aside += bool(marks & SET_ASIDE)
+                if not marks & SET_ASIDE:
+                    left.add(oid)
         readings = [(r, marks_of(scopes, r.start, r.end, spans)) for r in readings]
         for r, marks in readings:
             if any(r.value_f in limits for limits in self.red_flag_ranges):
                 red_flags += 1
-                set_aside += bool(marks & SET_ASIDE)
+                if not marks & SET_ASIDE:
+                    left.add(READING)
         now = [r for r, marks in readings if not marks]
         ages = ages_days(tokens, language) + ([baby_age_days] if baby_age_days is not None else [])
         age = min(ages) if ages else self.ruleset.settings.assumed_age_days
@@ -166,16 +170,20 @@ class Engine:
         candidates = {r.id: r for o in found for r in self.rules_of.get(o, ())}
         candidates.update((r.id, r) for r in self.number_rules)
         fired = []
+        excepted: set[str] = set()  # red flags an emergency rule's own exception set aside
         for rule in candidates.values():
             values = [r for r, marks in readings if marks <= rule.also_counts]
-            if (
+            if not (
                 self._triggered(rule, counts, values, tokens, term_spans)
                 and all(counts(f"term:{t}", WITH_ALLOWS) for t in rule.with_terms)
-                and not any(counts(f"term:{t}", UNLESS_ALLOWS) for t in rule.unless_terms)
                 and (rule.age_days is None or age in rule.age_days)
                 and not (rule.only_without_reading and now)
             ):
+                continue
+            if not any(counts(f"term:{t}", UNLESS_ALLOWS) for t in rule.unless_terms):
                 fired.append(rule)
+            elif rule.level == LEVELS[-1]:
+                excepted.update(rule.findings)
         level = highest([r.level for r in fired])
         flags = sorted((r.id for r in fired), key=lambda rid: (-severity(self.rules[rid].level), rid))
         if level == "info":
@@ -188,7 +196,7 @@ class Engine:
             temperature_f=max(r.value_f for r in now) if now else None,
             age_days=age if ages else None,
             rules_version=self.rules_version,
-            red_flags_set_aside=red_flags > 0 and set_aside == red_flags,
+            red_flags_set_aside=red_flags > 0 and left <= excepted,
         )
 
     def _triggered(

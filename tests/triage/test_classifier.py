@@ -95,9 +95,11 @@ def test_it_never_lowers_a_level() -> None:
         "My husband has a fever of 39 and chills, should he stay away from the baby? she is fine",
         "her older brother has the flu, fever 102 and shaking chills, anything we should do for the baby?",
         "hes wearing the blue onesie today so dont freak if i say the blue baby lol, he is fine",
+        # set aside by the grunting rule's own exception (straining), not by context
+        "twitching a little while pooping and grunting, done in a minute and happy",
     ],
 )
-def test_it_may_not_call_an_emergency_when_context_set_every_red_flag_aside(text: str) -> None:
+def test_it_may_not_call_an_emergency_when_every_red_flag_is_set_aside(text: str) -> None:
     eager = with_thresholds(emergency=0.0, urgent=0.0)
     rules_only = assess(text, classifier=None)
     assert rules_only.red_flags_set_aside

@@ -194,6 +194,8 @@ def test_a_trigger_with_only_marks_only_the_findings_of_those_terms() -> None:
             "emergency",
         ),
         ("she had a fever of 101 last night, we havent been seen by a doctor", "emergency"),
+        # a call is no visit: what a nurse line said does not settle a fever told clauses before
+        ("shes 38.5, I called the nurse line and they said its probably a virus", "emergency"),
         ("she was stiff with her eyes rolled back, the ER said it was reflux and sent us home", "emergency"),
     ],
 )

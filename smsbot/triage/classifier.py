@@ -63,10 +63,13 @@ def raise_scores(probabilities: np.ndarray) -> dict[str, np.ndarray]:
     return {"emergency": emergency, "urgent": emergency + probabilities[..., LEVELS.index("urgent")]}
 
 
-def vouch(probabilities: Sequence[float], thresholds: Mapping[str, float]) -> Opinion | None:
-    """The most severe level that ``probabilities`` (one per level) put above its threshold."""
+def vouch(
+    probabilities: Sequence[float], thresholds: Mapping[str, float], below: str | None = None
+) -> Opinion | None:
+    """The most severe level that ``probabilities`` (one per level) put above its threshold;
+    with ``below``, only a level under that one."""
     scores = raise_scores(np.asarray(probabilities))
-    for level in RAISES:
+    for level in RAISES[RAISES.index(below) + 1 :] if below else RAISES:
         if scores[level] > thresholds[level]:
             return Opinion(level, float(scores[level]))
     return None
@@ -131,9 +134,9 @@ class Classifier:
         young = age_days is None or age_days <= self.training["oldest_age_days"]
         return words >= self.training["shortest_text_words"] and young
 
-    def opinion(self, text: str) -> Opinion | None:
-        """The highest level whose calibrated threshold the text passes, if any."""
-        return vouch(self.probabilities(text), self.thresholds)
+    def opinion(self, text: str, below: str | None = None) -> Opinion | None:
+        """The highest level (under ``below``, if given) whose calibrated threshold the text passes."""
+        return vouch(self.probabilities(text), self.thresholds, below)
 
     def header(self) -> dict[str, Any]:
         return {

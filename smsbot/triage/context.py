@@ -10,7 +10,7 @@ that runs past the end of a "what if" clause still counts: the safer reading win
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from smsbot.triage.matcher import BRACKET, HARD, SOFT, Match
@@ -102,8 +102,24 @@ class ContextReader:
         return lo, hi
 
 
-def marks_of(scopes: Sequence[Scope], start: int, end: int) -> frozenset[str]:
-    """The marks the scopes give a finding at tokens[start:end]."""
+Spans = Mapping[str, Sequence[tuple[int, int]]]
+
+
+def marks_of(scopes: Sequence[Scope], start: int, end: int, spans: Spans) -> frozenset[str]:
+    """The marks the scopes give a finding at tokens[start:end].
+
+    ``spans`` holds where each term's phrases (and ``READING``, the temperatures) were found,
+    for the triggers that mark only some of them.
+    """
     if not scopes:
         return frozenset()
-    return frozenset(s.trigger.mark for s in scopes if s.covers(start, end))
+    return frozenset(
+        s.trigger.mark
+        for s in scopes
+        if s.covers(start, end) and (not s.trigger.only or _within(s.trigger.only, start, end, spans))
+    )
+
+
+def _within(terms: frozenset[str], start: int, end: int, spans: Spans) -> bool:
+    """Whether tokens[start:end] lie inside a phrase of one of ``terms``."""
+    return any(s <= start and end <= e for term in terms for s, e in spans.get(term, ()))

@@ -34,7 +34,9 @@ def _accent_folding() -> dict[int, str]:
 
 
 _FOLD = _accent_folding()
-_WORD = re.compile(r"\b\w\w+\b")
+# Runs of two or more word characters (a greedy run is already a whole word: no \b needed).
+_WORD = re.compile(r"\w\w+")
+_ASCII_WORD = re.compile(rb"\w\w+")  # the same on ASCII bytes, which crc32 reads directly
 _SPACE = 32
 # One odd 64-bit multiplier per position in an n-gram, so "ab" and "ba" hash apart.
 _POSITION = np.array(
@@ -72,8 +74,11 @@ def _char_hashes(padded: str) -> np.ndarray:
 
 def _word_hashes(padded: str) -> np.ndarray:
     """Hashes of every word of two or more letters, then of every pair of neighbouring words."""
-    words = _WORD.findall(padded)
-    single = np.fromiter(map(zlib.crc32, map(str.encode, words)), np.uint64, len(words))
+    if padded.isascii():  # most texts: no per-word encoding
+        single = np.array(list(map(zlib.crc32, _ASCII_WORD.findall(padded.encode()))), dtype=np.uint64)
+    else:
+        words = _WORD.findall(padded)
+        single = np.fromiter(map(zlib.crc32, map(str.encode, words)), np.uint64, len(words))
     return np.concatenate((single, single[:-1] * _PAIR + single[1:]))
 
 

@@ -20,6 +20,8 @@ MARKS = ("negated", "parent", "other", "object", "past", "assessed", "hypothetic
 DIRECTIONS = ("forward", "backward", "both")
 # "answer": the cue is a sentence of its own ("Fiebre? No.") and reaches the sentence before.
 REACHES = ("clause", "sentence", "answer")
+# What a trigger's ``only`` calls a temperature reading, beside the vocabulary's term ids.
+READING = "reading"
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class Trigger:
     its clause (or sentence, per ``reach``), a "but", or a phrase of an ``ends_at`` cue word
     list. The cue says nothing in a sentence holding a phrase of a ``void_if`` list ("right
     now"), nor inside a phrase of its own ``ends_at`` ("brother" in "my baby brother").
+    With ``only``, the mark goes only to a finding that lies within a phrase of one of those
+    terms (or to a temperature reading, ``READING``): "onesie" explains a colour, not a shake.
     """
 
     id: str
@@ -99,6 +103,7 @@ class Trigger:
     window: int = 6
     ends_at: tuple[str, ...] = ()
     void_if: tuple[str, ...] = ()
+    only: frozenset[str] = frozenset()  # empty: every finding
     examples: tuple[tuple[str, str], ...] = ()  # (text, level the whole text gets)
     source: str = ""
     line: int | None = None

@@ -57,6 +57,12 @@ def _load_cached(rules_dir: Path) -> RuleSet:
     return ruleset
 
 
+@lru_cache(maxsize=1)
+def _shipped_rules_dir() -> Path:
+    """Where the shipped rules are: found once, since every message asks (a fifth of its time)."""
+    return config.default_rules_dir().resolve()
+
+
 def load_rules(rules_dir: Path | None = None) -> RuleSet:
     """Load the rule set of ``rules_dir`` (default: the shipped rules), cached per directory."""
-    return _load_cached(Path(rules_dir or config.default_rules_dir()).resolve())
+    return _load_cached(Path(rules_dir).resolve() if rules_dir else _shipped_rules_dir())

@@ -33,6 +33,7 @@ from smsbot.triage.model import (
     DIRECTIONS,
     MARKS,
     REACHES,
+    READING,
     Count,
     Language,
     Range,
@@ -190,6 +191,7 @@ class TriggerModel(_Strict):
     window: PositiveInt = 6
     ends_at: list[str] = []
     void_if: list[str] = []
+    only: list[str] = []
     examples: list[TriggerExample] = []
 
 
@@ -488,6 +490,7 @@ def _trigger(raw: TriggerModel, source: str, line: int | None, into: Parsed) -> 
         window=raw.window,
         ends_at=tuple(raw.ends_at),
         void_if=tuple(raw.void_if),
+        only=frozenset(raw.only),
         examples=tuple((e.text, e.level) for e in raw.examples),
         source=source,
         line=line,
@@ -555,6 +558,9 @@ def cross_check(parsed: Parsed, where: Path) -> list[RuleFileError]:
         refs = [*trigger.ends_at, *trigger.void_if]
         for ref in missing(refs, parsed.cue_words):
             msg = f"unknown cue words {ref!r}"
+            problems.append(RuleFileError(trigger.source, msg, rule_id=trigger.id, line=trigger.line))
+        for ref in missing(sorted(trigger.only - {READING}), parsed.terms):
+            msg = f"unknown term {ref!r} in only"
             problems.append(RuleFileError(trigger.source, msg, rule_id=trigger.id, line=trigger.line))
         for ref in missing(embedded(trigger.phrases), words):
             msg = f"unknown term {ref!r}"

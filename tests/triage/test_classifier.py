@@ -89,6 +89,41 @@ def test_it_never_lowers_a_level() -> None:
     assert not any(flag.startswith("model:") for flag in emergency.flags)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My husband has a fever of 39 and chills, should he stay away from the baby? she is fine",
+        "her older brother has the flu, fever 102 and shaking chills, anything we should do for the baby?",
+        "hes wearing the blue onesie today so dont freak if i say the blue baby lol, he is fine",
+        # set aside by the grunting rule's own exception (straining), not by context
+        "twitching a little while pooping and grunting, done in a minute and happy",
+    ],
+)
+def test_it_may_not_call_an_emergency_when_every_red_flag_is_set_aside(text: str) -> None:
+    eager = with_thresholds(emergency=0.0, urgent=0.0)
+    rules_only = assess(text, classifier=None)
+    assert rules_only.red_flags_set_aside
+    decision = assess(text, classifier=eager)
+    assert decision.level == "urgent"
+    assert decision.flags[0].startswith("model:urgent:")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # no red flag named at all: a red flag told without its words is what the model is for
+        "his right leg keeps kind of pumping even when i press it flat on the mattress with my hand",
+        # a denial is not set aside: the rules may misread it ("no paran" is a hold test that failed)
+        "le dan brinquitos en el brazo que no paran aunque se lo detengo y esta babeando",
+        # one red flag is someone else's, another is the baby's
+        "my husband has a fever of 39 and the baby is 38.5 and shaky when she cries",
+    ],
+)
+def test_it_may_still_call_an_emergency_when_a_red_flag_is_left(text: str) -> None:
+    assert not assess(text, classifier=None).red_flags_set_aside
+    assert assess(text, classifier=with_thresholds(emergency=0.0, urgent=0.0)).level == "emergency"
+
+
 def test_it_does_not_speak_for_a_baby_older_than_its_corpus() -> None:
     eager = with_thresholds(emergency=1.0, urgent=0.0)
     assert assess(ROUTINE, baby_age_days=90, classifier=eager).level == "urgent"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smsbot.triage import assess, load_rules
+from smsbot.triage.context import marks_of
 from smsbot.triage.engine import engine_for
 
 
@@ -132,3 +133,133 @@ def test_denials_reach_what_they_deny(text: str, level: str) -> None:
 )
 def test_questions_plans_and_assessed_signs_against_reports(text: str, level: str) -> None:
     assert assess(text).level == level
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        # a thing told with its colour explains the sentence's other colour words ...
+        (
+            "hes wearing the blue onesie today so dont freak if i say the blue baby lol. "
+            "arms tremble when hes crying and stop when i hold them",
+            "routine",
+        ),
+        (
+            "le puse su mameluco morado y su gorrito azul jaja. "
+            "tiembla cuando llora y se le quita cargandola",
+            "routine",
+        ),
+        # ... but not a colour the sentence ties to the baby's body or says the baby turned
+        ("she has her blue blanket on and her lips look blue, shes shaking", "emergency"),
+        ("in her white onesie and she went grey", "emergency"),
+        # and only colours: a shake in the same sentence still counts
+        ("in his blue onesie and his arm keeps jerking, it wont stop when i hold it", "emergency"),
+    ],
+)
+def test_a_things_colour_is_not_the_babys(text: str, level: str) -> None:
+    assert assess(text, classifier=None).level == level
+
+
+def test_a_trigger_with_only_marks_only_the_findings_of_those_terms() -> None:
+    engine = engine_for(load_rules())
+    tokens = engine.lexicon.tokens("the blue onesie is on and the blue baby keeps jerking")
+    matches = engine.lexicon.scan(tokens)
+    scopes = [s for s in engine.context.scopes(tokens, matches) if s.trigger.only]
+    assert scopes and all(s.trigger.only == {"colour_change"} for s in scopes)
+    spans = {"colour_change": [(m.start, m.end) for m in matches if m.owner == "term:colour_change"]}
+    second_blue = tokens.index("blue", tokens.index("blue") + 1)
+    jerking = tokens.index("jerking")
+    assert marks_of(scopes, second_blue, second_blue + 1, spans) == {"object"}
+    assert marks_of(scopes, jerking, jerking + 1, spans) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        # a fever told clauses before the visit that settled it (clinical.md 11.6) ...
+        (
+            "had a fever of 101 on monday, ER checked her and said it was a virus, sent us home. "
+            "now temp is 98.6 and she trembles a bit when crying and stops when I hold her",
+            "routine",
+        ),
+        (
+            "tuvo fiebre el martes, lo llevamos a urgencias, le hicieron estudios y dijeron q estaba bien, "
+            "ya no tiene. sigue con su temblorcito cuando llora q se le pasa al cargarlo",
+            "routine",
+        ),
+        # ... not a fever since, not a visit denied, and not the sentence's other signs
+        ("had a fever on monday, the ER said it was a virus, now its 101 again", "emergency"),
+        (
+            "tenia 38.4 anoche en la axila, hoy 37.6 y le tiemblan las piernas, no lo llevamos al doctor",
+            "emergency",
+        ),
+        ("she had a fever of 101 last night, we havent been seen by a doctor", "emergency"),
+        # a call is no visit: what a nurse line said does not settle a fever told clauses before
+        ("shes 38.5, I called the nurse line and they said its probably a virus", "emergency"),
+        ("she was stiff with her eyes rolled back, the ER said it was reflux and sent us home", "emergency"),
+    ],
+)
+def test_a_fever_a_doctor_has_seen_no_longer_counts(text: str, level: str) -> None:
+    assert assess(text, classifier=None).level == level
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("we did the glass test on her heat rash like you said and it faded right away", "info"),
+        ("did the glass test, some spots faded but the purple ones didnt fade", "emergency"),
+        ("did the glass test and the spots faded, except two that didnt fade", "emergency"),
+    ],
+)
+def test_a_glass_test_that_faded_is_no_rash_that_stays(text: str, level: str) -> None:
+    assert assess(text, classifier=None).level == level
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("cuanto es 100.4 en centigrados?", "info"),
+        ("Is 100.4 the cutoff for rectal or armpit? Asking before I buy a thermometer", "info"),
+        ("tiene 38.5, cuanto es en fahrenheit?", "emergency"),
+    ],
+)
+def test_a_number_asked_about_is_no_reading(text: str, level: str) -> None:
+    assert assess(text, classifier=None).level == level
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        # the parent's own ailment, and a look given, are no sign of the baby's
+        (
+            "I have a migraine and a stiff neck, dont worry about me lol. "
+            "she only gets the jitters when shes hungry and they stop once she eats",
+            "routine",
+        ),
+        ("i have a really bad feeling, hes not acting like my baby, shaky and weird", "emergency"),
+        (
+            "He gives me total side eye like he's rolling his eyes at my singing lol. "
+            "Anyway his hands shake a bit when he's crying and stop when I hold him",
+            "routine",
+        ),
+        ("she gave me side eye and then her eyes rolled back", "emergency"),
+        # crying fits are crying; the startle (Moro) reflex is no stiffening or shaking of the baby's
+        ("the shaking during crying fits is still there at 8 weeks, goes away when I swaddle", "routine"),
+        (
+            "se pone rigido un segundito cuando cierro la puerta fuerte y abre los brazos, despues nada",
+            "routine",
+        ),
+        (
+            "ta rigido un instante cuando lo acuesto rapido en la cuna, abre los bracitos y llora, y ya",
+            "routine",
+        ),
+        (
+            "grandpa was turning blue in the face yelling at the game and the baby startled, "
+            "threw her arms out and shook for a sec, then totally fine",
+            "routine",
+        ),
+        ("my boyfriend threw her on the bed and now shes not waking up right", "emergency"),
+    ],
+)
+def test_other_peoples_signs_looks_fits_and_startles(text: str, level: str) -> None:
+    assert assess(text, classifier=None).level == level

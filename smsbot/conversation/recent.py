@@ -1,0 +1,64 @@
+"""What a family told us in the last half hour, so a follow-up is read together with it.
+
+Parents send a report in pieces: "he feels hot", then "it's 100.6"; a temperature, then
+"also he's 6 weeks"; an emergency, then "she's fine now". Each piece alone says little; read
+with the texts before it, it is triaged as the one report it is (``respond.process``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from smsbot.models import Message
+from smsbot.vocabulary import highest
+
+CONTEXT_WINDOW = timedelta(minutes=30)  # a text this soon after another adds to it
+MAX_EARLIER = 4  # earlier texts read with a new one, at most (a run-on conversation is not one report)
+
+# The family's earlier inbound texts of the window that were triaged (not keywords), newest first.
+_EARLIER = (
+    select(Message.body, Message.level, Message.flags)
+    .where(
+        Message.family_id == bindparam("family"),
+        Message.direction == "in",
+        Message.id < bindparam("before"),
+        Message.created_at >= bindparam("since"),
+        Message.kind.in_(("symptom", "answer")),
+        Message.level.is_not(None),
+    )
+    .order_by(Message.id.desc())
+    .limit(MAX_EARLIER)
+)
+
+
+@dataclass(frozen=True)
+class Recent:
+    """The earlier texts of the window, oldest first, and the most severe level they were told."""
+
+    texts: tuple[str, ...]
+    level: str
+    flags: frozenset[str]
+
+    def with_text(self, text: str) -> str:
+        """The earlier texts and ``text`` as one report, each its own sentence (a negation in
+        one never reaches into the next)."""
+        return " . ".join((*self.texts, text))
+
+
+def recent(session: Session, message: Message, now: datetime) -> Recent | None:
+    """The family's texts from the last ``CONTEXT_WINDOW`` before ``message``, or None."""
+    rows = session.execute(
+        _EARLIER, {"family": message.family_id, "before": message.id, "since": now - CONTEXT_WINDOW}
+    ).all()
+    if not rows:
+        return None
+    rows.reverse()
+    return Recent(
+        texts=tuple(row.body for row in rows if row.body),
+        level=highest([row.level for row in rows]),
+        flags=frozenset(flag for row in rows for flag in row.flags or ()),
+    )

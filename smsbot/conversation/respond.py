@@ -19,7 +19,7 @@ from smsbot import alerts, checkins, clinics, families
 from smsbot.checkins.programmes import load_programmes
 from smsbot.config import Settings
 from smsbot.conversation import news
-from smsbot.conversation.keywords import HOW_TO_STOP, Keywords, load_keywords
+from smsbot.conversation.keywords import HOW_TO_STOP, Keywords, load_keywords, squash
 from smsbot.conversation.recent import Recent, recent
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message
@@ -183,14 +183,26 @@ def _triage(
     """
     age = _baby_age_days(family, now)
     alone = assess(text, baby_age_days=age, rules=ruleset)
-    if earlier is None or keywords.acknowledgement(text) is not None or _question(alone, ruleset):
+    if (
+        earlier is None
+        or keywords.acknowledgement(text) is not None
+        or _question(alone, ruleset)
+        or _said_before(text, earlier)
+    ):
         return alone, False
     together = assess(earlier.with_text(text), baby_age_days=age, rules=ruleset)
     level = highest([alone.level, together.level, earlier.level])
     if level == "info":
         return alone, False
     flags = (*together.flags, *(flag for flag in alone.flags if flag not in together.flags))
+    # News is told once: an earlier text's hospital stay is not news again in this one.
+    flags = tuple(flag for flag in flags if flag not in news.FLAGS or flag in alone.flags)
     return replace(together, level=level, flags=flags), True
+
+
+def _said_before(text: str, earlier: Recent) -> bool:
+    """The same text again (sent twice, or resent for want of an answer): answered in full again."""
+    return squash(text) in {squash(before) for before in earlier.texts}
 
 
 def _question(decision: Decision, ruleset: RuleSet) -> bool:

@@ -53,9 +53,7 @@ def _measure(name: str, lang: str, variants: list[str]) -> SentText:
         problems.append(f"not GSM-7: {''.join(outside)!r}")
     if lang == "es" and (accents := sorted({ch for text in variants for ch in text} & ACCENTED_VOWELS)):
         problems.append(f"Spanish is written without accented vowels: {''.join(accents)!r}")
-    if name == "replies.emergency" and any(
-        LONGEST_NUMBER not in text[:FIRST_SEGMENT] for text in variants
-    ):
+    if name == "replies.emergency" and any(LONGEST_NUMBER not in text[:FIRST_SEGMENT] for text in variants):
         problems.append(f"the emergency number must come within the first {FIRST_SEGMENT} characters")
     return SentText(f"{name}.{lang}", len(variants), segments, len(worst), tuple(problems))
 

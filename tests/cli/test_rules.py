@@ -278,7 +278,12 @@ def test_the_check_reports_every_text_with_its_segments(rules_dir: Path) -> None
             "A fall or a hit to the head needs to be checked now. " + "Keep the head still. " * 8,
             r"FAIL 3 seg .* replies\.emergency\.en",
         ),
-        ("checkins.yaml", "cuentenos que ve", "cuéntenos qué ve", r"Spanish is written without accented vowels"),
+        (
+            "checkins.yaml",
+            "cuentenos que ve",
+            "cuéntenos qué ve",
+            r"Spanish is written without accented vowels",
+        ),
         ("keywords.yaml", "You're welcome.", "You’re welcome.", r"not GSM-7: '’'"),
         (
             "replies.yaml",

@@ -105,7 +105,9 @@ def test_a_caregiver_is_asked_to_let_the_parent_know_without_raising_the_level()
 
 
 @pytest.mark.parametrize("decision", every_decision(), ids=lambda d: f"{d.level}-{d.lang}-{d.flags}")
-def test_every_reply_is_gsm7_and_an_emergency_names_the_number_in_its_first_segment(decision: Decision) -> None:
+def test_every_reply_is_gsm7_and_an_emergency_names_the_number_in_its_first_segment(
+    decision: Decision,
+) -> None:
     number = "+441234567890123"
     reply = render_reply(decision, emergency_number=number, rules=RULES)
     assert is_gsm7(reply)

@@ -96,7 +96,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
         return Outcome(reply=None if family.opted_out else service_reply(settings, name, lang), level="info")
 
     earlier = recent(session, message, now)
-    decision, follow_up = _triage(text, family, earlier, ruleset, keywords, now)
+    decision, follow_up = _triage(settings, text, family, earlier, now)
     message.level, message.flags, message.lang = decision.level, list(decision.flags), decision.lang
     message.rules_version, message.model_version = decision.rules_version, decision.model_version
     if decision.level != "info" or decision.lang != DEFAULT_LANG:
@@ -173,14 +173,16 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
 
 
 def _triage(
-    text: str, family: Family, earlier: Recent | None, ruleset: RuleSet, keywords: Keywords, now: datetime
+    settings: Settings, text: str, family: Family, earlier: Recent | None, now: datetime
 ) -> tuple[Decision, bool]:
     """The decision for ``text``, and whether it was read as a follow-up of ``earlier``.
 
     A text that adds detail to a report of the last half hour ("it's 100.6", "she's fine
     now") is triaged together with it, and never below the level already told. An
-    acknowledgement or a question ("is this a seizure?") is read alone: it adds no detail.
+    acknowledgement, a question ("is this a seizure?"), a check-in answer ("2") or the same
+    text again is read alone: it adds no detail.
     """
+    keywords, ruleset = rulebook(settings)
     age = _baby_age_days(family, now)
     alone = assess(text, baby_age_days=age, rules=ruleset)
     if (
@@ -188,6 +190,7 @@ def _triage(
         or keywords.acknowledgement(text) is not None
         or _question(alone, ruleset)
         or _said_before(text, earlier)
+        or checkins.parse_answer(text, rules_dir=settings.rules_path) is not None
     ):
         return alone, False
     together = assess(earlier.with_text(text), baby_age_days=age, rules=ruleset)

@@ -6,6 +6,7 @@ import pytest
 
 from smsbot.messaging.segments import count_segments, is_gsm7
 from smsbot.triage import LEVELS, Decision, assess, load_rules
+from smsbot.triage.corpus import load_corpus
 from smsbot.triage.replies import budget_problems, render_reply
 from smsbot.vocabulary import MAX_SEGMENTS
 
@@ -131,3 +132,15 @@ def test_questions_get_their_answer_from_the_rules(text: str, words: tuple[str, 
     reply = render_reply(assess(text), emergency_number="911")
     for word in words:
         assert word in reply
+
+
+def test_over_the_corpus_replies_fit_two_segments_in_gsm7_with_the_number_first() -> None:
+    """Every labelled parent text, answered as a first text: the issue's bar for replies."""
+    replies = [
+        (decision.level, render_reply(decision, emergency_number="911", rules=RULES))
+        for batch in load_corpus()
+        for decision in (assess(case.text, rules=RULES) for case in batch.cases)
+    ]
+    assert sum(count_segments(reply) <= 2 for _, reply in replies) / len(replies) >= 0.95
+    assert all(is_gsm7(reply) for _, reply in replies)
+    assert all("911" in reply[:160] for level, reply in replies if level == "emergency")

@@ -88,7 +88,8 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     if keyword is not None:
         message.kind = "keyword"
         message.lang = keyword.lang
-        return _handle_keyword(session, settings, family, keyword.action, keyword.lang, now)
+        earlier = recent(session, message, now) if keyword.action == "start" else None
+        return _handle_keyword(session, settings, family, keyword.action, keyword.lang, now, earlier=earlier)
 
     if not text:
         lang = family.language
@@ -179,8 +180,9 @@ def _triage(
 
     A text that adds detail to a report of the last half hour ("it's 100.6", "she's fine
     now") is triaged together with it, and never below the level already told. An
-    acknowledgement, a question ("is this a seizure?"), a check-in answer ("2") or the same
-    text again is read alone: it adds no detail.
+    acknowledgement, a question ("is this a seizure?"), a check-in answer ("2"), the same
+    text again, or news (a loss, a hospital stay: never answered as a symptom follow-up) is
+    read alone.
     """
     keywords, ruleset = rulebook(settings)
     age = _baby_age_days(family, now)
@@ -191,6 +193,7 @@ def _triage(
         or _question(alone, ruleset)
         or _said_before(text, earlier)
         or checkins.parse_answer(text, rules_dir=settings.rules_path) is not None
+        or news.news_in(alone) is not None
     ):
         return alone, False
     together = assess(earlier.with_text(text), baby_age_days=age, rules=ruleset)
@@ -256,13 +259,20 @@ def _handle_keyword(
     now: datetime,
     *,
     plain: bool = False,
+    earlier: Recent | None = None,
 ) -> Outcome:
-    """STOP, START or HELP; ``plain``: a STOP in plain words, which Twilio does not answer."""
+    """STOP, START or HELP; ``plain``: a STOP in plain words, which Twilio does not answer.
+
+    A YES from a family that never opted out and had no consent request pending answers
+    something else (a check-in's "were you able to get help?"): it gets the short line an
+    acknowledgement gets, not "you are subscribed again". ``earlier``: the family's recent texts.
+    """
     if action != "start" and family.opted_out:
         # Opted out means no message of any kind: not even a second STOP confirmation or a
         # HELP text. (Twilio would refuse to deliver them too.) START is the way back.
         return Outcome(reply=None, level="info")
     consented: Enrollment | None = None
+    resumed = family.opted_out
     if action == "stop":
         families.opt_out(session, family, now=now, source="plain_words" if plain else "keyword")
     elif action == "start":
@@ -275,6 +285,8 @@ def _handle_keyword(
         return Outcome(reply=None, level="info")  # Twilio has already answered the keyword
     if consented is not None:
         return Outcome(reply=clinics.consent_confirmation(consented, lang, settings), level="info")
+    if action == "start" and not resumed:
+        return Outcome(reply=_ack_reply(settings, rulebook(settings)[0], earlier, lang, family), level="info")
     return Outcome(reply=service_reply(settings, action, lang), level="info")
 
 

@@ -180,7 +180,8 @@ def phones(first: str = "+15550110000") -> Iterator[str]:
 class LocalDriver:
     """The pipeline in-process, on its own clock (``wait`` moves it on): ``smsbot chat --script``.
 
-    Check-ins go out at once, without quiet hours, so a transcript can answer them.
+    A check-in step makes the next one due now and sends it, without quiet hours, so a
+    transcript can answer it (as the test suite does over HTTP).
     """
 
     def __init__(self, db: Database, settings: Settings) -> None:
@@ -237,8 +238,9 @@ class LocalDriver:
             ).first()
             if checkin is None:
                 return "(no check-in pending)"
-            self.offset = max(self.offset, checkin.due_at - utcnow())
+            checkin.due_at = self.now() - timedelta(seconds=1)
             checkin_id = checkin.id
+            session.commit()
         dispatch_due(self.db, self.transport, self.settings, self.now())
         with self.db.session() as session:
             body = session.scalar(select(Message.body).where(Message.checkin_id == checkin_id))

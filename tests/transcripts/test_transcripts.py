@@ -159,7 +159,7 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpDriver]:
                 stderr=log,
             )
             try:
-                wait_for(lambda: _healthy(base), process)
+                wait_for(lambda: _healthy(base), process, timeout=120)
                 yield HttpDriver(base, db, api_token, count(1))
             finally:
                 process.terminate()

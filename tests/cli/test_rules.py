@@ -284,7 +284,7 @@ def test_the_check_reports_every_text_with_its_segments(rules_dir: Path) -> None
             "cuéntenos qué ve",
             r"Spanish is written without accented vowels",
         ),
-        ("keywords.yaml", "You're welcome.", "You’re welcome.", r"not GSM-7: '’'"),
+        ("keywords.yaml", "Got it. Text us anytime", "Got it’ Text us anytime", r"not GSM-7: '’'"),
         (
             "replies.yaml",
             "Call {emergency_number} now or go to the nearest emergency department.",

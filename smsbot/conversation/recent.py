@@ -19,20 +19,20 @@ from smsbot.vocabulary import highest
 CONTEXT_WINDOW = timedelta(minutes=30)  # a text this soon after another adds to it
 MAX_EARLIER = 4  # earlier texts read with a new one, at most (a run-on conversation is not one report)
 
-# The family's earlier inbound texts of the window that were triaged (not keywords), newest first.
+# The family's earlier inbound texts of the window, newest first: the triaged ones count; a
+# keyword (STOP, START, a YES to a clinic) ends the window there.
 _EARLIER = (
-    select(Message.body, Message.level, Message.flags)
+    select(Message.body, Message.level, Message.flags, Message.kind)
     .where(
         Message.family_id == bindparam("family"),
         Message.direction == "in",
         Message.id < bindparam("before"),
         Message.created_at >= bindparam("since"),
-        Message.kind.in_(("symptom", "answer")),
-        Message.level.is_not(None),
     )
     .order_by(Message.id.desc())
     .limit(MAX_EARLIER)
 )
+TRIAGED = ("symptom", "answer")
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,19 @@ class Recent:
 
 
 def recent(session: Session, message: Message, now: datetime) -> Recent | None:
-    """The family's texts from the last ``CONTEXT_WINDOW`` before ``message``, or None."""
-    rows = session.execute(
+    """The family's triaged texts from the last ``CONTEXT_WINDOW`` before ``message`` and
+    after its last keyword, or None."""
+    rows = []
+    for row in session.execute(
         _EARLIER, {"family": message.family_id, "before": message.id, "since": now - CONTEXT_WINDOW}
-    ).all()
+    ):
+        if row.kind not in TRIAGED:
+            # A keyword ends the report: after STOP and START, or a YES that lets a clinic
+            # follow the family, what came before is not read into what comes after (a clinic
+            # sees the texts of its own window only, and nothing drawn from the others).
+            break
+        if row.level is not None:
+            rows.append(row)
     if not rows:
         return None
     rows.reverse()

@@ -211,7 +211,7 @@ def test_chat_script_prints_a_transcript_with_segment_counts(
     assert "parent> he feels hot" in result.output
     assert "bot [urgent, 2 seg]> Call your baby's doctor today" in result.output
     assert "bot [emergency, 2 seg]> Call 911 now" in result.output
-    assert "14 of 14 conversations pass" in result.output
+    assert "15 of 15 conversations pass" in result.output
 
 
 def test_chat_script_fails_on_a_failed_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,7 +23,7 @@ BODY_LIMITS = {"sms": 1600, "whatsapp": 4096}
 OUTCOMES = ("better", "same", "worse")
 
 # A reply or a check-in costs at most this many SMS segments (each one is billed).
-MAX_SEGMENTS = 3
+MAX_SEGMENTS = 2
 # An emergency number a deployment may configure, and the longest one, which budgets assume.
 DIALABLE = r"[0-9+*#]{2,16}"
 LONGEST_NUMBER = "+" + "9" * 15

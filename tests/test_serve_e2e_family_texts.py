@@ -156,7 +156,7 @@ def test_plain_word_opt_outs_are_honoured_or_answered_with_how_to_stop(server: S
         "Baby Tremor Helper: to stop all our messages, reply STOP"
     )
     assert server.text("+15550100003", "please stop the shaking").startswith(
-        "This sounds like normal newborn jitters"
+        "Likely normal jitters"
     )
     assert server.text("+15550100003", "her legs shake when she cries") is not None  # still subscribed
 

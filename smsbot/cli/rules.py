@@ -18,9 +18,12 @@ from smsbot.cli.settings import rules_dir_option
 from smsbot.clinics import texts as clinic_texts
 from smsbot.config import default_rules_dir
 from smsbot.conversation import keywords
+from smsbot.conversation.catalogue import catalogue
 from smsbot.rulefiles import RuleFileError, read_rule_file, rule_files
 from smsbot.triage import checks as triage_checks
+from smsbot.triage.model import RuleSet
 from smsbot.triage.rules import parse_dir
+from smsbot.vocabulary import MAX_SEGMENTS
 
 # Every kind of rule file, and what checks one: each problem names file, line, rule and field.
 KINDS: dict[str, Callable[[Path, dict[str, Any]], list[RuleFileError]]] = {
@@ -55,6 +58,23 @@ def check_rules_dir(rules_dir: Path) -> tuple[list[RuleFileError], int]:
     return problems, len(files)
 
 
+def _report_texts(directory: Path, ruleset: RuleSet) -> bool:
+    """Print every text's SMS segments at its longest; False when one breaks the budget or the alphabet."""
+    texts = catalogue(directory, ruleset)
+    click.echo(f"Texts smsbot sends (longest rendering; budget {MAX_SEGMENTS} SMS segments, GSM-7):")
+    for text in texts:
+        mark = "FAIL" if text.problems else "ok"
+        click.echo(
+            f"  {mark:4} {text.segments} seg {text.chars:4} chars  {text.name} ({text.variants} variants)"
+        )
+        for problem in text.problems:
+            click.echo(f"       {problem}")
+    failed = [text for text in texts if text.problems]
+    if failed:
+        click.echo(f"{len(failed)} of {len(texts)} texts break the budget, GSM-7 or the Spanish spelling")
+    return not failed
+
+
 @click.group()
 def rules() -> None:
     """Rule files in rules/: validate them and run their examples."""
@@ -82,3 +102,5 @@ def rules_check(rules_dir: Path | None) -> None:
     if ruleset:
         unsigned = [f.name for f in ruleset.files if f.reviewed_by is None]
         click.echo(f"rule set {ruleset.version}; not yet signed off by a clinician: {len(unsigned)} files")
+        if not _report_texts(directory, ruleset):
+            sys.exit(1)

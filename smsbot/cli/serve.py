@@ -8,11 +8,12 @@ import shutil
 import socket
 import sys
 import uuid
+from pathlib import Path
 
 import click
 
 from smsbot.cli.settings import cli_settings
-from smsbot.config import ConfigError
+from smsbot.config import ConfigError, Settings
 from smsbot.db import Database, upgrade
 
 
@@ -75,12 +76,20 @@ def _is_loopback(host: str) -> bool:
 @click.command()
 @click.option("--phone", default="+15550100001", show_default=True, help="The parent's phone number.")
 @click.option("--whatsapp", is_flag=True, help="Text as a WhatsApp user.")
-def chat(phone: str, whatsapp: bool) -> None:
+@click.option(
+    "--script",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Play a transcript file (tests/transcripts/*.yaml) and check every reply; exit 1 on a failed check.",
+)
+def chat(phone: str, whatsapp: bool, script: Path | None) -> None:
     """Text the bot from the terminal, through exactly the pipeline a parent's SMS takes."""
     from smsbot.conversation import Inbound, receive
     from smsbot.phones import InvalidPhoneError, normalise_phone
 
     settings = cli_settings()
+    if script is not None:
+        _play(script, settings)
+        return
     try:
         phone = normalise_phone(phone, settings.default_region)
     except InvalidPhoneError as error:
@@ -104,3 +113,31 @@ def chat(phone: str, whatsapp: bool) -> None:
             )
             outcome = receive(database, settings, inbound)
             click.echo(f"bot [{outcome.level or '-'}]> {outcome.reply or '(no reply)'}")
+
+
+def _play(script: Path, settings: Settings) -> None:
+    """Each conversation of ``script`` from a fresh number, printed with each text's segments."""
+    from pydantic import ValidationError
+
+    from smsbot.conversation import transcripts
+    from smsbot.rulefiles import RuleFileError
+
+    try:
+        conversations = transcripts.load_transcripts(script)
+    except (RuleFileError, ValidationError) as error:
+        raise click.ClickException(f"{script}: {error}") from None
+    upgrade(settings.database_url)
+    failed = 0
+    with Database(settings.database_url) as database:
+        driver = transcripts.LocalDriver(database, settings)
+        phones = transcripts.phones()
+        for conversation in conversations:
+            click.echo(f"=== {conversation.name}")
+            turns = transcripts.run(conversation, driver, next(phones))
+            for turn in turns:
+                click.echo(str(turn))
+            failed += bool(transcripts.failures(turns))
+            click.echo()
+    click.echo(f"{len(conversations) - failed} of {len(conversations)} conversations pass")
+    if failed:
+        sys.exit(1)

@@ -93,6 +93,7 @@ class PhraseIndex:
 class Keywords:
     by_word: dict[str, KeywordMatch]
     replies: dict[str, dict[str, str]]
+    acks: dict[str, str] = field(default_factory=dict)  # squashed acknowledgement → language
     opt_out_phrases: PhraseIndex = field(default_factory=PhraseIndex)
     not_after: PhraseIndex = field(default_factory=PhraseIndex)
     changes: PhraseIndex = field(default_factory=PhraseIndex)
@@ -103,6 +104,10 @@ class Keywords:
     def match(self, text: str) -> KeywordMatch | None:
         """The action when the whole message is a keyword, else None."""
         return self.by_word.get(squash(text)) if len(text) <= 40 else None
+
+    def acknowledgement(self, text: str) -> str | None:
+        """The language of a whole message that only acknowledges ("Thanks!", "ok 👍"), else None."""
+        return self.acks.get(squash(text)) if len(text) <= 40 else None
 
     def plain_opt_out(self, text: str) -> KeywordMatch | None:
         """A request to stop the messages in plain words, anywhere in ``text``.
@@ -151,7 +156,7 @@ class Keywords:
 
     def reply(self, name: str, lang: str, **values: str) -> str:
         texts = self.replies[name]
-        return texts.get(lang, texts[DEFAULT_LANG]).format(**values)
+        return " ".join(texts.get(lang, texts[DEFAULT_LANG]).format(**{"reason": "", **values}).split())
 
 
 class _Part(BaseModel):
@@ -171,6 +176,10 @@ class KeywordLists(_Part):
     stop: WordLists
     start: WordLists
     help: WordLists
+
+
+# A whole message that only says thanks or OK, per language.
+AckLists = per_language("AckLists", Listed, "Whole-message acknowledgements per language.")
 
 
 def _words_only(phrase: str | int) -> str | int:
@@ -206,8 +215,9 @@ class OptOut(_Part):
 
 
 def _within_budget(text: str) -> str:
-    """A reply fits the SMS budget with the longest emergency number a deployment may set."""
-    if (segments := count_segments(text.format(emergency_number=LONGEST_NUMBER))) > MAX_SEGMENTS:
+    """A reply fits the SMS budget with the longest emergency number a deployment may set
+    (a ``{reason}`` is optional: the caller drops it when it would not fit)."""
+    if (segments := count_segments(text.format(emergency_number=LONGEST_NUMBER, reason=""))) > MAX_SEGMENTS:
         raise ValueError(f"{segments} SMS segments, over {MAX_SEGMENTS}")
     return text
 
@@ -229,6 +239,16 @@ class Replies(_Part):
     empty: Reply
     error: Reply  # processing failed: sorry, and the emergency number
     how_to_stop: Reply
+    # Conversation (``smsbot.conversation.respond``): an acknowledgement, alone or after an
+    # emergency or urgent reply; a check-in answer with no check-in open; a follow-up that
+    # keeps the level of the report before it.
+    ack: Reply
+    ack_emergency: Reply
+    ack_urgent: Reply
+    no_checkin: Reply
+    still_emergency: Reply
+    still_urgent: Reply
+    still_routine: Reply
     # Sensitive news (``smsbot.conversation.news``): a loss, a baby in hospital, a baby home again.
     news_loss: Reply
     news_hospital: Reply
@@ -238,6 +258,7 @@ class Replies(_Part):
 class KeywordsFile(_Part):
     kind: Literal["keywords"]
     keywords: KeywordLists
+    acknowledgements: AckLists
     opt_out: OptOut
     replies: Replies
 
@@ -303,9 +324,14 @@ def _build(parsed: KeywordsFile) -> Keywords:
         )
         for name in OPT_OUT_LISTS
     }
+    acks: dict[str, str] = {}
+    for lang in LANGS:
+        for word in getattr(parsed.acknowledgements, lang):
+            acks.setdefault(squash(str(word)), lang)
     return Keywords(
         by_word=by_word,
         replies=parsed.replies.model_dump(),
+        acks=acks,
         opt_out_phrases=lists["phrases"],
         not_after=lists["not_after"],
         changes=lists["changes"],

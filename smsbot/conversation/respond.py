@@ -1,4 +1,5 @@
-"""Responding to one stored text: keywords → check-in answer → triage → reply and actions.
+"""Responding to one stored text: keywords → triage (with the family's recent texts) →
+check-in answer → reply and actions.
 
 Plain functions over the models (no Flask, no transport): ``process`` decides the reply and
 writes what the text sets off (opt-out, check-in answer, alerts, sensitive news, follow-up
@@ -18,13 +19,15 @@ from smsbot import alerts, checkins, clinics, families
 from smsbot.checkins.programmes import load_programmes
 from smsbot.config import Settings
 from smsbot.conversation import news
-from smsbot.conversation.keywords import HOW_TO_STOP, Keywords, load_keywords
+from smsbot.conversation.keywords import HOW_TO_STOP, Keywords, load_keywords, squash
+from smsbot.conversation.recent import Recent, recent
+from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message
 from smsbot.triage import RuleSet, assess, load_rules, severity
 from smsbot.triage.classifier import shipped_classifier
-from smsbot.triage.engine import engine_for
-from smsbot.triage.replies import render_reply
-from smsbot.vocabulary import DEFAULT_LANG
+from smsbot.triage.engine import Decision, engine_for
+from smsbot.triage.replies import reason_line, render_reply
+from smsbot.vocabulary import DEFAULT_LANG, MAX_SEGMENTS, highest
 
 FLOOD_WINDOW = timedelta(minutes=1)  # texts counted for the flood limit
 CHECKIN_WORSE = "checkin-worse"  # the flag of a text made urgent by a "worse" check-in answer
@@ -85,14 +88,16 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     if keyword is not None:
         message.kind = "keyword"
         message.lang = keyword.lang
-        return _handle_keyword(session, settings, family, keyword.action, keyword.lang, now)
+        earlier = recent(session, message, now) if keyword.action == "start" else None
+        return _handle_keyword(session, settings, family, keyword.action, keyword.lang, now, earlier=earlier)
 
     if not text:
         lang = family.language
         name = "media" if num_media else "empty"
         return Outcome(reply=None if family.opted_out else service_reply(settings, name, lang), level="info")
 
-    decision = assess(text, baby_age_days=_baby_age_days(family, now), rules=ruleset)
+    earlier = recent(session, message, now)
+    decision, follow_up = _triage(settings, text, family, earlier, now)
     message.level, message.flags, message.lang = decision.level, list(decision.flags), decision.lang
     message.rules_version, message.model_version = decision.rules_version, decision.model_version
     if decision.level != "info" or decision.lang != DEFAULT_LANG:
@@ -152,13 +157,97 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     elif request is not None and level == "info":
         # Talks about stopping the messages without clearly asking: say how.
         reply = service_reply(settings, HOW_TO_STOP, decision.lang)
+    elif (acked := _acknowledgement(keywords, text, decision, answered)) is not None:
+        reply = _ack_reply(settings, keywords, earlier, acked, family)
+    elif answered is None and level == "info" and checkins.parse_answer(text, rules_dir=settings.rules_path):
+        # "1", "2" or "3" with no check-in waiting for it: say so, and ask what they see.
+        reply = service_reply(settings, "no_checkin", _reply_lang(decision.lang, family))
     elif answered is not None and answered.reply and level in ("info", "routine"):
         reply = answered.reply
+    elif follow_up and earlier is not None and level == earlier.level:
+        reply = _still_reply(settings, ruleset, decision, earlier)
     else:
         reply = render_reply(
             decision, emergency_number=settings.emergency_number, rules=ruleset, baby_name=family.baby_name
         )
     return Outcome(reply=reply, level=level, flags=decision.flags, paged=paged)
+
+
+def _triage(
+    settings: Settings, text: str, family: Family, earlier: Recent | None, now: datetime
+) -> tuple[Decision, bool]:
+    """The decision for ``text``, and whether it was read as a follow-up of ``earlier``.
+
+    A text that adds detail to a report of the last half hour ("it's 100.6", "she's fine
+    now") is triaged together with it, and never below the level already told. An
+    acknowledgement, a question ("is this a seizure?"), a check-in answer ("2"), the same
+    text again, or news (a loss, a hospital stay: never answered as a symptom follow-up) is
+    read alone.
+    """
+    keywords, ruleset = rulebook(settings)
+    age = _baby_age_days(family, now)
+    alone = assess(text, baby_age_days=age, rules=ruleset)
+    if (
+        earlier is None
+        or keywords.acknowledgement(text) is not None
+        or _question(alone, ruleset)
+        or _said_before(text, earlier)
+        or checkins.parse_answer(text, rules_dir=settings.rules_path) is not None
+        or news.news_in(alone) is not None
+    ):
+        return alone, False
+    together = assess(earlier.with_text(text), baby_age_days=age, rules=ruleset)
+    level = highest([alone.level, together.level, earlier.level])
+    if level == "info":
+        return alone, False
+    flags = (*together.flags, *(flag for flag in alone.flags if flag not in together.flags))
+    # News is told once: an earlier text's hospital stay is not news again in this one.
+    flags = tuple(flag for flag in flags if flag not in news.FLAGS or flag in alone.flags)
+    return replace(together, level=level, flags=flags), True
+
+
+def _said_before(text: str, earlier: Recent) -> bool:
+    """The same text again (sent twice, or resent for want of an answer): answered in full again."""
+    return squash(text) in {squash(before) for before in earlier.texts}
+
+
+def _question(decision: Decision, ruleset: RuleSet) -> bool:
+    """A text that asks one of the questions ``rules/`` answers, and reports no symptom."""
+    return decision.level == "info" and any(topic.id in decision.flags for topic in ruleset.topics)
+
+
+def _acknowledgement(
+    keywords: Keywords, text: str, decision: Decision, answered: checkins.Answer | None
+) -> str | None:
+    """The language of a text that only says thanks or OK (not a check-in's better/same/worse)."""
+    if decision.level != "info" or (answered is not None and answered.outcome != "text"):
+        return None
+    return keywords.acknowledgement(text)
+
+
+def _ack_reply(
+    settings: Settings, keywords: Keywords, earlier: Recent | None, lang: str, family: Family
+) -> str | None:
+    """One short line: what to do, after an emergency or urgent reply; nothing after a second thanks."""
+    if earlier is not None and earlier.texts and keywords.acknowledgement(earlier.texts[-1]) is not None:
+        return None
+    name = {"emergency": "ack_emergency", "urgent": "ack_urgent"}.get(earlier.level if earlier else "", "ack")
+    return service_reply(settings, name, _reply_lang(lang, family))
+
+
+def _still_reply(settings: Settings, ruleset: RuleSet, decision: Decision, earlier: Recent) -> str:
+    """A follow-up that keeps the level: only a new red flag's line, then the same advice."""
+    new = replace(decision, flags=tuple(flag for flag in decision.flags if flag not in earlier.flags))
+    name = f"still_{decision.level}"
+    text = service_reply(settings, name, decision.lang, reason=reason_line(new, ruleset))
+    if count_segments(text) > MAX_SEGMENTS:
+        text = service_reply(settings, name, decision.lang)
+    return text
+
+
+def _reply_lang(detected: str, family: Family) -> str:
+    """A short text ("ok", "1") says little about its language: the family's, unless it says more."""
+    return detected if detected != DEFAULT_LANG else family.language or DEFAULT_LANG
 
 
 def _handle_keyword(
@@ -170,13 +259,20 @@ def _handle_keyword(
     now: datetime,
     *,
     plain: bool = False,
+    earlier: Recent | None = None,
 ) -> Outcome:
-    """STOP, START or HELP; ``plain``: a STOP in plain words, which Twilio does not answer."""
+    """STOP, START or HELP; ``plain``: a STOP in plain words, which Twilio does not answer.
+
+    A YES from a family that never opted out and had no consent request pending answers
+    something else (a check-in's "were you able to get help?"): it gets the short line an
+    acknowledgement gets, not "you are subscribed again". ``earlier``: the family's recent texts.
+    """
     if action != "start" and family.opted_out:
         # Opted out means no message of any kind: not even a second STOP confirmation or a
         # HELP text. (Twilio would refuse to deliver them too.) START is the way back.
         return Outcome(reply=None, level="info")
     consented: Enrollment | None = None
+    resumed = family.opted_out
     if action == "stop":
         families.opt_out(session, family, now=now, source="plain_words" if plain else "keyword")
     elif action == "start":
@@ -189,6 +285,8 @@ def _handle_keyword(
         return Outcome(reply=None, level="info")  # Twilio has already answered the keyword
     if consented is not None:
         return Outcome(reply=clinics.consent_confirmation(consented, lang, settings), level="info")
+    if action == "start" and not resumed:
+        return Outcome(reply=_ack_reply(settings, rulebook(settings)[0], earlier, lang, family), level="info")
     return Outcome(reply=service_reply(settings, action, lang), level="info")
 
 
@@ -198,8 +296,8 @@ def _flooding(session: Session, settings: Settings, family: Family, now: datetim
     return recent > settings.flood_messages_per_minute
 
 
-def service_reply(settings: Settings, name: str, lang: str) -> str:
-    return rulebook(settings)[0].reply(name, lang, emergency_number=settings.emergency_number)
+def service_reply(settings: Settings, name: str, lang: str, **values: str) -> str:
+    return rulebook(settings)[0].reply(name, lang, emergency_number=settings.emergency_number, **values)
 
 
 def _baby_age_days(family: Family, now: datetime) -> int | None:

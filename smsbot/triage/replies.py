@@ -14,7 +14,7 @@ from smsbot.triage.rules import load_rules
 from smsbot.vocabulary import LONGEST_NUMBER, MAX_SEGMENTS
 
 
-def _reason(decision: Decision, ruleset: RuleSet) -> str:
+def reason_line(decision: Decision, ruleset: RuleSet) -> str:
     """The reason line of the most severe fired rule that has one."""
     by_id = {rule.id: rule for rule in ruleset.rules}
     for flag in decision.flags:
@@ -53,7 +53,8 @@ def render_reply(
     ruleset = rules or load_rules()
     template = ruleset.replies[decision.level][decision.lang]
     answer = _answer(decision, ruleset) if decision.level == "info" else ""
-    reason = _reason(decision, ruleset)
+    answer = answer.format(emergency_number=emergency_number)
+    reason = reason_line(decision, ruleset)
     notes = _notes(decision, ruleset)
     baby = baby_name or ruleset.baby_fallback[decision.lang]
     # Most useful first: the red-flag reason, then notes, then the baby's name are dropped in turn.
@@ -75,6 +76,7 @@ def budget_problems(ruleset: RuleSet) -> list[tuple[str, str]]:
         for lang, template in texts.items():
             answers = [ruleset.menu[lang], *(t.answer[lang] for t in ruleset.topics)]
             for answer in answers if level == "info" else [""]:
+                answer = answer.format(emergency_number=LONGEST_NUMBER)
                 baby = ruleset.baby_fallback[lang]
                 text = _fill(template, emergency_number=LONGEST_NUMBER, reason="", baby=baby, answer=answer)
                 if count_segments(text) > MAX_SEGMENTS:

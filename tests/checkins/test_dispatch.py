@@ -89,7 +89,7 @@ def test_spanish_family_without_a_baby_name_gets_the_spanish_text(db, settings, 
 
     dispatch_due(db, outbox, settings, DAY_1)
 
-    assert outbox.outbox[0].body.startswith("¿Cómo está su bebé?")
+    assert outbox.outbox[0].body.startswith("¿Como esta su bebe?")
 
 
 def test_a_restart_sends_what_is_due_exactly_once(db, settings, outbox):

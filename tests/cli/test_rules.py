@@ -150,12 +150,12 @@ def test_a_reply_over_the_sms_budget_is_reported(rules_dir: Path) -> None:
     replies = rules_dir / "replies.yaml"
     text = replies.read_text(encoding="utf-8")
     replies.write_text(
-        text.replace("Automated guide, not a diagnosis.", "Automated guide, not a diagnosis. " + "x" * 300),
+        text.replace("Not a diagnosis.", "Not a diagnosis. " + "x" * 300),
         encoding="utf-8",
     )
     result = check(rules_dir)
     assert result.exit_code == 1
-    assert "SMS segments, more than 3" in result.output
+    assert "SMS segments, more than 2" in result.output
 
 
 def test_a_bad_emoji_entry_names_the_emoji(rules_dir: Path) -> None:
@@ -199,7 +199,7 @@ def test_a_plain_word_opt_out_example_read_otherwise_fails_the_check(rules_dir: 
     )
 
 
-def test_a_fixed_reply_longer_than_three_segments_fails_the_check(rules_dir: Path) -> None:
+def test_a_fixed_reply_longer_than_two_segments_fails_the_check(rules_dir: Path) -> None:
     keywords = rules_dir / "keywords.yaml"
     text = keywords.read_text(encoding="utf-8")
     keywords.write_text(
@@ -208,7 +208,7 @@ def test_a_fixed_reply_longer_than_three_segments_fails_the_check(rules_dir: Pat
     )
     result = check(rules_dir)
     assert result.exit_code == 1
-    assert re.search(r"keywords\.yaml:\d+: replies\.news_loss\.en: 6 SMS segments, over 3", result.output)
+    assert re.search(r"keywords\.yaml:\d+: replies\.news_loss\.en: 6 SMS segments, over 2", result.output)
 
 
 @pytest.mark.parametrize(
@@ -250,3 +250,56 @@ def test_every_kind_names_the_file_line_and_field_of_a_problem(
     result = check(rules_dir)
     assert result.exit_code == 1
     assert re.search(error, result.output), result.output
+
+
+def test_the_check_reports_every_text_with_its_segments(rules_dir: Path) -> None:
+    result = check(rules_dir)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for name in (
+        "replies.emergency.en",
+        "replies.routine.es",
+        "keywords.ack.en",
+        "keywords.still_emergency.es",
+        "checkins.after_routine.1.es",
+        "clinic.consent_given.en",
+    ):
+        (line,) = [line for line in lines if line.endswith(" variants)") and f" {name} (" in line]
+        assert re.match(r"  ok +[12] seg +\d+ chars", line), line
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "problem"),
+    [
+        # A reason that fits alone but pushes its emergency reply to a third segment.
+        (
+            "head_injury.yaml",
+            "A fall or a hit to the head needs to be checked now.",
+            "A fall or a hit to the head needs to be checked now. " + "Keep the head still. " * 8,
+            r"FAIL 3 seg .* replies\.emergency\.en",
+        ),
+        (
+            "checkins.yaml",
+            "cuentenos que ve",
+            "cuéntenos qué ve",
+            r"Spanish is written without accented vowels",
+        ),
+        ("keywords.yaml", "Got it. Text us anytime", "Got it’ Text us anytime", r"not GSM-7: '’'"),
+        (
+            "replies.yaml",
+            "Call {emergency_number} now or go to the nearest emergency department.",
+            "Stay calm. " * 15 + "Call {emergency_number} now or go to the nearest emergency department.",
+            r"the emergency number must come within the first 160 characters",
+        ),
+    ],
+)
+def test_a_text_over_budget_outside_gsm7_or_misspelt_fails_the_check(
+    rules_dir: Path, file: str, old: str, new: str, problem: str
+) -> None:
+    path = rules_dir / file
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    result = check(rules_dir)
+    assert result.exit_code == 1
+    assert re.search(problem, result.output), result.output

@@ -55,5 +55,5 @@ def test_plain_mode_prints_level_and_reply_per_line() -> None:
     result = run([], "legs shake when she cries\n\nhi\n")
     lines = result.output.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith("ROUTINE: This sounds like normal newborn jitters.")
+    assert lines[0].startswith("ROUTINE: Likely normal jitters.")
     assert lines[1].startswith("INFO: ")

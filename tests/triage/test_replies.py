@@ -1,19 +1,20 @@
-"""Replies: in the parent's language, within 3 SMS segments, always with the safety lines."""
+"""Replies: in the parent's language, within 2 SMS segments, always with the safety lines."""
 
 from __future__ import annotations
 
 import pytest
 
-from smsbot.messaging.segments import count_segments
+from smsbot.messaging.segments import count_segments, is_gsm7
 from smsbot.triage import LEVELS, Decision, assess, load_rules
+from smsbot.triage.corpus import load_corpus
 from smsbot.triage.replies import budget_problems, render_reply
 from smsbot.vocabulary import MAX_SEGMENTS
 
 RULES = load_rules()
 NOT_A_DIAGNOSIS = {"en": "not a diagnosis", "es": "no es un diagnostico"}
 INFO_LINE = {
-    "en": "If your baby has a symptom now, describe it; if it's an emergency, call {n}.",
-    "es": "Si su bebé tiene un sintoma ahora, describalo; si es una emergencia, llame al {n}.",
+    "en": "If your baby has a symptom now, describe it; in an emergency call {n}.",
+    "es": "Si su bebe tiene un sintoma ahora, describalo; en una emergencia llame al {n}.",
 }
 
 
@@ -29,12 +30,12 @@ def every_decision() -> list[Decision]:
 
 @pytest.mark.parametrize("decision", every_decision(), ids=lambda d: f"{d.level}-{d.lang}-{d.flags}")
 @pytest.mark.parametrize("number", ["911", "+441234567890123"])
-def test_every_reply_fits_three_segments_and_says_it_is_not_a_diagnosis(
+def test_every_reply_fits_two_segments_and_says_it_is_not_a_diagnosis(
     decision: Decision, number: str
 ) -> None:
     reply = render_reply(decision, emergency_number=number, rules=RULES)
     assert count_segments(reply) <= MAX_SEGMENTS
-    assert NOT_A_DIAGNOSIS[decision.lang] in reply
+    assert NOT_A_DIAGNOSIS[decision.lang] in reply.lower()
     assert number in reply
 
 
@@ -69,19 +70,19 @@ def test_info_reply_answers_the_question_from_the_rules() -> None:
 
 def test_routine_reply_teaches_how_to_observe() -> None:
     reply = render_reply(assess("legs shake when she cries"), emergency_number="911")
-    for words in ("hold", "seizure", "how long", "video", "wet diapers", "temperature"):
-        assert words in reply
+    for words in ("hold", "seizure", "how long", "video", "wet diapers", "temperature 100.4f"):
+        assert words in reply.lower()
 
 
 def test_spanish_decisions_get_spanish_replies() -> None:
     reply = render_reply(assess("le tiemblan las piernas cuando llora"), emergency_number="911")
-    assert "Sujete suavemente" in reply
+    assert "Sujete el brazo o la pierna" in reply
 
 
 def test_baby_name_is_used_and_dropped_when_it_would_break_the_budget() -> None:
     decision = assess("she stopped breathing for 20 seconds")
-    assert "stay with Ana" in render_reply(decision, emergency_number="911", baby_name="Ana")
-    long_name = "Á" * 60  # forces UCS-2 and overflows 3 segments
+    assert "Stay with Ana" in render_reply(decision, emergency_number="911", baby_name="Ana")
+    long_name = "Á" * 60  # forces UCS-2 and overflows 2 segments
     reply = render_reply(decision, emergency_number="911", baby_name=long_name)
     assert long_name not in reply
     assert count_segments(reply) <= MAX_SEGMENTS
@@ -101,4 +102,45 @@ def test_a_caregiver_is_asked_to_let_the_parent_know_without_raising_the_level()
     decision = assess("grandma here, his arms shake when he cries")
     assert decision.level == "routine"
     assert "caregiver-texting" in decision.flags
-    assert render_reply(decision, emergency_number="911").endswith("Please also let the baby's parent know.")
+    assert render_reply(decision, emergency_number="911").endswith("Also tell the baby's parent.")
+
+
+@pytest.mark.parametrize("decision", every_decision(), ids=lambda d: f"{d.level}-{d.lang}-{d.flags}")
+def test_every_reply_is_gsm7_and_an_emergency_names_the_number_in_its_first_segment(
+    decision: Decision,
+) -> None:
+    number = "+441234567890123"
+    reply = render_reply(decision, emergency_number=number, rules=RULES)
+    assert is_gsm7(reply)
+    if decision.lang == "es":
+        assert not set(reply) & set("áéíóú")
+    if decision.level == "emergency":
+        assert number in reply[:160]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("is this a seizure?? im scared", ("hold the shaking arm or leg", "call 911 now")),
+        ("can i give him tylenol for the shaking?", ("no Tylenol", "gripe water")),
+        ("what temperature is a fever?", ("100.4F (38.0C)",)),
+        ("how do i take her temperature?", ("Rectal",)),
+        ("puedo darle tylenol?", ("nada de Tylenol",)),
+    ],
+)
+def test_questions_get_their_answer_from_the_rules(text: str, words: tuple[str, ...]) -> None:
+    reply = render_reply(assess(text), emergency_number="911")
+    for word in words:
+        assert word in reply
+
+
+def test_over_the_corpus_replies_fit_two_segments_in_gsm7_with_the_number_first() -> None:
+    """Every labelled parent text, answered as a first text: the issue's bar for replies."""
+    replies = [
+        (decision.level, render_reply(decision, emergency_number="911", rules=RULES))
+        for batch in load_corpus()
+        for decision in (assess(case.text, rules=RULES) for case in batch.cases)
+    ]
+    assert sum(count_segments(reply) <= 2 for _, reply in replies) / len(replies) >= 0.95
+    assert all(is_gsm7(reply) for _, reply in replies)
+    assert all("911" in reply[:160] for level, reply in replies if level == "emergency")

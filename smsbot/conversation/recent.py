@@ -1,0 +1,73 @@
+"""What a family told us in the last half hour, so a follow-up is read together with it.
+
+Parents send a report in pieces: "he feels hot", then "it's 100.6"; a temperature, then
+"also he's 6 weeks"; an emergency, then "she's fine now". Each piece alone says little; read
+with the texts before it, it is triaged as the one report it is (``respond.process``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from smsbot.models import Message
+from smsbot.vocabulary import highest
+
+CONTEXT_WINDOW = timedelta(minutes=30)  # a text this soon after another adds to it
+MAX_EARLIER = 4  # earlier texts read with a new one, at most (a run-on conversation is not one report)
+
+# The family's earlier inbound texts of the window, newest first: the triaged ones count; a
+# keyword (STOP, START, a YES to a clinic) ends the window there.
+_EARLIER = (
+    select(Message.body, Message.level, Message.flags, Message.kind)
+    .where(
+        Message.family_id == bindparam("family"),
+        Message.direction == "in",
+        Message.id < bindparam("before"),
+        Message.created_at >= bindparam("since"),
+    )
+    .order_by(Message.id.desc())
+    .limit(MAX_EARLIER)
+)
+TRIAGED = ("symptom", "answer")
+
+
+@dataclass(frozen=True)
+class Recent:
+    """The earlier texts of the window, oldest first, and the most severe level they were told."""
+
+    texts: tuple[str, ...]
+    level: str
+    flags: frozenset[str]
+
+    def with_text(self, text: str) -> str:
+        """The earlier texts and ``text`` as one report, each its own sentence (a negation in
+        one never reaches into the next)."""
+        return " . ".join((*self.texts, text))
+
+
+def recent(session: Session, message: Message, now: datetime) -> Recent | None:
+    """The family's triaged texts from the last ``CONTEXT_WINDOW`` before ``message`` and
+    after its last keyword, or None."""
+    rows = []
+    for row in session.execute(
+        _EARLIER, {"family": message.family_id, "before": message.id, "since": now - CONTEXT_WINDOW}
+    ):
+        if row.kind not in TRIAGED:
+            # A keyword ends the report: after STOP and START, or a YES that lets a clinic
+            # follow the family, what came before is not read into what comes after (a clinic
+            # sees the texts of its own window only, and nothing drawn from the others).
+            break
+        if row.level is not None:
+            rows.append(row)
+    if not rows:
+        return None
+    rows.reverse()
+    return Recent(
+        texts=tuple(row.body for row in rows if row.body),
+        level=highest([row.level for row in rows]),
+        flags=frozenset(flag for row in rows for flag in row.flags or ()),
+    )

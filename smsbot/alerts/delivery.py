@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import inspect, or_, select, update
 from sqlalchemy.orm import Session
 
+from smsbot.alerts import timeline
 from smsbot.clinics.texts import load_clinic_texts
 from smsbot.config import ALERT_LINKS_NEED_PUBLIC_URL, ConfigError, Settings
 from smsbot.db import Database
@@ -80,6 +81,8 @@ class DeliveryJob:
     """Everything one attempt needs, read before the (slow) network call."""
 
     delivery_id: int
+    alert_id: int
+    step: int
     channel: str
     target: str
     secret: str
@@ -116,9 +119,9 @@ def deliver_pending_alerts(
         try:
             _send(job, transport)
         except DeliveryError as error:
-            result = _record_failure(db, job.delivery_id, error, now)
+            result = _record_failure(db, job, error, now)
         else:
-            _record_success(db, job.delivery_id)
+            _record_success(db, job, now)
             result = "sent"
         counts[result] += 1
         ALERT_DELIVERIES.labels(job.channel, result).inc()
@@ -204,10 +207,13 @@ def _job(
     )
     link = alert_link(settings, alert.id)
     texts = load_clinic_texts(settings.rules_path)
+    sms_target = delivery.target or clinic.oncall_phone  # a backup's phone, else the on-call's
     return DeliveryJob(
         delivery_id=delivery.id,
+        alert_id=alert.id,
+        step=delivery.step,
         channel=delivery.channel,
-        target=(clinic.oncall_phone if delivery.channel == "sms" else clinic.webhook_url) or "",
+        target=(sms_target if delivery.channel == "sms" else clinic.webhook_url) or "",
         secret=clinic.webhook_secret or "",
         payload={
             "alert_id": alert.id,
@@ -217,6 +223,7 @@ def _job(
             "family_id": enrollment_id,
             "created_at": alert.created_at.isoformat() + "Z",
             "dashboard_url": link,
+            "escalation_step": delivery.step,  # 0: the on-call phone's page, then each backup's
             "timestamp": int(now.replace(tzinfo=UTC).timestamp()),  # signed, unlike the header
         },
         sms_body=texts.render("oncall_alert", "en", level=alert.level, clinic=clinic.name, link=link),
@@ -261,21 +268,42 @@ def post_webhook(url: str, secret: str, payload: dict[str, Any]) -> None:
         raise DeliveryError(f"webhook answered HTTP {status}")
 
 
-def _record_success(db: Database, delivery_id: int) -> None:
+def _record_success(db: Database, job: DeliveryJob, now: datetime) -> None:
     with db.session() as session:
-        delivery = session.get(AlertDelivery, delivery_id)
+        delivery = session.get_one(AlertDelivery, job.delivery_id)
         delivery.status, delivery.last_error = "sent", None
+        timeline.record(
+            session,
+            job.alert_id,
+            timeline.DELIVERED,
+            now,
+            channel=job.channel,
+            step=job.step,
+            attempt=delivery.attempts,
+        )
 
 
-def _record_failure(db: Database, delivery_id: int, error: DeliveryError, now: datetime) -> str:
+def _record_failure(db: Database, job: DeliveryJob, error: DeliveryError, now: datetime) -> str:
     """Store the error and schedule the retry (or give up); return ``retry`` or ``failed``."""
     with db.session() as session:
-        delivery = session.get(AlertDelivery, delivery_id)
+        delivery = session.get_one(AlertDelivery, job.delivery_id)
         delivery.last_error = str(error)[:255]
-        if error.permanent or delivery.attempts >= MAX_ATTEMPTS:
+        giving_up = error.permanent or delivery.attempts >= MAX_ATTEMPTS
+        timeline.record(
+            session,
+            job.alert_id,
+            timeline.DELIVERY_FAILED,
+            now,
+            channel=job.channel,
+            step=job.step,
+            attempt=delivery.attempts,
+            error=delivery.last_error,
+            retrying=not giving_up,
+        )
+        if giving_up:
             delivery.status = "failed"
             log.warning(
-                "alert delivery %s gave up after %d attempts: %s", delivery_id, delivery.attempts, error
+                "alert delivery %s gave up after %d attempts: %s", job.delivery_id, delivery.attempts, error
             )
             return "failed"
         delivery.next_attempt_at = now + ALERT_RETRY.delay(delivery.attempts)

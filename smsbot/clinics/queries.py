@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, nulls_last, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, nulls_last, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from smsbot import privacy
@@ -173,22 +173,6 @@ def alert_deliveries(session: Session, alert: Alert) -> list[AlertDelivery]:
             select(AlertDelivery).where(AlertDelivery.alert_id == alert.id).order_by(AlertDelivery.id)
         )
     )
-
-
-def acknowledge_alert(session: Session, alert: Alert, *, by: str, note: str | None, now: datetime) -> bool:
-    """Acknowledge ``alert`` and commit; False if someone else already did.
-
-    One conditional UPDATE, so of two acknowledgements at once (two nurses, two API calls)
-    exactly one wins, whatever the interleaving; reading first and writing after would let
-    both succeed.
-    """
-    result = session.execute(
-        update(Alert)
-        .where(Alert.id == alert.id, Alert.acknowledged_at.is_(None))
-        .values(acknowledged_at=now, acknowledged_by=by, ack_note=note)
-    )
-    session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 # Families -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import clinics
+from smsbot import alerts, clinics
 from smsbot.clinics import queries
 from smsbot.conversation import news
 from smsbot.db import request_session
@@ -435,6 +435,6 @@ def acknowledge_alert(alert_id: int) -> Response:
         raise ApiError(
             422, "invalid_note", f"note must be text of at most {NOTE_MAX_CHARS} characters", "note"
         )
-    if not queries.acknowledge_alert(session, row.alert, by=_actor(), note=note, now=utcnow()):
+    if not alerts.acknowledge(session, row.alert, by=_actor(), note=note, now=utcnow()):
         raise ApiError(409, "already_acknowledged", "this alert was already acknowledged")
     return _answer(shapes.Alert.of(row.alert, row.enrollment.id if row.enrollment else None))

@@ -33,6 +33,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from smsbot import clinics
+from smsbot.alerts import acknowledge as acknowledge_alert
 from smsbot.checkins.programmes import load_programmes
 from smsbot.clinics import queries
 from smsbot.conversation import CHECKIN_WORSE, news
@@ -255,7 +256,7 @@ def acknowledge(alert_id: int) -> Response:
     if not note or len(note) > NOTE_MAX_CHARS:
         flash(f"Write what was done (up to {NOTE_MAX_CHARS} characters) to acknowledge the alert.", "error")
         return redirect(back if from_page else url_for(".alerts", _anchor=f"alert-{alert_id}"))
-    if queries.acknowledge_alert(db, alert, by=g.staff.email, note=note, now=utcnow()):
+    if acknowledge_alert(db, alert, by=g.staff.email, note=note, now=utcnow()):
         flash(f"Alert for {mask_phone(alert.family.phone)} acknowledged.", "success")
     else:
         db.refresh(alert)  # acknowledged by someone else meanwhile: say who

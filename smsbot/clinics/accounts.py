@@ -19,6 +19,7 @@ from smsbot.models import ApiToken, Clinic, Staff
 from smsbot.phones import InvalidPhoneError, normalise_phone
 
 TOKEN_PREFIX = "smsb_"
+ROLES = ("nurse", "admin")  # admin: also manages staff, the escalation chain and its delays
 MIN_PASSWORD_LENGTH = 10
 
 
@@ -138,18 +139,50 @@ def get_clinic(session: Session, slug: str) -> Clinic | None:
     return session.scalar(select(Clinic).where(Clinic.slug == slug))
 
 
-def add_staff(session: Session, clinic: Clinic, *, email: str, password: str, name: str = "") -> Staff:
+def list_clinics(session: Session) -> list[Clinic]:
+    return list(session.scalars(select(Clinic).order_by(Clinic.slug)))
+
+
+def list_staff(session: Session, clinic: Clinic) -> list[Staff]:
+    return list(session.scalars(select(Staff).where(Staff.clinic_id == clinic.id).order_by(Staff.email)))
+
+
+def list_tokens(session: Session, clinic: Clinic) -> list[ApiToken]:
+    return list(
+        session.scalars(select(ApiToken).where(ApiToken.clinic_id == clinic.id).order_by(ApiToken.id))
+    )
+
+
+def add_staff(
+    session: Session, clinic: Clinic, *, email: str, password: str, name: str = "", role: str = "nurse"
+) -> Staff:
     """Add a staff account; the password is stored as a scrypt hash (werkzeug's default KDF)."""
     email = email.strip().lower()
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
         raise InvalidFieldsError([FieldError("email", "invalid_email", "not an email address")])
+    _check_role(role)
     _check_password(password)
     if session.scalar(select(Staff.id).where(Staff.email == email)) is not None:
         raise ConflictError("email_taken", "a staff account with this email already exists", "email")
-    staff = Staff(clinic_id=clinic.id, email=email, name=name, password_hash=generate_password_hash(password))
+    staff = Staff(
+        clinic_id=clinic.id, email=email, name=name, role=role, password_hash=generate_password_hash(password)
+    )
     session.add(staff)
     session.flush()
     return staff
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise InvalidFieldsError(
+            [FieldError("role", "invalid_role", f"role must be one of {', '.join(ROLES)}")]
+        )
+
+
+def set_role(staff: Staff, role: str) -> None:
+    """Make the account a nurse or an admin."""
+    _check_role(role)
+    staff.role = role
 
 
 def _check_password(password: str) -> None:

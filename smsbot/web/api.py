@@ -19,7 +19,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import alerts, clinics
+from smsbot import alerts, clinics, inbox
 from smsbot.clinics import queries
 from smsbot.conversation import news
 from smsbot.db import request_session
@@ -333,6 +333,46 @@ def list_messages(family_id: int) -> Response:
     enrollment = _enrollment_or_404(session, family_id)
     query = clinics.family_messages(enrollment)
     return _page(session, query, Message.id, shapes.MessagePage, _each(shapes.Message.of))
+
+
+@bp.post("/families/<int:family_id>/messages")
+@operation(
+    responses={201: ("Sent (or refused by the provider: status failed).", shapes.StaffMessageSent)},
+    body=shapes.StaffMessageCreate,
+    errors=(400, 404, 409),
+)
+def send_message(family_id: int) -> Response:
+    """Text the family, signed with the clinic's name
+
+    Only to a family that agreed (YES) to this clinic's texts and has not texted STOP (409
+    otherwise). The parent's answer lands in the same thread. With ``acknowledge``, the
+    family's open alerts are acknowledged once the text is sent.
+    """
+    session = request_session()
+    enrollment = _enrollment_or_404(session, family_id)
+    body = _json_body()
+    _reject_unknown(body, shapes.fields_of(shapes.StaffMessageCreate))
+    acknowledge = body.get("acknowledge", False)
+    if not isinstance(acknowledge, bool):
+        raise ApiError(422, "invalid_acknowledge", "acknowledge must be true or false", "acknowledge")
+    template = body.get("template")
+    if template is not None and not isinstance(template, str):
+        raise ApiError(422, "unknown_template", "template must be a quick reply id", "template")
+    sent = inbox.send_staff_text(
+        session,
+        current_app.extensions["smsbot.settings"],
+        current_app.extensions["smsbot.transport"],
+        enrollment,
+        text=body.get("text"),
+        template=template,
+        sender=_actor(),
+        acknowledge=acknowledge,
+        now=utcnow(),
+    )
+    shape = shapes.StaffMessageSent(
+        message=shapes.Message.of(sent.message), error=sent.error, acknowledged_alerts=sent.acknowledged
+    )
+    return _answer(shape, 201)
 
 
 @bp.get("/families/<int:family_id>/checkins")

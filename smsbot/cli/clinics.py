@@ -50,6 +50,11 @@ def clinic() -> None:
 def clinic_settings_options(command: Callable[..., None]) -> Callable[..., None]:
     """The options ``clinic create`` and ``clinic update`` share."""
     for option in (
+        click.option(
+            "--whatsapp-sms-fallback",
+            type=click.Choice(["on", "off"]),
+            help="Text WhatsApp families by SMS when WhatsApp's 24-hour window is closed.",
+        ),
         click.option("--quiet-hours", help="No scheduled texts in this window, e.g. 20:00-09:00."),
         click.option("--webhook-url", help="Gets a signed JSON POST per alert (needs SMSBOT_PUBLIC_URL)."),
         click.option("--oncall-phone", help="Gets an SMS for every alert (needs SMSBOT_PUBLIC_URL)."),
@@ -70,6 +75,7 @@ def create_clinic(
     oncall_phone: str | None,
     webhook_url: str | None,
     quiet_hours: str | None,
+    whatsapp_sms_fallback: str | None,
 ) -> None:
     """Create a clinic; prints the secret its alert webhooks are signed with."""
     settings = cli_settings()
@@ -83,6 +89,7 @@ def create_clinic(
             oncall_phone=oncall_phone,
             webhook_url=webhook_url,
             quiet_hours=quiet_hours,
+            whatsapp_sms_fallback=whatsapp_sms_fallback,
         )
         click.echo(f"created clinic {created.slug} ({created.name})")
         if created.webhook_url:

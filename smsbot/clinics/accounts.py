@@ -50,6 +50,7 @@ def _clinic_values(
     oncall_phone: str | None = None,
     webhook_url: str | None = None,
     quiet_hours: str | None = None,
+    whatsapp_sms_fallback: str | None = None,
 ) -> dict[str, Any]:
     """Clean the clinic settings given (None: not given; "" clears an optional one).
 
@@ -82,6 +83,10 @@ def _clinic_values(
                 values["oncall_phone"] = normalise_phone(oncall_phone, settings.default_region)
             except InvalidPhoneError as error:
                 errors.append(FieldError("oncall_phone", "invalid_phone", str(error)))
+    if whatsapp_sms_fallback is not None:
+        values["whatsapp_sms_fallback"] = whatsapp_sms_fallback == "on"
+        if whatsapp_sms_fallback not in ("on", "off"):
+            errors.append(FieldError("whatsapp_sms_fallback", "invalid_choice", "use on or off"))
     alerting = next((field for field in ("oncall_phone", "webhook_url") if values.get(field)), None)
     if alerting is not None and not settings.public_url:
         errors.append(FieldError(alerting, "needs_public_url", ALERT_LINKS_NEED_PUBLIC_URL))
@@ -98,6 +103,7 @@ def create_clinic(
     oncall_phone: str | None = None,
     webhook_url: str | None = None,
     quiet_hours: str | None = None,
+    whatsapp_sms_fallback: str | None = None,
 ) -> Clinic:
     """Create a clinic with a fresh webhook secret (used to sign its alert webhooks)."""
     errors = []
@@ -111,6 +117,7 @@ def create_clinic(
         oncall_phone=oncall_phone,
         webhook_url=webhook_url,
         quiet_hours=quiet_hours,
+        whatsapp_sms_fallback=whatsapp_sms_fallback,
     )
     if errors:
         raise InvalidFieldsError(errors)

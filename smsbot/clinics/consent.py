@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from smsbot import checkins
+from smsbot import checkins, whatsapp
 from smsbot.clinics.details import sync_family_details
 from smsbot.clinics.texts import load_clinic_texts
 from smsbot.config import Settings
@@ -45,8 +45,16 @@ def request_consent(
         segments=count_segments(body),
         created_at=now,
     )
+    routes = whatsapp.plan(
+        family,
+        now,
+        template=whatsapp.load_templates(settings.rules_path).get("consent"),
+        lang=lang,
+        values={"clinic": enrollment.clinic.name, "baby": baby, "text": body},
+        sms_fallback=enrollment.clinic.whatsapp_sms_fallback,
+    )
     try:
-        message.provider_sid = transport.send(family.address, body)
+        message.provider_sid, _route = whatsapp.send(transport, routes, body)
         message.status = "queued"
         enrollment.consent_requested_at = now
     except TransportError as error:

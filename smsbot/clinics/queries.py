@@ -207,7 +207,7 @@ def _search_filter(query: str) -> ColumnElement[bool] | None:
     return None
 
 
-def _family_rows(clinic_id: int) -> Select[Any]:
+def family_rows(clinic_id: int) -> Select[Any]:
     """The clinic's families, each with its own enrollment and the last text it may read."""
     return (
         select(
@@ -225,7 +225,7 @@ def search_families(
     session: Session, clinic_id: int, query: str = "", page: int = 1, per_page: int = 25
 ) -> Page:
     """The clinic's families, most recently in contact first, one page at a time."""
-    statement = _family_rows(clinic_id)
+    statement = family_rows(clinic_id)
     condition = _search_filter(query)
     if condition is not None:
         statement = statement.where(condition)
@@ -243,7 +243,7 @@ def search_families(
 
 def find_family(session: Session, clinic_id: int, family_id: int) -> FamilyRow | None:
     """The family if this clinic enrolled it (at any time), else None."""
-    row = session.execute(_family_rows(clinic_id).where(Family.id == family_id)).first()
+    row = session.execute(family_rows(clinic_id).where(Family.id == family_id)).first()
     return FamilyRow(*row) if row else None
 
 

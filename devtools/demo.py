@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smsbot import clinics
+from smsbot.alerts import timeline
 from smsbot.enrollment_windows import open_window
-from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Message
+from smsbot.models import Alert, CheckIn, Clinic, Enrollment, EscalationContact, Family, Message
 
 DEMO_EMAIL = "nurse@riverside.example"
 DEMO_PASSWORD = "demo-password-riverside"
@@ -107,6 +108,24 @@ def add_alert(session: Session, clinic: Clinic, message: Message, *, at: datetim
     return alert
 
 
+def add_escalation(session: Session, alert: Alert, *, now: datetime) -> None:
+    """The timeline of an emergency nobody acknowledged for ten minutes: the backup was paged."""
+    start = alert.created_at
+    timeline.record(session, alert.id, timeline.RAISED, start, reason=alert.reason)
+    pages = [
+        (0, "on-call phone", "•••9999", "raised"),
+        (1, "Dr Rivera (backup)", "•••8888", "unacknowledged"),
+    ]
+    for step, contact, phone, cause in pages:
+        at = start + timedelta(minutes=10 * step)
+        timeline.record(
+            session, alert.id, timeline.PAGED, at, step=step, contact=contact, phone=phone,
+            channels=["sms"], cause=cause,
+        )  # fmt: skip
+        timeline.record(session, alert.id, timeline.DELIVERED, at, channel="sms", step=step, attempt=1)
+    alert.escalation_step, alert.next_page_at = 1, start + timedelta(minutes=20)
+
+
 def add_checkin(
     session: Session,
     enrollment: Enrollment,
@@ -145,7 +164,10 @@ def add_answers(session: Session, enrollment: Enrollment, outcomes: Sequence[str
 def seed_demo(session: Session, now: datetime) -> Clinic:
     """Riverside Pediatrics with a week of activity; sign in as DEMO_EMAIL / DEMO_PASSWORD."""
     clinic = add_clinic(session, "Riverside Pediatrics", "riverside")
-    clinics.add_staff(session, clinic, email=DEMO_EMAIL, password=DEMO_PASSWORD)
+    clinics.add_staff(session, clinic, email=DEMO_EMAIL, password=DEMO_PASSWORD, role="admin")
+    session.add(
+        EscalationContact(clinic_id=clinic.id, position=1, name="Dr Rivera (backup)", phone="+15550108888")
+    )
     day = timedelta(days=1)
 
     ana = add_enrollment(session, clinic, "+15550100001", baby_name="Ana", at=now - 7 * day)
@@ -177,8 +199,18 @@ def seed_demo(session: Session, now: datetime) -> Clinic:
         add_message(session, ana.family, direction, body, at=now - ago, level=level)
         for direction, body, level, ago in conversation
     ]
-    add_alert(session, clinic, messages[-2], at=now - timedelta(minutes=41))
+    emergency = add_alert(session, clinic, messages[-2], at=now - timedelta(minutes=41))
     add_alert(session, clinic, messages[3], at=now - day + timedelta(hours=-5))
+    add_escalation(session, emergency, now=now)
+    staff_text = add_message(
+        session,
+        ana.family,
+        "out",
+        "Riverside Pediatrics: Nurse Kim here, calling you now. If the call drops, call 911.",
+        at=now - timedelta(minutes=29),
+    )
+    staff_text.kind, staff_text.sent_by, staff_text.clinic_id = "staff", DEMO_EMAIL, clinic.id
+    timeline.record(session, emergency.id, timeline.STAFF_TEXT, now - timedelta(minutes=29), by=DEMO_EMAIL)
     add_answers(session, ana, ["better", "same", "same", "worse"], now=now)
     add_checkin(session, ana, 5, due=now + day)
 

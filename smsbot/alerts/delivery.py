@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import inspect, or_, select, update
+from sqlalchemy import exists, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from smsbot.alerts import timeline
@@ -29,7 +29,7 @@ from smsbot.db import Database
 from smsbot.messaging import Transport, TransportError
 from smsbot.messaging.retry import ALERT_RETRY
 from smsbot.metrics import ALERT_DELIVERIES
-from smsbot.models import Alert, AlertDelivery, Clinic, Enrollment, utcnow
+from smsbot.models import Alert, AlertDelivery, Clinic, Enrollment, EscalationContact, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,18 @@ def require_public_url(db: Database, settings: Settings) -> None:
     with db.session() as session:
         slug = session.scalar(
             select(Clinic.slug)
-            .where(or_(Clinic.oncall_phone.is_not(None), Clinic.webhook_url.is_not(None)))
+            .where(
+                or_(
+                    Clinic.oncall_phone.is_not(None),
+                    Clinic.webhook_url.is_not(None),
+                    exists().where(EscalationContact.clinic_id == Clinic.id),
+                )
+            )
             .order_by(Clinic.slug)
             .limit(1)
         )
     if slug is not None:
-        where = f"clinic {slug!r} has an on-call phone or alert webhook"
+        where = f"clinic {slug!r} has an on-call phone, backup contacts or an alert webhook"
         raise ConfigError(f"{where}: {ALERT_LINKS_NEED_PUBLIC_URL}")
 
 

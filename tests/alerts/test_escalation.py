@@ -12,7 +12,8 @@ from sqlalchemy import select
 from smsbot import alerts
 from smsbot.alerts import chain_settings, escalation, timeline
 from smsbot.clinics import InvalidFieldsError
-from smsbot.models import Alert, AlertDelivery, Clinic, Enrollment, Family
+from smsbot.config import ConfigError
+from smsbot.models import Alert, AlertDelivery, Clinic, Enrollment, EscalationContact, Family
 from tests.clinic_fixtures import *  # noqa: F403
 from tests.clinic_fixtures import ONCALL
 from tests.conftest import PARENT
@@ -246,3 +247,14 @@ def test_the_parent_is_never_promised_a_call(db, world, family_id, text_bot, onc
     assert "emergency" in reply or "911" in reply
     for promise in ("will call you", "call you back", "we'll call", "nurse will", "le llamar", "te llamar"):
         assert promise not in reply
+
+
+def test_the_app_refuses_to_start_when_a_backups_alert_links_could_not_open(make_app, db):
+    with db.session() as session:  # created while SMSBOT_PUBLIC_URL was set
+        clinic = Clinic(slug="hillside", name="Hillside")
+        session.add(clinic)
+        session.flush()
+        session.add(EscalationContact(clinic_id=clinic.id, position=1, name="Dr Rivera", phone=BACKUP))
+    with pytest.raises(ConfigError) as error:
+        make_app(public_url="")
+    assert "'hillside' has an on-call phone, backup contacts or an alert webhook" in str(error.value)

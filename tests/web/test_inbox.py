@@ -13,6 +13,7 @@ from sqlalchemy import select
 from smsbot.alerts import timeline
 from smsbot.messaging.twilio import TwilioTransport
 from smsbot.models import Alert, Message
+from smsbot.web import shapes
 from tests.clinic_fixtures import *  # noqa: F403
 from tests.conftest import PARENT
 from tests.fake_twilio import FakeTwilio
@@ -51,6 +52,7 @@ def test_staff_text_reaches_the_parent_signed_and_the_answer_lands_in_the_same_t
     sent = send(api, family["id"], text="Hi, this is nurse Kim. How is Ana doing?")
     assert sent.status_code == 201, sent.get_json()
     answer = sent.get_json()
+    shapes.StaffMessageSent.model_validate(answer)  # the shape the OpenAPI document gives (no extras)
     assert answer["acknowledged_alerts"] == [] and answer["error"] is None
     assert (answer["message"]["kind"], answer["message"]["status"]) == ("staff", "queued")
     assert answer["message"]["sent_by"] == "api:ehr"

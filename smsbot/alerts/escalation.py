@@ -44,19 +44,24 @@ class Contact:
     label: str
     phone: str | None  # None: the on-call phone is not set (the webhook may still be)
     delay_minutes: int | None  # None: the level's delay
+    oncall: bool = False
 
 
 def chain(session: Session, clinic: Clinic) -> list[Contact]:
-    """The clinic's escalation chain: the on-call phone, then the backups in order."""
+    """The clinic's escalation chain: the on-call phone, then the backups in order.
+
+    A clinic without an on-call phone starts with its first backup (never a step that
+    pages nobody); one with neither has a single step, for its webhook if it has one.
+    """
     backups = session.scalars(
         select(EscalationContact)
         .where(EscalationContact.clinic_id == clinic.id)
         .order_by(EscalationContact.position, EscalationContact.id)
     )
-    return [
-        Contact(ONCALL_LABEL, clinic.oncall_phone, None),
-        *(Contact(b.name, b.phone, b.delay_minutes) for b in backups),
-    ]
+    contacts = [Contact(b.name, b.phone, b.delay_minutes) for b in backups]
+    if clinic.oncall_phone or not contacts:
+        contacts.insert(0, Contact(ONCALL_LABEL, clinic.oncall_phone, None, oncall=True))
+    return contacts
 
 
 def pages_anyone(session: Session, clinic: Clinic | None) -> bool:
@@ -127,7 +132,7 @@ def page(session: Session, settings: Settings, alert: Alert, now: datetime, *, c
     if contact.phone:
         # The on-call step reads the clinic's phone when it is sent (a change of on-call
         # reaches pages not sent yet); a backup's phone is fixed with the page.
-        target = None if step % len(contacts) == 0 else contact.phone
+        target = None if contact.oncall else contact.phone
         session.add(
             AlertDelivery(
                 alert_id=alert.id,

@@ -258,3 +258,15 @@ def test_the_app_refuses_to_start_when_a_backups_alert_links_could_not_open(make
     with pytest.raises(ConfigError) as error:
         make_app(public_url="")
     assert "'hillside' has an on-call phone, backup contacts or an alert webhook" in str(error.value)
+
+
+def test_a_clinic_without_an_on_call_phone_pages_its_first_backup_at_once(
+    db, settings, world, family_id, backups, outbox
+):
+    with db.session() as session:
+        session.get(Clinic, world.riverside_id).oncall_phone = None
+    raise_alert(db, settings, family_id, MORNING)
+    run(db, outbox, settings, MORNING)
+    assert (pages_to(outbox, BACKUP), pages_to(outbox, HEAD_NURSE)) == (1, 0)
+    run(db, outbox, settings, MORNING + timedelta(minutes=5))  # the head nurse's own delay
+    assert pages_to(outbox, HEAD_NURSE) == 1

@@ -216,7 +216,7 @@ class Message(Base):
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"))
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id", ondelete="SET NULL"))
     direction: Mapped[str] = mapped_column(String(3))  # in | out
-    # reply | checkin | consent | keyword | alert (outbound purpose); symptom | answer | keyword (in)
+    # reply | checkin | consent | keyword | alert | staff (outbound purpose); symptom | answer | keyword (in)
     kind: Mapped[str] = mapped_column(String(16), default="reply")
     body: Mapped[str | None] = mapped_column(Text)  # None once purged by retention
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import pytest
 from smsbot import whatsapp
 from smsbot.checkins.dispatch import dispatch_due
 from smsbot.messaging import TransportError
-from smsbot.messaging.twilio import TwilioTransport
 from smsbot.models import CheckIn, Family
 from tests.checkin_fixtures import (
     PARENT_PHONE,
@@ -26,7 +24,8 @@ from tests.checkin_fixtures import (
     checkin_database,
     make_settings,
 )
-from tests.fake_twilio import FakeTwilio
+from tests.twilio_fixtures import *  # noqa: F403
+from tests.twilio_fixtures import SENDER
 
 NOW = datetime(2026, 12, 1, 16, 0)  # 11:00 in New York: outside quiet hours
 WHATSAPP = f"whatsapp:{PARENT_PHONE}"
@@ -50,19 +49,6 @@ def rules_with_templates(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     return rules
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
-        yield fake
-
-
-@pytest.fixture
-def twilio(fake: FakeTwilio) -> Iterator[TwilioTransport]:
-    transport = TwilioTransport(fake.account_sid, fake.auth_token, "+15550009999", api_url=fake.url)
-    yield transport
-    transport.close()
 
 
 def whatsapp_family(db, *, last_text_ago: timedelta, fallback: bool = False) -> None:  # type: ignore[no-untyped-def]
@@ -129,7 +115,7 @@ def test_with_the_sms_fallback_on_a_refused_checkin_goes_by_sms(db, fake, twilio
     assert report.sent == 1
     assert fake.sent_to(WHATSAPP) == []
     (sms,) = fake.sent_to(PARENT_PHONE)
-    assert "Ana" in sms.form["Body"] and sms.form["From"] == "+15550009999"
+    assert "Ana" in sms.form["Body"] and sms.form["From"] == SENDER
     assert only_checkin(db).status == "sent"
 
 

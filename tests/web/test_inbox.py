@@ -5,35 +5,18 @@ acknowledge the family's open alert."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select
 
 from smsbot.alerts import timeline
-from smsbot.messaging.twilio import TwilioTransport
 from smsbot.models import Alert, Message
 from smsbot.web import shapes
 from tests.clinic_fixtures import *  # noqa: F403
 from tests.conftest import PARENT
-from tests.fake_twilio import FakeTwilio
+from tests.twilio_fixtures import *  # noqa: F403
+from tests.twilio_fixtures import SENDER
 
-SENDER = "+15005550006"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
-        yield fake
-
-
-@pytest.fixture(autouse=True)
-def twilio(app, fake) -> Iterator[TwilioTransport]:  # type: ignore[no-untyped-def]
-    """Every text of this module goes through the real Twilio client to the fake."""
-    transport = TwilioTransport(fake.account_sid, fake.auth_token, SENDER, api_url=fake.url)
-    app.extensions["smsbot.transport"] = transport
-    yield transport
-    transport.close()
+pytestmark = pytest.mark.usefixtures("app_on_fake_twilio")
 
 
 @pytest.fixture

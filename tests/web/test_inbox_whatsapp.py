@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from smsbot.messaging.twilio import TwilioTransport
 from smsbot.models import Enrollment, utcnow
 from tests.checkin_fixtures import RULES_DIR
 from tests.clinic_fixtures import *  # noqa: F403
-from tests.fake_twilio import FakeTwilio
+from tests.twilio_fixtures import *  # noqa: F403
 
 PHONE = "+15550100001"
 WHATSAPP = f"whatsapp:{PHONE}"
@@ -38,18 +36,7 @@ def settings_overrides(settings_overrides: dict[str, Any], tmp_path: Path) -> di
     return {**settings_overrides, "rules_dir": str(rules)}
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
-        yield fake
-
-
-@pytest.fixture(autouse=True)
-def twilio(app, fake) -> Iterator[TwilioTransport]:  # type: ignore[no-untyped-def]
-    transport = TwilioTransport(fake.account_sid, fake.auth_token, "+15005550006", api_url=fake.url)
-    app.extensions["smsbot.transport"] = transport
-    yield transport
-    transport.close()
+pytestmark = pytest.mark.usefixtures("app_on_fake_twilio")
 
 
 def test_whatsapp_family_outside_the_window_gets_templates(api, fake, text_bot, db):  # type: ignore[no-untyped-def]

@@ -16,14 +16,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smsbot import clinics
+from smsbot import clinics, inbox
+from smsbot.alerts.escalation import escalate_due
 from smsbot.checkins.dispatch import dispatch_due
 from smsbot.config import Settings
 from smsbot.conversation.inbound import Inbound, receive
 from smsbot.db import Database
 from smsbot.enrollment_windows import open_window
 from smsbot.messaging.console import MemoryTransport
-from smsbot.models import Alert, CheckIn, Clinic, Enrollment, Family, Message
+from smsbot.models import Alert, CheckIn, Clinic, Enrollment, EscalationContact, Family, Message
 
 DEMO_EMAIL = "nurse@riverside.example"
 DEMO_PASSWORD = "demo-password-riverside"
@@ -170,7 +171,13 @@ def seed_demo(database: Database, settings: Settings, now: datetime) -> Clinic:
     day, hour = timedelta(days=1), timedelta(hours=1)
     with database.session() as session:
         clinic = add_clinic(session, "Riverside Pediatrics", "riverside")
-        clinics.add_staff(session, clinic, email=DEMO_EMAIL, password=DEMO_PASSWORD)
+        clinic.oncall_phone = "+15550109999"
+        clinics.add_staff(session, clinic, email=DEMO_EMAIL, password=DEMO_PASSWORD, role="admin")
+        session.add(
+            EscalationContact(
+                clinic_id=clinic.id, position=1, name="Dr Rivera (backup)", phone="+15550108888"
+            )
+        )
         families = [
             ("+15550100001", "Ana", "en", 7 * day),
             ("+15550100002", "Mateo", "es", 3 * day),
@@ -220,5 +227,18 @@ def seed_demo(database: Database, settings: Settings, now: datetime) -> Clinic:
         else:
             inbound = Inbound(sid=f"SMdemo{sid:026d}", phone=text.phone, body=text.body or "")
             receive(database, settings, inbound, now=at)
+    # Nobody acknowledged the emergency for ten minutes: the chain paged the backup, then a
+    # nurse texted the parent from the dashboard.
+    escalate_due(database, settings, now - timedelta(minutes=31))
     with database.session() as session:
+        ana = session.scalars(select(Enrollment).join(Family).where(Family.phone == "+15550100001")).one()
+        inbox.send_staff_text(
+            session,
+            settings,
+            transport,
+            ana,
+            text="Nurse Kim here, calling you now. If the call drops, call 911.",
+            sender=DEMO_EMAIL,
+            now=now - timedelta(minutes=29),
+        )
         return session.get_one(Clinic, clinic_id)

@@ -79,7 +79,8 @@ def sign_in(page: Page, base_url: str, email: str, password: str) -> None:
 
 
 def take_screenshots(out_dir: Path) -> list[Path]:
-    """Write alerts.png, family.png, overview.png (and a phone-sized queue) into ``out_dir``."""
+    """Write alerts.png, alert.png, family.png, inbox.png, overview.png, escalation.png (and a
+    phone-sized queue) into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shots = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,8 +101,16 @@ def take_screenshots(out_dir: Path) -> list[Path]:
                 page = browser.new_page(viewport={"width": 1100, "height": 800})
                 sign_in(page, base_url, DEMO_EMAIL, DEMO_PASSWORD)
                 shots.append(_shot(page, out_dir / "alerts.png"))
+                page.get_by_role("link", name="Call and details").first.click()
+                shots.append(_shot(page, out_dir / "alert.png"))
+                page.goto(f"{base_url}/dashboard/")
                 page.locator(".alert-card h2 a").first.click()
                 shots.append(_shot(page, out_dir / "family.png"))
+                conversation = page.locator("section", has=page.locator("#conversation-heading"))
+                conversation.screenshot(path=str(out_dir / "inbox.png"))
+                shots.append(out_dir / "inbox.png")
+                page.goto(f"{base_url}/dashboard/escalation")
+                shots.append(_shot(page, out_dir / "escalation.png"))
                 page.goto(f"{base_url}/dashboard/overview")
                 shots.append(_shot(page, out_dir / "overview.png"))
                 page.set_viewport_size({"width": 390, "height": 844})

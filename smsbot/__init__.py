@@ -14,7 +14,7 @@ from smsbot.messaging.factory import make_transport
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the web app: settings from the environment, overridden by ``config`` (tests)."""
     from smsbot import alerts, logs
-    from smsbot.web import api, dashboard, errors, health, limits, webhooks
+    from smsbot.web import api, dashboard, dashboard_workflow, errors, health, limits, webhooks
     from smsbot.web import metrics as metrics_web
     from smsbot.web.proxies import TrustedProxies
 
@@ -42,4 +42,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     limits.init_app(app)
     metrics_web.init_app(app)
     dashboard.init_app(app)
+    app.register_blueprint(dashboard_workflow.bp)
     return app

@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from smsbot.alerts import deliver_pending_alerts
+from smsbot.alerts import deliver_pending_alerts, escalate_due
 from smsbot.checkins.dispatch import DispatchReport, dispatch_due, maintenance
 from smsbot.clinics import retry_consents
 from smsbot.config import Settings
@@ -93,7 +93,9 @@ def run_maintenance(db: Database, settings: Settings) -> dict[str, int]:
 
 
 def run_alert_deliveries(db: Database, transport: Transport, settings: Settings) -> dict[str, int]:
-    """Retries of clinic alerts (the first attempt is made right after the inbound message)."""
+    """Pages due along the escalation chain, and retries of clinic alerts (the first attempt is
+    made right after the inbound message)."""
+    escalate_due(db, settings, utcnow())
     return deliver_pending_alerts(db, transport, settings)
 
 

@@ -29,6 +29,14 @@ INBOUND_RECOVERY = Counter(
     "smsbot_inbound_recovery_total", "Inbound texts whose processing failed, and their recovery", ["event"]
 )
 ALERT_DELIVERIES = Counter("smsbot_alert_deliveries_total", "Clinic alert deliveries", ["channel", "result"])
+# cause: raised (the first page), unacknowledged (the delay ran out), new_text (a new emergency text)
+ALERT_PAGES = Counter("smsbot_alert_pages_total", "Pages of a clinic's escalation chain", ["level", "cause"])
+TIME_TO_ACKNOWLEDGE = Histogram(
+    "smsbot_alert_time_to_acknowledge_seconds",
+    "From an alert being raised to a human acknowledging it, by level",
+    ["level"],
+    buckets=(60, 300, 600, 1200, 1800, 3600, 2 * 3600, 4 * 3600, 12 * 3600, 24 * 3600),
+)
 WEBHOOK_LATENCY = Histogram(
     "smsbot_webhook_seconds",
     "Time to answer a Twilio webhook",

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -45,6 +46,14 @@ class Clinic(Base):
     oncall_phone: Mapped[str | None] = mapped_column(String(20))
     webhook_url: Mapped[str | None] = mapped_column(String(500))
     webhook_secret: Mapped[str | None] = mapped_column(String(128))
+    # Escalation (``smsbot.alerts.escalation``): minutes an alert waits for an acknowledgement
+    # before the next contact of the chain is paged; the urgent clock runs in clinic hours only.
+    emergency_delay_minutes: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+    urgent_delay_minutes: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    clinic_hours_start: Mapped[str | None] = mapped_column(String(5))  # None: deployment default
+    clinic_hours_end: Mapped[str | None] = mapped_column(String(5))
+    # WhatsApp families outside the 24-hour window with no approved template: send by SMS.
+    whatsapp_sms_fallback: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -63,9 +72,30 @@ class Staff(Base):
     # Raised by sign-out, a password change and disabling: cookies of an older one are void.
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # nurse | admin (manages staff, the escalation chain and its delays)
+    role: Mapped[str] = mapped_column(String(10), default="nurse", server_default="nurse")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     clinic: Mapped[Clinic] = relationship()
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class EscalationContact(Base):
+    """A backup paged, in ``position`` order, after the on-call phone when nobody acknowledges."""
+
+    __tablename__ = "escalation_contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
+    # Minutes to wait for an acknowledgement before paging this contact; None: the level's delay.
+    delay_minutes: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ApiToken(Base):
@@ -191,7 +221,7 @@ class Message(Base):
     family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"))
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id", ondelete="SET NULL"))
     direction: Mapped[str] = mapped_column(String(3))  # in | out
-    # reply | checkin | consent | keyword | alert (outbound purpose); symptom | answer | keyword (in)
+    # reply | checkin | consent | keyword | alert | staff (outbound purpose); symptom | answer | keyword (in)
     kind: Mapped[str] = mapped_column(String(16), default="reply")
     body: Mapped[str | None] = mapped_column(Text)  # None once purged by retention
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -214,6 +244,8 @@ class Message(Base):
     # Which rule files and which classifier decided ``level`` (an inbound text's triage).
     rules_version: Mapped[str | None] = mapped_column(String(32))
     model_version: Mapped[str | None] = mapped_column(String(32))
+    # A text staff wrote (kind "staff"): who sent it (a staff email, or "api:<token name>").
+    sent_by: Mapped[str | None] = mapped_column(String(254))
     lang: Mapped[str | None] = mapped_column(String(2))
     num_media: Mapped[int] = mapped_column(Integer, default=0)
     segments: Mapped[int] = mapped_column(Integer, default=1)
@@ -271,6 +303,10 @@ class Alert(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(254))
     ack_note: Mapped[str | None] = mapped_column(Text)
+    # Escalation: the chain step paged last (0: the on-call phone) and when the next is due
+    # unless someone acknowledges first (None: not escalating).
+    escalation_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_page_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
 
     family: Mapped[Family] = relationship()
     clinic: Mapped[Clinic | None] = relationship()
@@ -286,6 +322,8 @@ class AlertDelivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(10))  # sms | webhook
+    step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # escalation step paged
+    target: Mapped[str | None] = mapped_column(String(20))  # a backup's phone; None: the on-call phone
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -303,6 +341,18 @@ class ErasedSid(Base):
     erased_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class AlertEvent(Base):
+    """The alert's timeline: raised, paged, delivered, failed, new text, acknowledged."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Event(Base):
     """An audit trail of things that happened (opt-out, alert raised, programme ended)."""
 
@@ -318,6 +368,7 @@ class Event(Base):
 __all__ = [
     "Alert",
     "AlertDelivery",
+    "AlertEvent",
     "ApiToken",
     "Base",
     "CheckIn",
@@ -325,6 +376,7 @@ __all__ = [
     "Enrollment",
     "EnrollmentWindow",
     "ErasedSid",
+    "EscalationContact",
     "Event",
     "Family",
     "Message",

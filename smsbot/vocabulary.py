@@ -30,6 +30,7 @@ LONGEST_NUMBER = "+" + "9" * 15
 
 MAX_ID = 2**31 - 1  # ids are 32-bit: a larger one cannot exist, and SQLite cannot even bind it
 NOTE_MAX_CHARS = 2000  # a staff note on an acknowledged alert
+STAFF_TEXT_MAX_CHARS = 480  # a text staff write to a family (before the clinic's signature)
 
 
 def severity(level: str) -> int:

@@ -43,7 +43,11 @@ ERROR_MESSAGES = {
     21610: "Attempt to send to unsubscribed recipient",
     21617: "The concatenated message body exceeds the 1600 character limit.",
     21910: "Invalid From and To pair. From and To should be of the same channel",
+    21655: "The ContentSid is Invalid.",
+    21656: "The ContentVariables Parameter is invalid.",
+    63016: "Failed to send freeform message because you are outside the allowed window.",
 }
+CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,9 @@ class FakeTwilio:
     Use as a context manager. Fault injection: ``fail_number`` (a recipient always gets an
     error), ``fail_next`` (the next N creates fail), ``fail_after_accepting`` (the next N
     creates are stored, then answered with an error), ``set_failure_rate`` (seeded random
-    failures for load tests) and ``delay`` (seconds before answering, for timeouts).
+    failures for load tests), ``delay`` (seconds before answering, for timeouts) and
+    ``close_whatsapp_session`` (free text to a WhatsApp number is refused with 63016, as
+    WhatsApp refuses it 24 hours after the user's last message; templates still go).
     ``clock`` (aware UTC) stamps ``date_created``: tests that dispatch at a chosen ``now``
     set it to agree with theirs, as Twilio's clock agrees with a real worker's.
     """
@@ -92,6 +98,7 @@ class FakeTwilio:
         self._messages: list[ReceivedMessage] = []
         self._by_to: dict[str, list[ReceivedMessage]] = {}  # so a list filtered on To stays cheap
         self._number_failures: dict[str, tuple[int, int]] = {}  # number → (status, code)
+        self._closed_sessions: set[str] = set()  # whatsapp:+… numbers outside the 24-hour window
         self._scripted: list[TwilioFailure] = []
         self._after_accepting: list[TwilioFailure] = []
         self._failure_rate = 0.0
@@ -138,6 +145,15 @@ class FakeTwilio:
         with self._lock:
             self._number_failures[number] = (status, code)
 
+    def close_whatsapp_session(self, number: str) -> None:
+        """Refuse free text to ``whatsapp:<number>`` with 63016; templates (ContentSid) still go.
+
+        Twilio reports 63016 in the status callback; the fake answers it at once, which is
+        what the sender sees in the end.
+        """
+        with self._lock:
+            self._closed_sessions.add(number)
+
     def fail_next(self, count: int, *, status: int = 500, code: int | None = None) -> None:
         """Fail the next ``count`` create requests (e.g. 429 → code 20429)."""
         with self._lock:
@@ -180,6 +196,8 @@ class FakeTwilio:
                 raise TwilioFailure(self._random.choice(self._failure_statuses))
             if form.get("To") in self._number_failures:
                 raise TwilioFailure(*self._number_failures[form["To"]])
+            if form.get("To") in self._closed_sessions and not form.get("ContentSid"):
+                raise TwilioFailure(400, 63016)
         validate(form)
         if self.delay:
             self._stopping.wait(self.delay)
@@ -230,9 +248,18 @@ def validate(form: dict[str, str]) -> None:
         raise TwilioFailure(400, 21604)
     if not sender and not form.get("MessagingServiceSid"):
         raise TwilioFailure(400, 21603)
-    if not form.get("Body"):
+    if form.get("ContentSid"):
+        if not CONTENT_SID.match(form["ContentSid"]):
+            raise TwilioFailure(400, 21655)
+        if not to.startswith("whatsapp:"):
+            raise TwilioFailure(400, 21910)  # the fake knows WhatsApp templates only
+        try:
+            json.loads(form.get("ContentVariables") or "{}")
+        except ValueError:
+            raise TwilioFailure(400, 21656) from None
+    elif not form.get("Body"):
         raise TwilioFailure(400, 21602)
-    if len(form["Body"]) > 1600:
+    if len(form.get("Body", "")) > 1600:
         raise TwilioFailure(400, 21617)
     if not E164.match(to.removeprefix("whatsapp:")):
         raise TwilioFailure(400, 21211)
@@ -247,10 +274,12 @@ def resource(
     now = format_datetime(created or datetime.now(UTC))
     uri = f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}"
     service = form.get("MessagingServiceSid")
+    # A template's text is Twilio's to fill; the fake shows which one, with its variables.
+    body = form.get("Body") or f"[{form.get('ContentSid')}] {form.get('ContentVariables', '{}')}"
     return {
         "account_sid": account_sid,
         "api_version": "2010-04-01",
-        "body": form["Body"],
+        "body": body,
         "date_created": now,
         "date_sent": None,
         "date_updated": now,
@@ -260,7 +289,7 @@ def resource(
         "from": form.get("From"),
         "messaging_service_sid": service,
         "num_media": "0",
-        "num_segments": str(count_segments(form["Body"])),
+        "num_segments": str(count_segments(body)),
         "price": None,
         "price_unit": "USD",
         "sid": sid,

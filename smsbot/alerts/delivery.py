@@ -19,16 +19,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import inspect, or_, select, update
+from sqlalchemy import exists, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
+from smsbot.alerts import timeline
 from smsbot.clinics.texts import load_clinic_texts
 from smsbot.config import ALERT_LINKS_NEED_PUBLIC_URL, ConfigError, Settings
 from smsbot.db import Database
 from smsbot.messaging import Transport, TransportError
 from smsbot.messaging.retry import ALERT_RETRY
 from smsbot.metrics import ALERT_DELIVERIES
-from smsbot.models import Alert, AlertDelivery, Clinic, Enrollment, utcnow
+from smsbot.models import Alert, AlertDelivery, Clinic, Enrollment, EscalationContact, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,18 @@ def require_public_url(db: Database, settings: Settings) -> None:
     with db.session() as session:
         slug = session.scalar(
             select(Clinic.slug)
-            .where(or_(Clinic.oncall_phone.is_not(None), Clinic.webhook_url.is_not(None)))
+            .where(
+                or_(
+                    Clinic.oncall_phone.is_not(None),
+                    Clinic.webhook_url.is_not(None),
+                    exists().where(EscalationContact.clinic_id == Clinic.id),
+                )
+            )
             .order_by(Clinic.slug)
             .limit(1)
         )
     if slug is not None:
-        where = f"clinic {slug!r} has an on-call phone or alert webhook"
+        where = f"clinic {slug!r} has an on-call phone, backup contacts or an alert webhook"
         raise ConfigError(f"{where}: {ALERT_LINKS_NEED_PUBLIC_URL}")
 
 
@@ -80,6 +87,8 @@ class DeliveryJob:
     """Everything one attempt needs, read before the (slow) network call."""
 
     delivery_id: int
+    alert_id: int
+    step: int
     channel: str
     target: str
     secret: str
@@ -116,11 +125,11 @@ def deliver_pending_alerts(
         try:
             _send(job, transport)
         except DeliveryError as error:
-            result = _record_failure(db, job.delivery_id, error, now)
+            result = _record_failure(db, job, error, now)
             if result is None:
                 continue  # erased with its family meanwhile: nothing to retry
         else:
-            _record_success(db, job.delivery_id)
+            _record_success(db, job, now)
             result = "sent"
         counts[result] += 1
         ALERT_DELIVERIES.labels(job.channel, result).inc()
@@ -208,10 +217,13 @@ def _job(
     )
     link = alert_link(settings, alert.id)
     texts = load_clinic_texts(settings.rules_path)
+    sms_target = delivery.target or clinic.oncall_phone  # a backup's phone, else the on-call's
     return DeliveryJob(
         delivery_id=delivery.id,
+        alert_id=alert.id,
+        step=delivery.step,
         channel=delivery.channel,
-        target=(clinic.oncall_phone if delivery.channel == "sms" else clinic.webhook_url) or "",
+        target=(sms_target if delivery.channel == "sms" else clinic.webhook_url) or "",
         secret=clinic.webhook_secret or "",
         payload={
             "alert_id": alert.id,
@@ -221,6 +233,7 @@ def _job(
             "family_id": enrollment_id,
             "created_at": alert.created_at.isoformat() + "Z",
             "dashboard_url": link,
+            "escalation_step": delivery.step,  # 0: the on-call phone's page, then each backup's
             "timestamp": int(now.replace(tzinfo=UTC).timestamp()),  # signed, unlike the header
         },
         sms_body=texts.render("oncall_alert", "en", level=alert.level, clinic=clinic.name, link=link),
@@ -265,31 +278,53 @@ def post_webhook(url: str, secret: str, payload: dict[str, Any]) -> None:
         raise DeliveryError(f"webhook answered HTTP {status}")
 
 
-def _record_success(db: Database, delivery_id: int) -> None:
-    """A plain UPDATE: a row erased with its family meanwhile is simply not there to update."""
+def _record_success(db: Database, job: DeliveryJob, now: datetime) -> None:
+    """Read locked, so a row erased with its family meanwhile is skipped, never half-written."""
     with db.session() as session:
-        session.execute(
-            update(AlertDelivery)
-            .where(AlertDelivery.id == delivery_id)
-            .values(status="sent", last_error=None)
+        delivery = session.scalar(
+            select(AlertDelivery).where(AlertDelivery.id == job.delivery_id).with_for_update()
+        )
+        if delivery is None:
+            return
+        delivery.status, delivery.last_error = "sent", None
+        timeline.record(
+            session,
+            job.alert_id,
+            timeline.DELIVERED,
+            now,
+            channel=job.channel,
+            step=job.step,
+            attempt=delivery.attempts,
         )
 
 
-def _record_failure(db: Database, delivery_id: int, error: DeliveryError, now: datetime) -> str | None:
+def _record_failure(db: Database, job: DeliveryJob, error: DeliveryError, now: datetime) -> str | None:
     """Store the error and schedule the retry (or give up); return ``retry`` or ``failed``,
     or None when the row was erased with its family meanwhile (read locked, so it cannot
     vanish between reading and writing it)."""
     with db.session() as session:
         delivery = session.scalar(
-            select(AlertDelivery).where(AlertDelivery.id == delivery_id).with_for_update()
+            select(AlertDelivery).where(AlertDelivery.id == job.delivery_id).with_for_update()
         )
         if delivery is None:
             return None
         delivery.last_error = str(error)[:255]
-        if error.permanent or delivery.attempts >= MAX_ATTEMPTS:
+        giving_up = error.permanent or delivery.attempts >= MAX_ATTEMPTS
+        timeline.record(
+            session,
+            job.alert_id,
+            timeline.DELIVERY_FAILED,
+            now,
+            channel=job.channel,
+            step=job.step,
+            attempt=delivery.attempts,
+            error=delivery.last_error,
+            retrying=not giving_up,
+        )
+        if giving_up:
             delivery.status = "failed"
             log.warning(
-                "alert delivery %s gave up after %d attempts: %s", delivery_id, delivery.attempts, error
+                "alert delivery %s gave up after %d attempts: %s", job.delivery_id, delivery.attempts, error
             )
             return "failed"
         delivery.next_attempt_at = now + ALERT_RETRY.delay(delivery.attempts)

@@ -1,8 +1,9 @@
 """Raising alerts: a red flag from a family becomes an Alert row for each clinic following it.
 
 Deduplicated per family, clinic and level for a few hours, so a worried parent texting five
-times pages the on-call nurse once. Each alert gets one delivery row per way its clinic
-wants to hear (``delivery.py`` sends them).
+times raises one alert; but a new emergency text while that alert is still open pages the
+next contact at once (``escalation.repage_now``). Each new alert pages the clinic's chain
+(``escalation.page``: delivery rows that ``delivery.py`` sends).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from smsbot.alerts import escalation, timeline
 from smsbot.config import Settings
 from smsbot.enrollment_windows import following
-from smsbot.models import Alert, AlertDelivery, CheckIn, Clinic, Event, Family, Message
+from smsbot.models import Alert, CheckIn, Clinic, Event, Family, Message
 
 # One open alert per family, clinic and level within this window: a worried parent texting
 # five times should page the on-call nurse once.
@@ -28,7 +30,7 @@ FINISHED_SENDS = ("sent", "answered", "unanswered", *NOT_DELIVERED)
 
 
 # Run for every red-flag text, so built once (composing a statement costs more than running it).
-_OPEN_RECENT_ALERT = select(Alert.id).where(
+_OPEN_RECENT_ALERT = select(Alert).where(
     Alert.family_id == bindparam("family"),
     Alert.clinic_id.is_not_distinct_from(bindparam("clinic", type_=Integer)),
     Alert.level == bindparam("level"),
@@ -60,19 +62,27 @@ def raise_alert(
     message: Message | None,
     now: datetime,
 ) -> list[Alert]:
-    """Create (deduplicated) alerts for ``family`` and return the new ones."""
-    created = []
+    """Create (deduplicated) alerts for ``family``; return the alerts that page a clinic now.
+
+    Those are the new alerts, and an open emergency alert that this new emergency text
+    re-pages at once.
+    """
+    paging = []
     for clinic_id in target_clinics(session, settings, family):
         open_recent = session.scalar(
             _OPEN_RECENT_ALERT,
             {"family": family.id, "clinic": clinic_id, "level": level, "since": now - DEDUPE_WINDOW},
         )
         if open_recent is not None:
+            if level == "emergency" and escalation.repage_now(
+                session, settings, open_recent, now, message_id=message.id if message is not None else None
+            ):
+                paging.append(open_recent)
             continue
         alert = _add_alert(session, family, clinic_id, level=level, reason=reason, message=message, now=now)
-        _plan_deliveries(session, alert, now)
-        created.append(alert)
-    return created
+        escalation.page(session, settings, alert, now, cause="raised")
+        paging.append(alert)
+    return paging
 
 
 def notify(
@@ -124,19 +134,10 @@ def _add_alert(
             created_at=now,
         )
     )
+    timeline.record(
+        session, alert.id, timeline.RAISED, now, reason=reason, message_id=message.id if message else None
+    )
     return alert
-
-
-def _plan_deliveries(session: Session, alert: Alert, now: datetime) -> None:
-    """One delivery row per way the clinic wants to hear about alerts."""
-    clinic = session.get(Clinic, alert.clinic_id) if alert.clinic_id is not None else None
-    if clinic is None:
-        return
-    for channel, target in (("sms", clinic.oncall_phone), ("webhook", clinic.webhook_url)):
-        if target:
-            session.add(
-                AlertDelivery(alert_id=alert.id, channel=channel, next_attempt_at=now, created_at=now)
-            )
 
 
 def alert_undelivered(session: Session, settings: Settings, family: Family, now: datetime) -> list[Alert]:

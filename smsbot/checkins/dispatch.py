@@ -22,6 +22,7 @@ from operator import itemgetter
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from smsbot import whatsapp
 from smsbot.checkins.claims import (
     MAX_ATTEMPTS,
     UNANSWERED_LIMIT,
@@ -139,7 +140,9 @@ def _dispatch_batch(session: Session, ids: list[int], run: DispatchRun) -> None:
                 text = programmes.checkin_text(programme.step(checkin.step))  # type: ignore[union-attr, arg-type]
             outgoing.append((checkin, run.render(text, checkin.family)))
 
-    results = run.pool.map(lambda item: _send(run.transport, item[0].family.address, item[1]), outgoing)
+    results = run.pool.map(
+        lambda item: _send(run.transport, _routes(item[0], item[1], run), item[1]), outgoing
+    )
     messages = []
     for (checkin, body), result in zip(outgoing, results, strict=True):
         if isinstance(result, TransportError):
@@ -201,10 +204,26 @@ def _grace_cutoff(settings: Settings, now: datetime) -> datetime:
     return now - timedelta(hours=settings.checkin_grace_hours)
 
 
-def _send(transport: Transport, to: str, body: str) -> str | TransportError:
+def _routes(checkin: CheckIn, body: str, run: DispatchRun) -> list[whatsapp.Route]:
+    """How the check-in reaches the family: SMS, or WhatsApp within its 24-hour window, else
+    the approved template, or the clinic's SMS fallback (``smsbot.whatsapp``)."""
+    family = checkin.family
+    clinic = checkin.enrollment.clinic if checkin.enrollment else None
+    baby = family.baby_name or run.render(run.programmes.texts["baby"], family)
+    return whatsapp.plan(
+        family,
+        run.now,
+        template=whatsapp.load_templates(run.settings.rules_path).get("checkin"),
+        lang=family.language,
+        values={"clinic": clinic.name if clinic else "", "baby": baby, "text": body},
+        sms_fallback=clinic is not None and clinic.whatsapp_sms_fallback,
+    )
+
+
+def _send(transport: Transport, routes: list[whatsapp.Route], body: str) -> str | TransportError:
     """The provider SID, or the error (returned, so one failure never stops the batch)."""
     try:
-        return transport.send(to, body, validity_period=VALIDITY_PERIOD)
+        return whatsapp.send(transport, routes, body, validity_period=VALIDITY_PERIOD)[0]
     except TransportError as exc:
         return exc
     except Exception as exc:  # a bug in a transport must not strand the batch in 'sending'

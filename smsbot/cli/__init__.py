@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from smsbot.cli import checkins, clinics, db, family, rules, serve, triage
+from smsbot.cli import checkins, clinics, db, escalation, family, rules, serve, triage
 
 
-@click.group(name="smsbot")
+@click.group(name="smsbot", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="smsbot", prog_name="smsbot")
 def main() -> None:
     """smsbot: safe SMS guidance for parents of young babies with arm or leg tremors."""
 
@@ -26,3 +27,4 @@ for command in (
     clinics.enroll,
 ):
     main.add_command(command)
+clinics.clinic.add_command(escalation.escalation_group)

@@ -23,7 +23,7 @@ from smsbot.models import Clinic, utcnow
 
 
 @contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
+def session_for(settings: Settings) -> Iterator[Session]:
     """A committed-on-success session that turns domain errors into one-line CLI errors."""
     try:
         with Database(settings.database_url) as database, database.session() as session:
@@ -32,7 +32,7 @@ def _session(settings: Settings) -> Iterator[Session]:
         raise click.ClickException(str(error)) from None
 
 
-def _clinic(session: Session, slug: str) -> Clinic:
+def find_clinic(session: Session, slug: str) -> Clinic:
     clinic = clinics.get_clinic(session, slug)
     if clinic is None:
         raise click.ClickException(f"no clinic with slug {slug!r} (see `smsbot clinic create`)")
@@ -50,6 +50,11 @@ def clinic() -> None:
 def clinic_settings_options(command: Callable[..., None]) -> Callable[..., None]:
     """The options ``clinic create`` and ``clinic update`` share."""
     for option in (
+        click.option(
+            "--whatsapp-sms-fallback",
+            type=click.Choice(["on", "off"]),
+            help="Text WhatsApp families by SMS when WhatsApp's 24-hour window is closed.",
+        ),
         click.option("--quiet-hours", help="No scheduled texts in this window, e.g. 20:00-09:00."),
         click.option("--webhook-url", help="Gets a signed JSON POST per alert (needs SMSBOT_PUBLIC_URL)."),
         click.option("--oncall-phone", help="Gets an SMS for every alert (needs SMSBOT_PUBLIC_URL)."),
@@ -70,10 +75,11 @@ def create_clinic(
     oncall_phone: str | None,
     webhook_url: str | None,
     quiet_hours: str | None,
+    whatsapp_sms_fallback: str | None,
 ) -> None:
     """Create a clinic; prints the secret its alert webhooks are signed with."""
     settings = cli_settings()
-    with _session(settings) as session:
+    with session_for(settings) as session:
         created = clinics.create_clinic(
             session,
             settings,
@@ -83,6 +89,7 @@ def create_clinic(
             oncall_phone=oncall_phone,
             webhook_url=webhook_url,
             quiet_hours=quiet_hours,
+            whatsapp_sms_fallback=whatsapp_sms_fallback,
         )
         click.echo(f"created clinic {created.slug} ({created.name})")
         if created.webhook_url:
@@ -97,9 +104,21 @@ def create_clinic(
 def update_clinic(slug: str, **changes: str | None) -> None:
     """Change a clinic's settings; only the options given change ('' clears an optional one)."""
     settings = cli_settings()
-    with _session(settings) as session:
-        updated = clinics.update_clinic(session, settings, _clinic(session, slug), **changes)
+    with session_for(settings) as session:
+        updated = clinics.update_clinic(session, settings, find_clinic(session, slug), **changes)
         click.echo(f"updated clinic {updated.slug} ({updated.name})")
+
+
+@clinic.command("list")
+def list_clinics() -> None:
+    """List clinics: slug, name, time zone, and how their alerts are paged."""
+    settings = cli_settings()
+    with session_for(settings) as session:
+        for row in clinics.list_clinics(session):
+            paging = ", ".join(
+                part for part, on in (("on-call phone", row.oncall_phone), ("webhook", row.webhook_url)) if on
+            )
+            click.echo(f"{row.slug}\t{row.name}\t{row.timezone}\t{paging or 'no paging'}")
 
 
 @clinic.group()
@@ -113,10 +132,22 @@ def token() -> None:
 def create_token(slug: str, name: str) -> None:
     """Create an API token and print it once: only its hash is stored."""
     settings = cli_settings()
-    with _session(settings) as session:
-        raw = clinics.create_token(session, _clinic(session, slug), name)
+    with session_for(settings) as session:
+        raw = clinics.create_token(session, find_clinic(session, slug), name)
     click.echo(raw)
     click.echo("Store it now: it cannot be shown again.", err=True)
+
+
+@token.command("list")
+@clinic_option
+def list_tokens(slug: str) -> None:
+    """List a clinic's API tokens: id, prefix, name, last use; revoked ones are marked."""
+    settings = cli_settings()
+    with session_for(settings) as session:
+        for row in clinics.list_tokens(session, find_clinic(session, slug)):
+            used = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never used"
+            state = "revoked" if row.revoked_at else "live"
+            click.echo(f"{row.id}\t{row.prefix}…\t{row.name or '-'}\t{used}\t{state}")
 
 
 @token.command("revoke")
@@ -125,8 +156,8 @@ def create_token(slug: str, name: str) -> None:
 def revoke_token(slug: str, prefix_or_id: str) -> None:
     """Revoke a token by the prefix it starts with (smsb_…) or its id."""
     settings = cli_settings()
-    with _session(settings) as session:
-        revoked = clinics.revoke_token(session, _clinic(session, slug), prefix_or_id, now=utcnow())
+    with session_for(settings) as session:
+        revoked = clinics.revoke_token(session, find_clinic(session, slug), prefix_or_id, now=utcnow())
         click.echo(f"revoked token {revoked.id} ({revoked.prefix}…)")
 
 
@@ -146,17 +177,55 @@ password_option = click.option(
 email_option = click.option("--email", required=True, help="The staff account's email.")
 
 
+role_option = click.option(
+    "--role",
+    type=click.Choice(clinics.ROLES),
+    default="nurse",
+    show_default=True,
+    help="admin: also manages staff, on-call and backup contacts, and escalation delays.",
+)
+
+
 @staff.command("add")
 @clinic_option
 @email_option
 @click.option("--name", default="")
+@role_option
 @password_option
-def add_staff(slug: str, email: str, name: str, password: str) -> None:
+def add_staff(slug: str, email: str, name: str, role: str, password: str) -> None:
     """Add a staff account to a clinic (the password is stored as a scrypt hash)."""
     settings = cli_settings()
-    with _session(settings) as session:
-        added = clinics.add_staff(session, _clinic(session, slug), email=email, password=password, name=name)
-        click.echo(f"added {added.email} to {slug}")
+    with session_for(settings) as session:
+        added = clinics.add_staff(
+            session, find_clinic(session, slug), email=email, password=password, name=name, role=role
+        )
+        click.echo(f"added {added.email} to {slug} as {added.role}")
+
+
+@staff.command("list")
+@clinic_option
+def list_staff(slug: str) -> None:
+    """List a clinic's staff accounts: email, name, role, and whether disabled or locked."""
+    settings = cli_settings()
+    now = utcnow()
+    with session_for(settings) as session:
+        for account in clinics.list_staff(session, find_clinic(session, slug)):
+            state = "disabled" if account.disabled_at else "active"
+            if account.locked_until and account.locked_until > now:
+                state = "locked"
+            click.echo(f"{account.email}\t{account.name or '-'}\t{account.role}\t{state}")
+
+
+@staff.command("set-role")
+@email_option
+@click.option("--role", type=click.Choice(clinics.ROLES), required=True)
+def set_role(email: str, role: str) -> None:
+    """Make an account a nurse or an admin."""
+    settings = cli_settings()
+    with session_for(settings) as session:
+        account = clinics.get_staff(session, email)
+        clinics.set_role(account, role)
+        click.echo(f"{account.email} is now {account.role}")
 
 
 @staff.command("reset-password")
@@ -165,7 +234,7 @@ def add_staff(slug: str, email: str, name: str, password: str) -> None:
 def reset_password(email: str, password: str) -> None:
     """Set a new password: the account is signed out everywhere and any lockout is lifted."""
     settings = cli_settings()
-    with _session(settings) as session:
+    with session_for(settings) as session:
         account = clinics.get_staff(session, email)
         clinics.set_password(session, account, password)
         click.echo(f"new password set for {account.email}; their dashboard sessions are ended")
@@ -176,7 +245,7 @@ def reset_password(email: str, password: str) -> None:
 def disable_staff(email: str) -> None:
     """Stop an account signing in and end its dashboard sessions (the account is kept)."""
     settings = cli_settings()
-    with _session(settings) as session:
+    with session_for(settings) as session:
         account = clinics.get_staff(session, email)
         clinics.disable_staff(session, account, now=utcnow())
         click.echo(f"disabled {account.email}; their dashboard sessions are ended")
@@ -187,7 +256,7 @@ def disable_staff(email: str) -> None:
 def enable_staff(email: str) -> None:
     """Let a disabled account sign in again with its password."""
     settings = cli_settings()
-    with _session(settings) as session:
+    with session_for(settings) as session:
         account = clinics.get_staff(session, email)
         clinics.enable_staff(account)
         click.echo(f"enabled {account.email}")
@@ -225,8 +294,8 @@ def import_families(csv_file: Path, slug: str, report: Path | None) -> None:
     errors += invalid
     transport = make_transport(settings)
     created = 0
-    with _session(settings) as session:
-        target = _clinic(session, slug)
+    with session_for(settings) as session:
+        target = find_clinic(session, slug)
         with click.progressbar(good, label="Enrolling", file=sys.stderr) as bar:
             for row in bar:
                 try:

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from smsbot import whatsapp
 from smsbot.checkins import programmes
 from smsbot.cli.settings import rules_dir_option
 from smsbot.clinics import texts as clinic_texts
@@ -32,6 +33,7 @@ KINDS: dict[str, Callable[[Path, dict[str, Any]], list[RuleFileError]]] = {
     "keywords": keywords.check_file,
     "checkins": programmes.check_file,
     "clinic": clinic_texts.check_file,
+    "whatsapp": whatsapp.check_file,
 }
 
 

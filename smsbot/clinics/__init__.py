@@ -11,6 +11,7 @@ Import from here: ``from smsbot import clinics``.
 """
 
 from smsbot.clinics.accounts import (
+    ROLES,
     add_staff,
     authenticate_token,
     create_clinic,
@@ -21,9 +22,13 @@ from smsbot.clinics.accounts import (
     get_clinic,
     get_staff,
     is_timezone,
+    list_clinics,
+    list_staff,
+    list_tokens,
     parse_quiet_hours,
     revoke_token,
     set_password,
+    set_role,
     update_clinic,
 )
 from smsbot.clinics.consent import (
@@ -48,6 +53,7 @@ from smsbot.clinics.queries import family_checkins, family_messages, message_vis
 
 __all__ = [
     "FAMILY_FIELDS",
+    "ROLES",
     "ConflictError",
     "FieldError",
     "InvalidFieldsError",
@@ -69,6 +75,9 @@ __all__ = [
     "get_staff",
     "is_storable_text",
     "is_timezone",
+    "list_clinics",
+    "list_staff",
+    "list_tokens",
     "message_visibility",
     "parse_quiet_hours",
     "programme_ids",
@@ -76,6 +85,7 @@ __all__ = [
     "retry_consents",
     "revoke_token",
     "set_password",
+    "set_role",
     "sync_family_details",
     "unenroll",
     "update_clinic",

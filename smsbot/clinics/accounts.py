@@ -19,6 +19,7 @@ from smsbot.models import ApiToken, Clinic, Staff
 from smsbot.phones import InvalidPhoneError, normalise_phone
 
 TOKEN_PREFIX = "smsb_"
+ROLES = ("nurse", "admin")  # admin: also manages staff, the escalation chain and its delays
 MIN_PASSWORD_LENGTH = 10
 
 
@@ -49,6 +50,7 @@ def _clinic_values(
     oncall_phone: str | None = None,
     webhook_url: str | None = None,
     quiet_hours: str | None = None,
+    whatsapp_sms_fallback: str | None = None,
 ) -> dict[str, Any]:
     """Clean the clinic settings given (None: not given; "" clears an optional one).
 
@@ -81,6 +83,10 @@ def _clinic_values(
                 values["oncall_phone"] = normalise_phone(oncall_phone, settings.default_region)
             except InvalidPhoneError as error:
                 errors.append(FieldError("oncall_phone", "invalid_phone", str(error)))
+    if whatsapp_sms_fallback is not None:
+        values["whatsapp_sms_fallback"] = whatsapp_sms_fallback == "on"
+        if whatsapp_sms_fallback not in ("on", "off"):
+            errors.append(FieldError("whatsapp_sms_fallback", "invalid_choice", "use on or off"))
     alerting = next((field for field in ("oncall_phone", "webhook_url") if values.get(field)), None)
     if alerting is not None and not settings.public_url:
         errors.append(FieldError(alerting, "needs_public_url", ALERT_LINKS_NEED_PUBLIC_URL))
@@ -97,6 +103,7 @@ def create_clinic(
     oncall_phone: str | None = None,
     webhook_url: str | None = None,
     quiet_hours: str | None = None,
+    whatsapp_sms_fallback: str | None = None,
 ) -> Clinic:
     """Create a clinic with a fresh webhook secret (used to sign its alert webhooks)."""
     errors = []
@@ -110,6 +117,7 @@ def create_clinic(
         oncall_phone=oncall_phone,
         webhook_url=webhook_url,
         quiet_hours=quiet_hours,
+        whatsapp_sms_fallback=whatsapp_sms_fallback,
     )
     if errors:
         raise InvalidFieldsError(errors)
@@ -138,18 +146,50 @@ def get_clinic(session: Session, slug: str) -> Clinic | None:
     return session.scalar(select(Clinic).where(Clinic.slug == slug))
 
 
-def add_staff(session: Session, clinic: Clinic, *, email: str, password: str, name: str = "") -> Staff:
+def list_clinics(session: Session) -> list[Clinic]:
+    return list(session.scalars(select(Clinic).order_by(Clinic.slug)))
+
+
+def list_staff(session: Session, clinic: Clinic) -> list[Staff]:
+    return list(session.scalars(select(Staff).where(Staff.clinic_id == clinic.id).order_by(Staff.email)))
+
+
+def list_tokens(session: Session, clinic: Clinic) -> list[ApiToken]:
+    return list(
+        session.scalars(select(ApiToken).where(ApiToken.clinic_id == clinic.id).order_by(ApiToken.id))
+    )
+
+
+def add_staff(
+    session: Session, clinic: Clinic, *, email: str, password: str, name: str = "", role: str = "nurse"
+) -> Staff:
     """Add a staff account; the password is stored as a scrypt hash (werkzeug's default KDF)."""
     email = email.strip().lower()
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
         raise InvalidFieldsError([FieldError("email", "invalid_email", "not an email address")])
+    _check_role(role)
     _check_password(password)
     if session.scalar(select(Staff.id).where(Staff.email == email)) is not None:
         raise ConflictError("email_taken", "a staff account with this email already exists", "email")
-    staff = Staff(clinic_id=clinic.id, email=email, name=name, password_hash=generate_password_hash(password))
+    staff = Staff(
+        clinic_id=clinic.id, email=email, name=name, role=role, password_hash=generate_password_hash(password)
+    )
     session.add(staff)
     session.flush()
     return staff
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise InvalidFieldsError(
+            [FieldError("role", "invalid_role", f"role must be one of {', '.join(ROLES)}")]
+        )
+
+
+def set_role(staff: Staff, role: str) -> None:
+    """Make the account a nurse or an admin."""
+    _check_role(role)
+    staff.role = role
 
 
 def _check_password(password: str) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from smsbot import checkins
+from smsbot import checkins, whatsapp
 from smsbot.checkins.claims import MAX_ATTEMPTS
 from smsbot.clinics.details import sync_family_details
 from smsbot.clinics.texts import load_clinic_texts
@@ -55,8 +55,16 @@ def request_consent(
     session.add(message)
     session.flush()
     enrollment.consent_attempts += 1
+    routes = whatsapp.plan(
+        family,
+        now,
+        template=whatsapp.load_templates(settings.rules_path).get("consent"),
+        lang=lang,
+        values={"clinic": enrollment.clinic.name, "baby": baby, "text": body},
+        sms_fallback=enrollment.clinic.whatsapp_sms_fallback,
+    )
     try:
-        message.provider_sid = transport.send(family.address, body)
+        message.provider_sid, _route = whatsapp.send(transport, routes, body)
     except TransportError as error:
         message.status, message.error_code = "failed", error.code
         record_consent_failure(session, enrollment, error, settings=settings, now=now)

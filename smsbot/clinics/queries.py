@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, nulls_last, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, nulls_last, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from smsbot import privacy
@@ -175,22 +175,6 @@ def alert_deliveries(session: Session, alert: Alert) -> list[AlertDelivery]:
     )
 
 
-def acknowledge_alert(session: Session, alert: Alert, *, by: str, note: str | None, now: datetime) -> bool:
-    """Acknowledge ``alert`` and commit; False if someone else already did.
-
-    One conditional UPDATE, so of two acknowledgements at once (two nurses, two API calls)
-    exactly one wins, whatever the interleaving; reading first and writing after would let
-    both succeed.
-    """
-    result = session.execute(
-        update(Alert)
-        .where(Alert.id == alert.id, Alert.acknowledged_at.is_(None))
-        .values(acknowledged_at=now, acknowledged_by=by, ack_note=note)
-    )
-    session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined]
-
-
 # Families -------------------------------------------------------------------------------
 
 
@@ -223,7 +207,7 @@ def _search_filter(query: str) -> ColumnElement[bool] | None:
     return None
 
 
-def _family_rows(clinic_id: int) -> Select[Any]:
+def family_rows(clinic_id: int) -> Select[Any]:
     """The clinic's families, each with its own enrollment and the last text it may read."""
     return (
         select(
@@ -241,7 +225,7 @@ def search_families(
     session: Session, clinic_id: int, query: str = "", page: int = 1, per_page: int = 25
 ) -> Page:
     """The clinic's families, most recently in contact first, one page at a time."""
-    statement = _family_rows(clinic_id)
+    statement = family_rows(clinic_id)
     condition = _search_filter(query)
     if condition is not None:
         statement = statement.where(condition)
@@ -259,7 +243,7 @@ def search_families(
 
 def find_family(session: Session, clinic_id: int, family_id: int) -> FamilyRow | None:
     """The family if this clinic enrolled it (at any time), else None."""
-    row = session.execute(_family_rows(clinic_id).where(Family.id == family_id)).first()
+    row = session.execute(family_rows(clinic_id).where(Family.id == family_id)).first()
     return FamilyRow(*row) if row else None
 
 

@@ -1,5 +1,6 @@
-"""Texts sent on behalf of a clinic (consent request and its confirmation, on-call alert),
-from ``rules/clinic.yaml`` (``kind: clinic``), parsed through the one rule-file layer.
+"""Texts sent on behalf of a clinic (consent request and its confirmation, on-call alert,
+staff texts and their quick replies), from ``rules/clinic.yaml``
+(``kind: clinic``), parsed through the one rule-file layer.
 
 Wording is reviewed with the clinical content, so it lives in the rules directory, not here.
 """
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from smsbot.rulefiles import RULE_FILE, RuleFileError, Texts, parse, parse_one
+from smsbot.rulefiles import RULE_FILE, RuleFileError, Text, Texts, parse, parse_one
 from smsbot.vocabulary import DEFAULT_LANG
 
 FILENAME = "clinic.yaml"
@@ -27,6 +28,12 @@ class ClinicReplies(_Part):
     consent: Texts  # sent once on enrolling; placeholders {clinic}, {baby}
     consent_given: Texts  # the reply to the YES that consented; also {emergency_number}
     oncall_alert: Texts  # to the clinic's on-call phone: {level}, {clinic}, {link}
+    staff_message: Texts  # a text staff wrote: {clinic}, {text}
+
+
+class QuickReply(_Part):
+    label: Text  # what the button says to staff
+    text: Texts  # {baby}, {emergency_number}
 
 
 class ClinicFixedTexts(_Part):
@@ -37,12 +44,19 @@ class ClinicFile(_Part):
     kind: Literal["clinic"]
     replies: ClinicReplies
     texts: ClinicFixedTexts
+    quick_replies: dict[str, QuickReply] = {}
 
 
 @dataclass(frozen=True)
 class ClinicTexts:
     replies: dict[str, dict[str, str]]
     texts: dict[str, dict[str, str]]
+    quick_replies: dict[str, tuple[str, dict[str, str]]]  # id → (label, text per language)
+
+    def quick_reply(self, name: str, lang: str, **values: str) -> str:
+        """A quick reply's text in ``lang`` (KeyError for an unknown one)."""
+        texts = self.quick_replies[name][1]
+        return texts.get(lang, texts[DEFAULT_LANG]).format(**values)
 
     def render(self, name: str, lang: str, **values: str) -> str:
         """Fill a reply's placeholders in ``lang`` (English when that language has no text)."""
@@ -64,4 +78,8 @@ def check_file(path: Path, data: dict[str, Any]) -> list[RuleFileError]:
 def load_clinic_texts(rules_dir: Path) -> ClinicTexts:
     """Parse ``<rules_dir>/clinic.yaml`` once per directory (a RuleFileError if it is wrong)."""
     parsed = parse_one(Path(rules_dir) / FILENAME, ClinicFile)
-    return ClinicTexts(replies=parsed.replies.model_dump(), texts=parsed.texts.model_dump())
+    return ClinicTexts(
+        replies=parsed.replies.model_dump(),
+        texts=parsed.texts.model_dump(),
+        quick_replies={name: (q.label, q.text.model_dump()) for name, q in parsed.quick_replies.items()},
+    )

@@ -8,7 +8,8 @@ from typing import Any, Protocol, runtime_checkable
 
 
 class TransportError(RuntimeError):
-    """A send failed. ``permanent`` errors must not be retried (e.g. invalid number)."""
+    """A send failed. ``permanent`` errors must not be retried (e.g. invalid number);
+    ``window``: WhatsApp refused it for its 24-hour window or a template (SMS may still reach)."""
 
     def __init__(
         self,
@@ -18,8 +19,10 @@ class TransportError(RuntimeError):
         permanent: bool = False,
         opted_out: bool = False,
         status: int | None = None,
+        window: bool = False,
     ) -> None:
         super().__init__(message)
+        self.window = window
         self.code = code
         self.permanent = permanent
         self.opted_out = opted_out

@@ -31,11 +31,13 @@ LOOKUP_LIMIT = 100
 
 @dataclass(frozen=True)
 class ErrorKind:
-    """What a Twilio error means for us: retry it, give up, or mark the family opted out."""
+    """What a Twilio error means for us: retry it, give up, or mark the family opted out;
+    ``window``: WhatsApp refused a text for its 24-hour window or a template."""
 
     permanent: bool
     opted_out: bool
     description: str
+    window: bool = False
 
 
 TWILIO_ERRORS: dict[int, ErrorKind] = {
@@ -48,6 +50,14 @@ TWILIO_ERRORS: dict[int, ErrorKind] = {
     30007: ErrorKind(True, False, "message filtered by the carrier"),
     # Only reported by status callbacks; a stale check-in is not worth resending.
     30036: ErrorKind(True, False, "validity period expired"),
+    # WhatsApp: free text outside the 24-hour window, or a template it cannot use. Not the
+    # family's fault: a template, or the clinic's SMS fallback, may still reach them.
+    63016: ErrorKind(True, False, "outside WhatsApp's 24-hour window: an approved template is needed", True),
+    63024: ErrorKind(True, False, "not a WhatsApp recipient", True),
+    63027: ErrorKind(True, False, "WhatsApp template missing for this language", True),
+    63028: ErrorKind(True, False, "WhatsApp template variables do not match", True),
+    21655: ErrorKind(True, False, "invalid ContentSid", True),
+    21656: ErrorKind(True, False, "invalid ContentVariables", True),
     20429: ErrorKind(False, False, "too many concurrent requests"),
     21611: ErrorKind(False, False, "sender queue over 10 hours"),
     30001: ErrorKind(False, False, "queue overflow"),
@@ -86,6 +96,7 @@ def transport_error(code: int | None, status: int | None, *, cause: str = "") ->
         status=status,
         permanent=kind.permanent,
         opted_out=kind.opted_out,
+        window=kind.window,
     )
 
 
@@ -208,6 +219,13 @@ class TwilioTransport:
     def message_fields(self, to: str, body: str, **opts: Any) -> dict[str, Any]:
         """Keyword arguments for ``client.messages.create``."""
         fields: dict[str, Any] = {"to": to, "body": body}
+        if opts.get("content_sid"):
+            # An approved WhatsApp template: Twilio sends its text, filled with the variables.
+            fields = {
+                "to": to,
+                "content_sid": opts["content_sid"],
+                "content_variables": json.dumps(opts.get("content_variables") or {}, ensure_ascii=False),
+            }
         if self.sender.startswith("MG"):
             fields["messaging_service_sid"] = self.sender
         elif to.startswith("whatsapp:") and not self.sender.startswith("whatsapp:"):
@@ -222,7 +240,8 @@ class TwilioTransport:
         return fields
 
     def send(self, to: str, body: str, **opts: Any) -> str:
-        """Send one message; returns its ``SM…`` SID. Option: ``validity_period`` (seconds)."""
+        """Send one message; returns its ``SM…`` SID. Options: ``validity_period`` (seconds),
+        ``content_sid`` and ``content_variables`` (a WhatsApp template, sent instead of ``body``)."""
         with _as_transport_errors():
             message = self.client.messages.create(**self.message_fields(to, body, **opts))
         return str(message.sid)

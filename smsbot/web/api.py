@@ -20,7 +20,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import clinics
+from smsbot import alerts, clinics, inbox
 from smsbot.clinics import queries
 from smsbot.conversation import news
 from smsbot.db import clashing_table, request_session
@@ -352,6 +352,46 @@ def list_messages(family_id: int) -> Response:
     return _page(session, query, Message.id, shapes.MessagePage, _each(shapes.Message.of))
 
 
+@bp.post("/families/<int:family_id>/messages")
+@operation(
+    responses={201: ("Sent (or refused by the provider: status failed).", shapes.StaffMessageSent)},
+    body=shapes.StaffMessageCreate,
+    errors=(400, 404, 409),
+)
+def send_message(family_id: int) -> Response:
+    """Text the family, signed with the clinic's name
+
+    Only to a family that agreed (YES) to this clinic's texts and has not texted STOP (409
+    otherwise). The parent's answer lands in the same thread. With ``acknowledge``, the
+    family's open alerts are acknowledged once the text is sent.
+    """
+    session = request_session()
+    enrollment = _enrollment_or_404(session, family_id)
+    body = _json_body()
+    _reject_unknown(body, shapes.fields_of(shapes.StaffMessageCreate))
+    acknowledge = body.get("acknowledge", False)
+    if not isinstance(acknowledge, bool):
+        raise ApiError(422, "invalid_acknowledge", "acknowledge must be true or false", "acknowledge")
+    template = body.get("template")
+    if template is not None and not isinstance(template, str):
+        raise ApiError(422, "unknown_template", "template must be a quick reply id", "template")
+    sent = inbox.send_staff_text(
+        session,
+        current_app.extensions["smsbot.settings"],
+        current_app.extensions["smsbot.transport"],
+        enrollment,
+        text=body.get("text"),
+        template=template,
+        sender=_actor(),
+        acknowledge=acknowledge,
+        now=utcnow(),
+    )
+    shape = shapes.StaffMessageSent(
+        message=shapes.Message.of(sent.message), error=sent.error, acknowledged_alerts=sent.acknowledged
+    )
+    return _answer(shape, 201)
+
+
 @bp.get("/families/<int:family_id>/checkins")
 @operation(
     responses={200: ("A page of check-ins.", shapes.CheckInPage)}, query=shapes.PageQuery, errors=(404,)
@@ -452,6 +492,6 @@ def acknowledge_alert(alert_id: int) -> Response:
         raise ApiError(
             422, "invalid_note", f"note must be text of at most {NOTE_MAX_CHARS} characters", "note"
         )
-    if not queries.acknowledge_alert(session, row.alert, by=_actor(), note=note, now=utcnow()):
+    if not alerts.acknowledge(session, row.alert, by=_actor(), note=note, now=utcnow()):
         raise ApiError(409, "already_acknowledged", "this alert was already acknowledged")
     return _answer(shapes.Alert.of(row.alert, row.enrollment.id if row.enrollment else None))

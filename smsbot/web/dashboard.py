@@ -32,9 +32,12 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from smsbot import clinics
+from smsbot import clinics, inbox
+from smsbot.alerts import acknowledge as acknowledge_alert
+from smsbot.alerts import timeline
 from smsbot.checkins.programmes import load_programmes
 from smsbot.clinics import queries
+from smsbot.clinics.texts import ClinicTexts, load_clinic_texts
 from smsbot.conversation import CHECKIN_WORSE, news
 from smsbot.db import request_session
 from smsbot.families import lock_family
@@ -94,7 +97,8 @@ def init_app(app: Flask) -> None:
 
 
 @bp.before_request
-def _require_csrf_and_staff() -> Response | None:
+def require_csrf_and_staff() -> Response | None:
+    """Every dashboard request: a CSRF check on POSTs, and a signed-in staff member in ``g.staff``."""
     if has_nul(request.args.values()) or has_nul(request.form.values()):
         abort(400, "A search or form value contains a NUL character.")
     csrf.protect()
@@ -106,17 +110,17 @@ def _require_csrf_and_staff() -> Response | None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     target = request.full_path if request.query_string else request.path
-    return redirect(url_for(".login", next=target if request.method == "GET" else None))
+    return redirect(url_for("dashboard.login", next=target if request.method == "GET" else None))
 
 
 @bp.after_request
-def _security_headers(response: Response) -> Response:
+def security_headers(response: Response) -> Response:
     response.headers.update(SECURITY_HEADERS)
     return response
 
 
 @bp.errorhandler(HTTPException)
-def _html_error(error: HTTPException) -> tuple[str, int]:
+def html_error(error: HTTPException) -> tuple[str, int]:
     status = error.code or 500
     if isinstance(error, CSRFError):
         message = (
@@ -229,8 +233,13 @@ def alert(alert_id: int) -> str:
         row=row,
         reasons=_rule_reasons(message.flags if message is not None else [], row.alert.level),
         deliveries=queries.alert_deliveries(db, row.alert),
+        timeline=timeline.entries(db, row.alert.id),
         max_note=NOTE_MAX_CHARS,
     )
+
+
+def _clinic_texts() -> ClinicTexts:
+    return load_clinic_texts(current_app.extensions["smsbot.settings"].rules_path)
 
 
 def _rule_reasons(flags: list[str], level: str) -> list[tuple[str, str]]:
@@ -259,7 +268,7 @@ def acknowledge(alert_id: int) -> Response:
     if not note or len(note) > NOTE_MAX_CHARS:
         flash(f"Write what was done (up to {NOTE_MAX_CHARS} characters) to acknowledge the alert.", "error")
         return redirect(back if from_page else url_for(".alerts", _anchor=f"alert-{alert_id}"))
-    if queries.acknowledge_alert(db, alert, by=g.staff.email, note=note, now=utcnow()):
+    if acknowledge_alert(db, alert, by=g.staff.email, note=note, now=utcnow()):
         flash(f"Alert for {mask_phone(alert.family.phone)} acknowledged.", "success")
     else:
         db.refresh(alert)  # acknowledged by someone else meanwhile: say who
@@ -338,6 +347,8 @@ def family(family_id: int) -> str:
         answers=answers,
         tally=Counter(answer.outcome for answer in answers),
         languages=LANGUAGE_NAMES,
+        quick_replies=[(name, label) for name, (label, _texts) in _clinic_texts().quick_replies.items()],
+        open_alerts=inbox.open_alerts(db, row.enrollment),
     )
 
 

@@ -21,7 +21,7 @@ from smsbot import models
 from smsbot.clinics.consent import consent_state
 from smsbot.clinics.enrollment import MAX_BABY_AGE, TEXT_LIMITS, TIMEZONE_MAX_CHARS
 from smsbot.models import utcnow
-from smsbot.vocabulary import CHANNELS, LANGS, MAX_ID, NOTE_MAX_CHARS
+from smsbot.vocabulary import CHANNELS, LANGS, MAX_ID, NOTE_MAX_CHARS, STAFF_TEXT_MAX_CHARS
 
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 Language = Literal[LANGS]  # type: ignore[valid-type]
@@ -137,6 +137,17 @@ class Acknowledge(Shape):
     note: Annotated[str, Field(max_length=NOTE_MAX_CHARS)] | None = None
 
 
+class StaffMessageCreate(Shape):
+    """A text to the family, signed with the clinic's name: ``text`` or a quick-reply
+    ``template`` (rules/clinic.yaml), not both."""
+
+    text: Annotated[str, Field(min_length=1, max_length=STAFF_TEXT_MAX_CHARS, pattern=NotBlank)] | None = None
+    template: Annotated[str, Field(description="A quick reply id from rules/clinic.yaml.")] | None = None
+    acknowledge: Annotated[
+        bool, Field(description="Also acknowledge the family's open alerts (once the text is sent).")
+    ] = False
+
+
 # --- query parameters -------------------------------------------------------------------------
 
 
@@ -242,6 +253,7 @@ class Message(Shape):
     body: Annotated[str | None, Field(description="null once purged by retention")]
     status: str
     level: str | None
+    sent_by: Annotated[str | None, Field(description="Who wrote a staff text (kind staff).")] = None
     created_at: Timestamp
 
     @classmethod
@@ -253,8 +265,15 @@ class Message(Shape):
             body=message.body,
             status=message.status,
             level=message.level,
+            sent_by=message.sent_by,
             created_at=message.created_at,
         )
+
+
+class StaffMessageSent(Shape):
+    message: Message
+    error: Annotated[str | None, Field(description="Why the provider refused it (status failed).")] = None
+    acknowledged_alerts: list[int]
 
 
 class CheckIn(Shape):

@@ -100,10 +100,15 @@ def test_alert_reaches_the_oncall_phone_and_the_signed_webhook_once(
 
 def test_repeated_red_flags_within_the_window_alert_once(db, settings, family_id):
     now = utcnow()
-    assert len(raise_alert(db, settings, family_id, now)) == 1
-    assert raise_alert(db, settings, family_id, now + timedelta(minutes=30)) == []
+    first = raise_alert(db, settings, family_id, now)
+    assert len(first) == 1
+    # A second emergency pages again (the same alert, see test_escalation), an urgent one does not.
+    assert raise_alert(db, settings, family_id, now + timedelta(minutes=30)) == first
     assert len(raise_alert(db, settings, family_id, now + timedelta(minutes=30), level="urgent")) == 1
+    assert raise_alert(db, settings, family_id, now + timedelta(minutes=40), level="urgent") == []
     assert len(raise_alert(db, settings, family_id, now + alerts.DEDUPE_WINDOW + timedelta(minutes=1))) == 1
+    with db.session() as session:
+        assert session.scalar(select(func.count(Alert.id))) == 3
 
 
 def test_failed_webhook_is_retried_with_exponential_backoff(db, settings, family_id, webhook, outbox):

@@ -6,57 +6,34 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from dashboard_fixtures import NURSE, PASSWORD, World, build_world
-from flask import Flask
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from devtools.demo import add_answers, add_enrollment
-from devtools.screenshots import CHROMIUM, chromium, serve, sign_in
+from devtools.screenshots import sign_in
 from smsbot.db import Database
 from smsbot.messaging.console import MemoryTransport
 from smsbot.models import Clinic, Enrollment, Family, utcnow
+from tests.browser_fixtures import *  # noqa: F403
+from tests.browser_fixtures import needs_chromium
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing: apt-get install chromium"),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 PARENT = "+15550100002"
 ONCALL = "+15550109999"
 EMERGENCY_TEXT = "his lips look blue and he is jerking"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
-
-
 @pytest.fixture
 def world(db: Database) -> World:
     return build_world(db, utcnow())
-
-
-@pytest.fixture
-def base_url(app: Flask) -> Iterator[str]:
-    with serve(app) as url:
-        yield url
-
-
-@pytest.fixture
-def page(browser: Browser, base_url: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=base_url)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def _enroll_parent_with_answers(db: Database, world: World) -> int:

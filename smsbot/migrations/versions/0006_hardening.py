@@ -4,7 +4,7 @@
 signed webhook replayed after an erasure is recognised and ignored. Each enrollment counts
 its consent text's attempts, keeps the last failure's reason and when it is retried.
 
-Revision ID: 0006_h2_hardening
+Revision ID: 0006
 Revises: 0005
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_h2_hardening"
+revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -19,11 +19,12 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import clinics
+from smsbot import clinics, episodes
 from smsbot.clinics import queries
 from smsbot.conversation import news
 from smsbot.db import request_session
 from smsbot.models import Alert, ApiToken, CheckIn, Clinic, Enrollment, Message, utcnow
+from smsbot.triage import load_rules
 from smsbot.vocabulary import MAX_ID, NOTE_MAX_CHARS
 from smsbot.web import openapi, shapes
 from smsbot.web.errors import error_response
@@ -377,6 +378,43 @@ def erase_family(family_id: int) -> Response:
     counts = queries.erase_family(session, enrollment, now=utcnow())
     session.commit()
     return _answer(shapes.Erased(erased=counts))
+
+
+# --- episodes ----------------------------------------------------------------------------
+
+
+def _stories(session: Session, enrollment: Enrollment) -> list[episodes.Story]:
+    """The enrollment's episodes, brought up to date, with what happened in each."""
+    now = utcnow()
+    found = episodes.refresh(session, enrollment, now=now)
+    session.commit()
+    rules = load_rules(current_app.extensions["smsbot.settings"].rules_path)
+    return [episodes.story_of(session, episode, rules, now=now) for episode in found]
+
+
+def _story_or_404(session: Session, family_id: int, episode_id: int) -> tuple[Enrollment, episodes.Story]:
+    enrollment = _enrollment_or_404(session, family_id)
+    for story in _stories(session, enrollment):
+        if story.episode.id == episode_id:
+            return enrollment, story
+    raise ApiError(404, "not_found", f"no episode {episode_id} for family {family_id} at this clinic")
+
+
+@bp.get("/families/<int:family_id>/episodes")
+@operation(responses={200: ("The family's episodes at this clinic.", shapes.EpisodeList)}, errors=(404,))
+def list_episodes(family_id: int) -> Response:
+    """The family's episodes at this clinic, oldest first"""
+    session = request_session()
+    stories = _stories(session, _enrollment_or_404(session, family_id))
+    return _answer(shapes.EpisodeList(data=[shapes.Episode.of(story) for story in stories]))
+
+
+@bp.get("/families/<int:family_id>/episodes/<int:episode_id>")
+@operation(responses={200: ("The episode.", shapes.EpisodeDetail)}, errors=(404,))
+def get_episode(family_id: int, episode_id: int) -> Response:
+    """One episode: levels over time, red flags and why, replies, answers, alerts, timeline"""
+    _, story = _story_or_404(request_session(), family_id, episode_id)
+    return _answer(shapes.EpisodeDetail.of(story))
 
 
 # --- alerts ------------------------------------------------------------------------------

@@ -1,0 +1,131 @@
+"""Episodes through the clinic API: a first report opens one, the quiet days or staff close
+it, the detail holds the levels, flags with their reasons and who acknowledged, and another
+clinic never sees it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from smsbot import episodes
+from smsbot.db import Database
+from smsbot.models import Enrollment, Episode, Message, utcnow
+from tests.clinic_fixtures import *  # noqa: F403
+
+BLUE = "he is shaking and his lips are turning blue"
+
+
+def test_a_first_report_opens_an_episode_with_its_levels_flags_and_alert(
+    api, enroll_consenting_parent, text_bot
+):
+    family = enroll_consenting_parent()
+    assert api("GET", f"/families/{family['id']}/episodes").get_json() == {"data": []}
+
+    assert text_bot(BLUE).status_code == 200
+    [episode] = api("GET", f"/families/{family['id']}/episodes").get_json()["data"]
+    assert (episode["family_id"], episode["status"], episode["highest_level"]) == (
+        family["id"],
+        "open",
+        "emergency",
+    )
+
+    [alert] = api("GET", "/alerts").get_json()["data"]
+    api("POST", f"/alerts/{alert['id']}/acknowledge", json={"note": "called mum, sent to ED"})
+    detail = api("GET", f"/families/{family['id']}/episodes/{episode['id']}").get_json()
+    [text] = detail["levels"]
+    assert text["level"] == "emergency"
+    assert text["flags"] and all(flag["rule_id"] and flag["reason"] for flag in text["flags"])
+    [acknowledged] = detail["alerts"]
+    assert (acknowledged["acknowledged_by"], acknowledged["note"]) == ("api:ehr", "called mum, sent to ED")
+    assert [reply["direction"] for reply in detail["replies"]] == ["out"]
+    timeline = [entry["text"] for entry in detail["timeline"]]
+    assert timeline[0].startswith("The family texted; triage read it as emergency.")
+    assert "api:ehr acknowledged the alert: called mum, sent to ED" in timeline
+
+
+def test_texts_without_a_symptom_open_no_episode(api, enroll_consenting_parent, text_bot):
+    family = enroll_consenting_parent()
+    text_bot("what should I watch for?")
+    assert api("GET", f"/families/{family['id']}/episodes").get_json() == {"data": []}
+
+
+def test_the_quiet_days_close_an_episode_and_a_later_report_opens_another(
+    app, db: Database, api, enroll_consenting_parent, text_bot
+):
+    family = enroll_consenting_parent()
+    text_bot("her legs shake when she cries")
+    with db.session() as session:
+        enrollment = session.get_one(Enrollment, family["id"])
+        first_text = session.get_one(
+            Episode, episodes.refresh(session, enrollment, now=utcnow())[0].id
+        ).opened_at
+        day13 = episodes.refresh(session, enrollment, now=first_text + timedelta(days=13, hours=23))
+        assert [e.closed_at for e in day13] == [None]
+        [closed] = episodes.refresh(session, enrollment, now=first_text + timedelta(days=14))
+        assert (closed.closed_at, closed.close_reason, closed.closed_by) == (
+            first_text + timedelta(days=14),
+            "quiet",
+            None,
+        )
+        later = first_text + timedelta(days=20)
+        session.add(
+            Message(
+                family_id=enrollment.family_id,
+                direction="in",
+                kind="symptom",
+                level="urgent",
+                created_at=later,
+            )
+        )
+        session.flush()
+        first, second = episodes.refresh(session, enrollment, now=later)
+        assert first.id == closed.id and (second.opened_at, second.closed_at) == (later, None)
+        session.commit()
+    listed = api("GET", f"/families/{family['id']}/episodes").get_json()["data"]
+    assert [(e["status"], e["close_reason"]) for e in listed] == [("closed", "quiet"), ("open", None)]
+
+
+def test_a_clinic_with_fewer_quiet_days_closes_sooner(
+    db: Database, world, enroll_consenting_parent, text_bot
+):
+    family = enroll_consenting_parent()
+    text_bot("her legs shake when she cries")
+    with db.session() as session:
+        enrollment = session.get_one(Enrollment, family["id"])
+        enrollment.clinic.episode_quiet_days = 3
+        [episode] = episodes.refresh(session, enrollment, now=utcnow() + timedelta(days=3, minutes=1))
+        assert episode.close_reason == "quiet"
+
+
+def test_staff_close_an_episode_and_a_new_report_opens_the_next(
+    db: Database, enroll_consenting_parent, text_bot
+):
+    family = enroll_consenting_parent()
+    text_bot("her legs shake when she cries")
+    with db.session() as session:
+        enrollment = session.get_one(Enrollment, family["id"])
+        [episode] = episodes.refresh(session, enrollment, now=utcnow())
+        assert episodes.close_by_staff(session, episode, by="staff:nurse@riverside.example", now=utcnow())
+        assert not episodes.close_by_staff(session, episode, by="staff:someone", now=utcnow())
+        assert (episode.close_reason, episode.closed_by) == ("staff", "staff:nurse@riverside.example")
+        session.commit()
+    text_bot("ok thanks")
+    with db.session() as session:
+        enrollment = session.get_one(Enrollment, family["id"])
+        assert len(episodes.refresh(session, enrollment, now=utcnow())) == 1  # no report: none opened
+    text_bot("now she is shaking again and very floppy")
+    with db.session() as session:
+        enrollment = session.get_one(Enrollment, family["id"])
+        first, second = episodes.refresh(session, enrollment, now=utcnow())
+        assert first.close_reason == "staff" and second.closed_at is None
+
+
+def test_another_clinic_never_sees_the_episode(api, world, enroll_consenting_parent, text_bot):
+    family = enroll_consenting_parent()
+    other = enroll_consenting_parent("+15550100002")
+    text_bot(BLUE)
+    [episode] = api("GET", f"/families/{family['id']}/episodes").get_json()["data"]
+    lakeside = world.lakeside_token
+    assert api("GET", f"/families/{family['id']}/episodes", token=lakeside).status_code == 404
+    assert api("GET", f"/families/{family['id']}/episodes/{episode['id']}", token=lakeside).status_code == 404
+    # Nor through one of its own ids: the episode belongs to another family.
+    assert api("GET", f"/families/{other['id']}/episodes/{episode['id']}").status_code == 404

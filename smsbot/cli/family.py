@@ -1,21 +1,27 @@
-"""``smsbot family``: a family's data, exported or erased on request (privacy)."""
+"""``smsbot family``: a family's data, exported or erased on request (privacy), and the
+summary of its episodes."""
 
 from __future__ import annotations
 
 import json
 
 import click
+from sqlalchemy import select
 
+from smsbot import episodes
 from smsbot.cli.settings import cli_settings
 from smsbot.db import Database
-from smsbot.models import utcnow
-from smsbot.phones import InvalidPhoneError, normalise_phone
+from smsbot.models import Enrollment, utcnow
+from smsbot.phones import InvalidPhoneError, mask_phone, normalise_phone
 from smsbot.privacy import erase_family, export_family, find_family
+from smsbot.triage import load_rules
+
+TIME = "%Y-%m-%d %H:%M UTC"
 
 
 @click.group()
 def family() -> None:
-    """A family's data: export it or erase it (privacy requests)."""
+    """A family's data: export it or erase it (privacy requests), or summarise its episodes."""
 
 
 def _database_and_phone(phone: str) -> tuple[Database, str]:
@@ -55,3 +61,60 @@ def family_erase(phone: str, yes: bool) -> None:
         for contact in contacts:
             counts = erase_family(session, contact, now=utcnow())
             click.echo("erased: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+
+
+@family.command("summary")
+@click.argument("phone")
+def family_summary(phone: str) -> None:
+    """Print PHONE's episodes at each clinic: levels, red flags and why, alerts, what happened."""
+    settings = cli_settings()
+    database, phone = _database_and_phone(phone)
+    rules = load_rules(settings.rules_path)
+    with database, database.session() as session:
+        contacts = find_family(session, phone)
+        if not contacts:
+            raise click.ClickException("no family with that phone number")
+        enrollments = session.scalars(
+            select(Enrollment)
+            .where(Enrollment.family_id.in_([contact.id for contact in contacts]))
+            .order_by(Enrollment.id)
+        ).all()
+        now = utcnow()
+        for enrollment in enrollments:
+            click.echo(_heading(enrollment))
+            stories = episodes.stories_of(session, enrollment, rules, now=now)
+            if not stories:
+                click.echo("  no episode: no symptom reported")
+            for story in stories:
+                click.echo(_episode_lines(story))
+        session.commit()
+
+
+def _heading(enrollment: Enrollment) -> str:
+    baby = f" · {enrollment.baby_name}" if enrollment.baby_name else ""
+    return f"{enrollment.clinic.name} · family {enrollment.id} · {mask_phone(enrollment.family.phone)}{baby}"
+
+
+def _episode_lines(story: episodes.Story) -> str:
+    episode = story.episode
+    if episode.closed_at is None:
+        state = "open"
+    elif episode.close_reason == episodes.CLOSED_BY_STAFF:
+        state = f"closed {episode.closed_at:{TIME}} by {episode.closed_by}"
+    else:
+        state = f"closed {episode.closed_at:{TIME}} after the quiet days"
+    lines = [
+        f"  episode {episode.id}: opened {episode.opened_at:{TIME}}, {state}; "
+        f"highest level {story.highest_level}",
+        "    levels: " + (", ".join(f"{r.at:%m-%d %H:%M} {r.level}" for r in story.reports) or "none"),
+    ]
+    lines += [f"    red flag {flag.rule_id}: {flag.reason}" for r in story.reports for flag in r.flags]
+    for alert in story.alerts:
+        acked = (
+            f"acknowledged by {alert.acknowledged_by} {alert.acknowledged_at:{TIME}}"
+            if alert.acknowledged_at
+            else "NOT acknowledged"
+        )
+        lines.append(f"    alert {alert.level} {alert.created_at:{TIME}}: {acked}")
+    lines += [f"    {entry.at:{TIME}}  {entry.text}" for entry in story.timeline]
+    return "\n".join(lines)

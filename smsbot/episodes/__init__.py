@@ -4,7 +4,7 @@
 what happened in one; ``fhir.bundle_of`` exports it as a FHIR Bundle.
 """
 
-from smsbot.episodes.story import Entry, Flag, Report, Story, story_of
+from smsbot.episodes.story import Entry, Flag, Report, Story, covering, stories_of, story_of
 from smsbot.episodes.tracking import CLOSED_BY_STAFF, CLOSED_QUIET, close_by_staff, episodes_of, refresh
 
 __all__ = [
@@ -15,7 +15,9 @@ __all__ = [
     "Report",
     "Story",
     "close_by_staff",
+    "covering",
     "episodes_of",
     "refresh",
+    "stories_of",
     "story_of",
 ]

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from smsbot.clinics.queries import family_checkins, family_messages
 from smsbot.conversation import CHECKIN_WORSE
-from smsbot.episodes.tracking import CLOSED_BY_STAFF, is_report
-from smsbot.models import Alert, CheckIn, Episode, Message
+from smsbot.episodes.tracking import CLOSED_BY_STAFF, is_report, refresh
+from smsbot.models import Alert, CheckIn, Enrollment, Episode, Message
 from smsbot.triage import RuleSet, highest
 
 STAFF_KIND = "staff"  # an outbound text a staff member wrote to the family
@@ -126,6 +126,19 @@ def story_of(session: Session, episode: Episode, rules: RuleSet, *, now: datetim
         alerts=list(alerts),
         until=until,
     )
+
+
+def stories_of(session: Session, enrollment: Enrollment, rules: RuleSet, *, now: datetime) -> list[Story]:
+    """The enrollment's episodes brought up to date (``refresh``), oldest first, with their stories."""
+    return [story_of(session, episode, rules, now=now) for episode in refresh(session, enrollment, now=now)]
+
+
+def covering(stories: list[Story], moment: datetime) -> Story | None:
+    """The story of the episode under way at ``moment`` (an alert's), if any."""
+    for story in stories:
+        if story.episode.opened_at <= moment <= story.until:
+            return story
+    return None
 
 
 def timeline(story: Story) -> list[Entry]:

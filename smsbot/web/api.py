@@ -385,11 +385,10 @@ def erase_family(family_id: int) -> Response:
 
 def _stories(session: Session, enrollment: Enrollment) -> list[episodes.Story]:
     """The enrollment's episodes, brought up to date, with what happened in each."""
-    now = utcnow()
-    found = episodes.refresh(session, enrollment, now=now)
-    session.commit()
     rules = load_rules(current_app.extensions["smsbot.settings"].rules_path)
-    return [episodes.story_of(session, episode, rules, now=now) for episode in found]
+    stories = episodes.stories_of(session, enrollment, rules, now=utcnow())
+    session.commit()
+    return stories
 
 
 def _story_or_404(session: Session, family_id: int, episode_id: int) -> tuple[Enrollment, episodes.Story]:

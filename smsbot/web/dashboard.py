@@ -32,12 +32,12 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from smsbot import clinics
+from smsbot import clinics, episodes
 from smsbot.checkins.programmes import load_programmes
 from smsbot.clinics import queries
 from smsbot.conversation import CHECKIN_WORSE, news
 from smsbot.db import request_session
-from smsbot.models import utcnow
+from smsbot.models import Enrollment, utcnow
 from smsbot.phones import display_phone, mask_phone
 from smsbot.triage import load_rules
 from smsbot.vocabulary import LANGUAGE_NAMES, MAX_ID, NOTE_MAX_CHARS
@@ -220,9 +220,13 @@ def alert(alert_id: int) -> str:
     db = request_session()
     row = _found(queries.find_alert_row(db, g.staff.clinic_id, alert_id))
     message = row.alert.message
+    story = None
+    if row.enrollment is not None:
+        story = episodes.covering(_stories(row.enrollment), row.alert.created_at)
     return render_template(
         "dashboard/alert.html",
         row=row,
+        story=story,
         reasons=_rule_reasons(message.flags if message is not None else [], row.alert.level),
         deliveries=queries.alert_deliveries(db, row.alert),
         max_note=NOTE_MAX_CHARS,
@@ -327,6 +331,7 @@ def family(family_id: int) -> str:
     return render_template(
         "dashboard/family.html",
         row=row,
+        stories=list(reversed(_stories(row.enrollment))),
         messages=queries.timeline(db, row.enrollment),
         upcoming=upcoming,
         past=past,
@@ -359,6 +364,47 @@ def resume(family_id: int) -> Response:
         db.commit()
         flash(f"Automated messages resumed for {mask_phone(row.family.phone)}.", "success")
     return redirect(url_for(".family", family_id=family_id))
+
+
+# Episodes ---------------------------------------------------------------------------------
+
+
+def _stories(enrollment: Enrollment) -> list[episodes.Story]:
+    """The enrollment's episodes brought up to date, oldest first (a quiet close may be due)."""
+    db = request_session()
+    rules = load_rules(current_app.extensions["smsbot.settings"].rules_path)
+    stories = episodes.stories_of(db, enrollment, rules, now=utcnow())
+    db.commit()
+    return stories
+
+
+def _episode_story(family_id: int, episode_id: int) -> tuple[queries.FamilyRow, episodes.Story]:
+    row = _found(queries.find_family(request_session(), g.staff.clinic_id, family_id))
+    stories = [story for story in _stories(row.enrollment) if story.episode.id == episode_id]
+    return row, _found(stories[0] if stories else None)
+
+
+@bp.get(f"/families/<int(max={MAX_ID}):family_id>/episodes/<int(max={MAX_ID}):episode_id>")
+def episode(family_id: int, episode_id: int) -> str:
+    """One episode on one printable page: the levels over time, red flags and why, the alerts
+    and who acknowledged them, and the timeline in plain words."""
+    row, story = _episode_story(family_id, episode_id)
+    chart = charts.levels_chart(
+        [(report.at, report.level) for report in story.reports],
+        label=f"Triage levels of the family's texts in this episode, {mask_phone(row.family.phone)}",
+    )
+    return render_template("dashboard/episode.html", row=row, story=story, chart=chart)
+
+
+@bp.post(f"/families/<int(max={MAX_ID}):family_id>/episodes/<int(max={MAX_ID}):episode_id>/close")
+def close_episode(family_id: int, episode_id: int) -> Response:
+    """Close the episode: the family's next report opens a new one."""
+    _, story = _episode_story(family_id, episode_id)
+    db = request_session()
+    if episodes.close_by_staff(db, story.episode, by=f"staff:{g.staff.email}", now=utcnow()):
+        db.commit()
+        flash("Episode closed. The family's next report opens a new one.", "success")
+    return redirect(url_for(".episode", family_id=family_id, episode_id=episode_id))
 
 
 # Overview ---------------------------------------------------------------------------------

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from click.testing import CliRunner
+
 from smsbot import episodes
+from smsbot.cli import main
 from smsbot.db import Database
 from smsbot.models import Enrollment, Episode, Message, utcnow
 from tests.clinic_fixtures import *  # noqa: F403
@@ -129,3 +132,27 @@ def test_another_clinic_never_sees_the_episode(api, world, enroll_consenting_par
     assert api("GET", f"/families/{family['id']}/episodes/{episode['id']}", token=lakeside).status_code == 404
     # Nor through one of its own ids: the episode belongs to another family.
     assert api("GET", f"/families/{other['id']}/episodes/{episode['id']}").status_code == 404
+
+
+def test_family_summary_prints_each_clinics_episodes(
+    monkeypatch, database_url, api, enroll_consenting_parent, text_bot
+):
+    family = enroll_consenting_parent(baby_name="Ana")
+    text_bot(BLUE)
+    [alert] = api("GET", "/alerts").get_json()["data"]
+    api("POST", f"/alerts/{alert['id']}/acknowledge", json={"note": "called"})
+    monkeypatch.setenv("SMSBOT_DATABASE_URL", database_url)
+    result = CliRunner().invoke(main, ["family", "summary", "(555) 010-0001"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"Riverside Pediatrics · family {family['id']} · •••0001 · Ana"
+    assert "open; highest level emergency" in lines[1]
+    assert any(line.startswith("    red flag ") for line in lines)
+    assert any("alert emergency" in line and "acknowledged by api:ehr" in line for line in lines)
+    assert "+15550100001" not in result.output
+
+
+def test_family_summary_of_an_unknown_number_is_a_clear_error(monkeypatch, database_url):
+    monkeypatch.setenv("SMSBOT_DATABASE_URL", database_url)
+    result = CliRunner().invoke(main, ["family", "summary", "+15550109999"])
+    assert result.exit_code == 1 and "no family with that phone number" in result.output

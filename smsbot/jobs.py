@@ -14,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from smsbot import audit
 from smsbot.alerts import deliver_pending_alerts
 from smsbot.checkins.dispatch import DispatchReport, dispatch_due, maintenance
 from smsbot.config import Settings
@@ -74,6 +75,18 @@ def build_scheduler(
             coalesce=True,
             misfire_grace_time=3600,
         )
+    if settings.audit_retention_days:
+        scheduler.add_job(
+            run_audit_retention,
+            "cron",
+            hour=MAINTENANCE_HOUR_UTC,
+            minute=45,
+            args=(db, settings),
+            id="audit_retention_purge",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=3600,
+        )
     return scheduler
 
 
@@ -101,3 +114,9 @@ def run_sweep(db: Database, transport: Transport, settings: Settings) -> SweepRe
 def run_retention(db: Database, settings: Settings) -> int:
     with db.session() as session:
         return purge_old_bodies(session, retention_days=settings.retention_days, now=utcnow())
+
+
+def run_audit_retention(db: Database, settings: Settings) -> int:
+    """Delete access audit lines older than their own retention."""
+    with db.session() as session:
+        return audit.purge_expired(session, retention_days=settings.audit_retention_days, now=utcnow())

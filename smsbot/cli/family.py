@@ -3,12 +3,13 @@ summary of its episodes."""
 
 from __future__ import annotations
 
+import getpass
 import json
 
 import click
 from sqlalchemy import select
 
-from smsbot import episodes
+from smsbot import audit, episodes
 from smsbot.cli.settings import cli_settings
 from smsbot.db import Database
 from smsbot.models import Enrollment, utcnow
@@ -34,13 +35,35 @@ def _database_and_phone(phone: str) -> tuple[Database, str]:
     return Database(settings.database_url), phone
 
 
+def _operator() -> str:
+    """Who runs the command, for the audit: the operating-system account."""
+    try:
+        return f"operator:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name in this environment
+        return "operator"
+
+
+ASKED_BY = click.option("--asked-by", help="Who asked for it (the parent, a clinic…), for the audit.")
+
+
 @family.command("export")
 @click.argument("phone")
-def family_export(phone: str) -> None:
+@ASKED_BY
+def family_export(phone: str, asked_by: str | None) -> None:
     """Print everything held about PHONE as JSON."""
     database, phone = _database_and_phone(phone)
     with database, database.session() as session:
-        found = [export_family(session, contact) for contact in find_family(session, phone)]
+        found = []
+        for contact in find_family(session, phone):
+            found.append(export_family(session, contact))
+            audit.record(
+                session,
+                audit.EXPORT,
+                actor=_operator(),
+                now=utcnow(),
+                family_id=contact.id,
+                asked_by=asked_by,
+            )
     if not found:
         raise click.ClickException("no family with that phone number")
     click.echo(json.dumps(found, indent=2, ensure_ascii=False))
@@ -49,7 +72,8 @@ def family_export(phone: str) -> None:
 @family.command("erase")
 @click.argument("phone")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def family_erase(phone: str, yes: bool) -> None:
+@ASKED_BY
+def family_erase(phone: str, yes: bool, asked_by: str | None) -> None:
     """Delete PHONE's family, messages, check-ins and alerts for good."""
     database, phone = _database_and_phone(phone)
     if not yes:
@@ -59,13 +83,14 @@ def family_erase(phone: str, yes: bool) -> None:
         if not contacts:
             raise click.ClickException("no family with that phone number")
         for contact in contacts:
-            counts = erase_family(session, contact, now=utcnow())
+            counts = erase_family(session, contact, now=utcnow(), by=_operator(), asked_by=asked_by)
             click.echo("erased: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
 
 
 @family.command("summary")
 @click.argument("phone")
-def family_summary(phone: str) -> None:
+@ASKED_BY
+def family_summary(phone: str, asked_by: str | None) -> None:
     """Print PHONE's episodes at each clinic: levels, red flags and why, alerts, what happened."""
     settings = cli_settings()
     database, phone = _database_and_phone(phone)
@@ -81,6 +106,16 @@ def family_summary(phone: str) -> None:
         ).all()
         now = utcnow()
         for enrollment in enrollments:
+            audit.record(
+                session,
+                audit.EXPORT,
+                actor=_operator(),
+                now=now,
+                clinic_id=enrollment.clinic_id,
+                family_id=enrollment.family_id,
+                format="summary",
+                asked_by=asked_by,
+            )
             click.echo(_heading(enrollment))
             stories = episodes.stories_of(session, enrollment, rules, now=now)
             if not stories:

@@ -19,7 +19,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import clinics, episodes
+from smsbot import audit, clinics, episodes
 from smsbot.clinics import queries
 from smsbot.conversation import news
 from smsbot.db import request_session
@@ -113,6 +113,27 @@ def _require_token() -> None:
         request_session().commit()
 
 
+@bp.after_request
+def _audit_read(response: Response) -> Response:
+    """One audit line for each successful read with a token: an export, or an API read."""
+    token = g.get("api_token")
+    if request.method == "GET" and token is not None and response.status_code == 200:
+        session = request_session()
+        audit.record(
+            session,
+            g.get("audit_action", audit.API_READ),
+            actor=_actor(),
+            now=utcnow(),
+            clinic_id=token.clinic_id,
+            family_id=g.get("audit_family_id"),
+            endpoint=(request.endpoint or "").partition(".")[2],
+            token=token.prefix,
+            **g.get("audit_detail", {}),
+        )
+        session.commit()
+    return response
+
+
 def _clinic_id() -> int:
     return _token().clinic_id
 
@@ -204,6 +225,7 @@ def _enrollment_or_404(session: Session, family_id: int) -> Enrollment:
         )
     if enrollment is None:
         raise ApiError(404, "not_found", f"no family {family_id} at this clinic")
+    g.audit_family_id = enrollment.family_id  # what a read of this request is about
     return enrollment
 
 
@@ -354,6 +376,7 @@ def export_family(family_id: int) -> Response:
     """Everything this clinic holds about the family (privacy export)"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
+    g.audit_action, g.audit_detail = audit.EXPORT, {"format": "json"}
     alerts = session.scalars(
         select(Alert)
         .where(Alert.clinic_id == enrollment.clinic_id, Alert.family_id == enrollment.family_id)
@@ -375,7 +398,7 @@ def erase_family(family_id: int) -> Response:
     """Erase the family's data for good (409 while another clinic follows them)"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
-    counts = queries.erase_family(session, enrollment, now=utcnow())
+    counts = queries.erase_family(session, enrollment, now=utcnow(), by=_actor())
     session.commit()
     return _answer(shapes.Erased(erased=counts))
 

@@ -23,6 +23,7 @@ from smsbot import audit, clinics, episodes
 from smsbot.clinics import queries
 from smsbot.conversation import news
 from smsbot.db import request_session
+from smsbot.episodes import fhir
 from smsbot.models import Alert, ApiToken, CheckIn, Clinic, Enrollment, Message, utcnow
 from smsbot.triage import load_rules
 from smsbot.vocabulary import MAX_ID, NOTE_MAX_CHARS
@@ -437,6 +438,24 @@ def get_episode(family_id: int, episode_id: int) -> Response:
     """One episode: levels over time, red flags and why, replies, answers, alerts, timeline"""
     _, story = _story_or_404(request_session(), family_id, episode_id)
     return _answer(shapes.EpisodeDetail.of(story))
+
+
+@bp.get("/families/<int:family_id>/episodes/<int:episode_id>/fhir")
+@operation(
+    responses={200: (f"A FHIR {fhir.FHIR_VERSION} (R4B) Bundle of type collection.", None)}, errors=(404,)
+)
+def export_episode_fhir(family_id: int, episode_id: int) -> Response:
+    """The episode as a FHIR R4B Bundle (export)
+
+    Patient (only the identifier the clinic gave: its external_ref), EpisodeOfCare, an
+    Observation per triaged text, a Flag per alert and a Communication per message.
+    """
+    session = request_session()
+    enrollment, story = _story_or_404(session, family_id, episode_id)
+    g.audit_action, g.audit_detail = audit.EXPORT, {"format": "fhir", "episode_id": episode_id}
+    rules = load_rules(current_app.extensions["smsbot.settings"].rules_path)
+    bundle = fhir.bundle_of(story, enrollment.clinic, rules, now=utcnow())
+    return current_app.response_class(bundle.model_dump_json(), mimetype="application/json")
 
 
 # --- alerts ------------------------------------------------------------------------------

@@ -177,6 +177,10 @@ def seed_demo(session: Session, now: datetime) -> Clinic:
         add_message(session, ana.family, direction, body, at=now - ago, level=level)
         for direction, body, level, ago in conversation
     ]
+    # What triage said of Ana's texts, for the episode summary's "red flags and why".
+    flags = {0: ["jitters-reported"], 3: ["poor-feeding", "jitters-reported"], 5: ["colour-change"]}
+    for index, found in flags.items():
+        messages[index].flags = found
     add_alert(session, clinic, messages[-2], at=now - timedelta(minutes=41))
     add_alert(session, clinic, messages[3], at=now - day + timedelta(hours=-5))
     add_answers(session, ana, ["better", "same", "same", "worse"], now=now)

@@ -79,7 +79,7 @@ def sign_in(page: Page, base_url: str, email: str, password: str) -> None:
 
 
 def take_screenshots(out_dir: Path) -> list[Path]:
-    """Write alerts.png, family.png, overview.png (and a phone-sized queue) into ``out_dir``."""
+    """Write alerts.png, family.png, episode.png, overview.png (and a phone-sized queue) into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shots = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,6 +103,8 @@ def take_screenshots(out_dir: Path) -> list[Path]:
                 shots.append(_shot(page, out_dir / "alerts.png"))
                 page.locator(".alert-card h2 a").first.click()
                 shots.append(_shot(page, out_dir / "family.png"))
+                page.get_by_role("link", name="Summary of the episode").first.click()
+                shots.append(_shot(page, out_dir / "episode.png"))
                 page.goto(f"{base_url}/dashboard/overview")
                 shots.append(_shot(page, out_dir / "overview.png"))
                 page.set_viewport_size({"width": 390, "height": 844})

@@ -86,8 +86,9 @@ def flags_of(flags: list[str], rules: RuleSet) -> tuple[Flag, ...]:
             found.append(
                 Flag(flag, f"The learned second opinion raised the text to {level} ({probability}).")
             )
-        elif (rule := by_id.get(flag)) is not None and rule.reason:
-            found.append(Flag(flag, rule.reason.get("en") or next(iter(rule.reason.values()))))
+        elif (rule := by_id.get(flag)) is not None:  # not an FAQ topic (those name no rule)
+            reason = rule.reason.get("en") or next(iter(rule.reason.values()), None)
+            found.append(Flag(flag, reason or f"Matched the {rule.level} rule {flag}."))
     return tuple(found)
 
 
@@ -160,9 +161,8 @@ def timeline(story: Story) -> list[Entry]:
         at = checkin.answered_at or checkin.due_at  # answered_at is set: selected by it
         entries.append(Entry(at, checkin.outcome or "note", f"Check-in answered: {checkin.outcome}."))
     for alert in story.alerts:
-        entries.append(
-            Entry(alert.created_at, alert.level, f"The clinic was alerted ({alert.level}, {alert.reason}).")
-        )
+        why = alert.level if alert.reason == alert.level else f"{alert.level}: {alert.reason}"
+        entries.append(Entry(alert.created_at, alert.level, f"The clinic was alerted ({why})."))
         if alert.acknowledged_at is not None:
             note = f": {alert.ack_note}" if alert.ack_note else "."
             entries.append(

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from smsbot import episodes
 from smsbot.cli import main
 from smsbot.db import Database
-from smsbot.models import Enrollment, Episode, Message, utcnow
+from smsbot.models import Clinic, Enrollment, Episode, Message, utcnow
 from tests.clinic_fixtures import *  # noqa: F403
 
 BLUE = "he is shaking and his lips are turning blue"
@@ -156,3 +156,13 @@ def test_family_summary_of_an_unknown_number_is_a_clear_error(monkeypatch, datab
     monkeypatch.setenv("SMSBOT_DATABASE_URL", database_url)
     result = CliRunner().invoke(main, ["family", "summary", "+15550109999"])
     assert result.exit_code == 1 and "no family with that phone number" in result.output
+
+
+def test_an_operator_sets_a_clinics_quiet_days(monkeypatch, database_url, db: Database, world):
+    monkeypatch.setenv("SMSBOT_DATABASE_URL", database_url)
+    update = ["clinic", "update", "--slug", "riverside", "--episode-quiet-days"]
+    assert CliRunner().invoke(main, [*update, "7"]).exit_code == 0
+    refused = CliRunner().invoke(main, [*update, "0"])
+    assert refused.exit_code == 1 and "episode_quiet_days" in refused.output
+    with db.session() as session:
+        assert session.get_one(Clinic, world.riverside_id).episode_quiet_days == 7

@@ -110,7 +110,6 @@ def triage(ctx: click.Context, jsonl: bool, emergency_number: str, rules_dir: Pa
             reply = _reply(decision, ruleset, keywords, emergency_number)
             click.echo(f"{decision.level.upper()}: {reply}")
 
-
 corpus_option = click.option(
     "--corpus",
     "corpus_dir",

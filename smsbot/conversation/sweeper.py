@@ -113,7 +113,9 @@ def _sweep_one(
     session = db.sessionmaker(bind=connection, autoflush=False)
     try:
         message = session.get_one(Message, message_id)
-        outcome = process_claimed(session, settings, message, now, claim=claim, reply_status="sending")
+        outcome = process_claimed(
+            session, settings, message, now, claim=claim, reply_status="sending"
+        )
     except Exception:
         session.rollback()
         log.exception("sweeping inbound message %s failed; tried again after the deadline", message_id)

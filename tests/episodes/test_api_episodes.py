@@ -13,6 +13,7 @@ from smsbot.cli import main
 from smsbot.db import Database
 from smsbot.models import Clinic, Enrollment, Episode, Message, utcnow
 from tests.clinic_fixtures import *  # noqa: F403
+from tests.clinic_fixtures import PROGRAMME
 
 BLUE = "he is shaking and his lips are turning blue"
 
@@ -166,3 +167,36 @@ def test_an_operator_sets_a_clinics_quiet_days(monkeypatch, database_url, db: Da
     assert refused.exit_code == 1 and "episode_quiet_days" in refused.output
     with db.session() as session:
         assert session.get_one(Clinic, world.riverside_id).episode_quiet_days == 7
+
+
+def test_a_shared_family_has_separate_episodes_per_clinic(
+    api, world, enroll_consenting_parent, text_bot, enroll_parent
+):
+    family = enroll_consenting_parent()
+    text_bot(BLUE)  # before Lakeside follows the family: never Lakeside's to see
+    lakeside = api(
+        "POST",
+        "/families",
+        token=world.lakeside_token,
+        json={"phone": "+15550100001", "programme": PROGRAMME},
+    ).get_json()
+    text_bot("YES")
+    assert api("GET", f"/families/{lakeside['id']}/episodes", token=world.lakeside_token).get_json() == {
+        "data": []
+    }
+    [riverside_episode] = api("GET", f"/families/{family['id']}/episodes").get_json()["data"]
+    path = f"/families/{lakeside['id']}/episodes/{riverside_episode['id']}"
+    assert api("GET", path, token=world.lakeside_token).status_code == 404
+
+
+def test_the_openapi_document_has_the_episode_endpoints(api):
+    paths = api("GET", "/openapi.json", token=None).get_json()["paths"]
+    for path in (
+        "/families/{family_id}/episodes",
+        "/families/{family_id}/episodes/{episode_id}",
+        "/families/{family_id}/episodes/{episode_id}/fhir",
+    ):
+        assert set(paths[path]) == {"get"}
+    assert paths["/families/{family_id}/episodes/{episode_id}"]["get"]["responses"]["200"]["content"][
+        "application/json"
+    ]["schema"] == {"$ref": "#/components/schemas/EpisodeDetail"}

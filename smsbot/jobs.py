@@ -63,30 +63,24 @@ def build_scheduler(
         coalesce=True,
         misfire_grace_time=3600,
     )
-    if settings.retention_days:
-        scheduler.add_job(
-            run_retention,
-            "cron",
-            hour=MAINTENANCE_HOUR_UTC,
-            minute=30,
-            args=(db, settings),
-            id="retention_purge",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=3600,
-        )
-    if settings.audit_retention_days:
-        scheduler.add_job(
-            run_audit_retention,
-            "cron",
-            hour=MAINTENANCE_HOUR_UTC,
-            minute=45,
-            args=(db, settings),
-            id="audit_retention_purge",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=3600,
-        )
+    # The purges, each only when its retention is set: message bodies, then the access audit.
+    purges = (
+        (settings.retention_days, run_retention, "retention_purge", 30),
+        (settings.audit_retention_days, run_audit_retention, "audit_retention_purge", 45),
+    )
+    for days, purge, job_id, minute in purges:
+        if days:
+            scheduler.add_job(
+                purge,
+                "cron",
+                hour=MAINTENANCE_HOUR_UTC,
+                minute=minute,
+                args=(db, settings),
+                id=job_id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
     return scheduler
 
 

@@ -58,3 +58,9 @@ def test_every_periodic_job_is_scheduled_once(db, retention_days: int, retention
     jobs = [job.id for job in scheduler.get_jobs()]
     expected = {"dispatch_checkins", "deliver_alerts", "sweep_inbound", "checkin_maintenance", *retention}
     assert sorted(jobs) == sorted(expected)
+
+
+def test_the_access_audit_is_purged_on_its_own_retention(db) -> None:
+    scheduler = build_scheduler(db, MemoryTransport(), make_settings(audit_retention_days=365))
+    jobs = {job.id for job in scheduler.get_jobs()}
+    assert "audit_retention_purge" in jobs and "retention_purge" not in jobs

@@ -3,6 +3,7 @@ exactly one line; clinic admins see who saw a family, never another clinic's lin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -85,3 +86,17 @@ def test_who_saw_this_lists_the_clinics_own_lines_only(client: FlaskClient, worl
     html = client.get(f"/dashboard/families/{world.ana_id}/access").get_data(as_text=True)
     assert f"staff:{NURSE}" in html and "viewed" in html and OTHER_NURSE not in html
     assert client.get(f"/dashboard/families/{world.bo_id}/access").status_code == 404
+
+
+def test_an_episode_summary_view_writes_one_line(nurse: FlaskClient, world: World, db: Database):
+    html = nurse.get(f"/dashboard/alerts/{world.ana_alert_id}").get_data(as_text=True)
+    summary = re.search(r'href="(/dashboard/families/\d+/episodes/(\d+))"', html)
+    assert summary is not None
+    with new_lines(db) as lines:
+        assert nurse.get(summary.group(1)).status_code == 200
+    [line] = lines
+    assert (line.action, line.family_id, line.detail) == (
+        "family_view",
+        world.ana_id,
+        {"page": "episode", "episode_id": int(summary.group(2))},
+    )

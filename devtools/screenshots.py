@@ -79,8 +79,8 @@ def sign_in(page: Page, base_url: str, email: str, password: str) -> None:
 
 
 def take_screenshots(out_dir: Path) -> list[Path]:
-    """Write alerts.png, alert.png, family.png, inbox.png, overview.png, escalation.png (and a
-    phone-sized queue) into ``out_dir``."""
+    """Write alerts.png, alert.png, family.png, inbox.png, episode.png, overview.png,
+    escalation.png (and a phone-sized queue) into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shots = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,6 +109,8 @@ def take_screenshots(out_dir: Path) -> list[Path]:
                 conversation = page.locator("section", has=page.locator("#conversation-heading"))
                 conversation.screenshot(path=str(out_dir / "inbox.png"))
                 shots.append(out_dir / "inbox.png")
+                page.get_by_role("link", name="Summary of the episode").first.click()
+                shots.append(_shot(page, out_dir / "episode.png"))
                 page.goto(f"{base_url}/dashboard/escalation")
                 shots.append(_shot(page, out_dir / "escalation.png"))
                 page.goto(f"{base_url}/dashboard/overview")

@@ -62,6 +62,7 @@ class Settings:
     twilio_advanced_opt_out: bool = False
     default_clinic: str = ""
     retention_days: int = 0
+    audit_retention_days: int = 0  # the access audit's own retention; 0 keeps it
     metrics_token: str = ""
     run_scheduler: bool = True
     api_rate_limit: str = "120 per minute"
@@ -194,8 +195,9 @@ def validate(settings: Settings) -> None:
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{env_name(name)} must be > 0")
-    if settings.retention_days < 0:
-        raise ConfigError("SMSBOT_RETENTION_DAYS must be 0 (keep) or a positive number of days")
+    for name in ("retention_days", "audit_retention_days"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{env_name(name)} must be 0 (keep) or a positive number of days")
     try:
         parse_allow_ips(settings.forwarded_allow_ips)
     except ValueError:

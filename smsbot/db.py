@@ -19,6 +19,8 @@ from sqlalchemy import Engine, Table, create_engine, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from smsbot import audit
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 # A pooled connection returned this recently is taken as alive; older ones are pinged first.
@@ -107,6 +109,7 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        audit.protect(self.sessionmaker)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -14,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from smsbot import audit
 from smsbot.alerts import deliver_pending_alerts, escalate_due
 from smsbot.checkins.dispatch import DispatchReport, dispatch_due, maintenance
 from smsbot.clinics import retry_consents
@@ -64,18 +65,24 @@ def build_scheduler(
         coalesce=True,
         misfire_grace_time=3600,
     )
-    if settings.retention_days:
-        scheduler.add_job(
-            run_retention,
-            "cron",
-            hour=MAINTENANCE_HOUR_UTC,
-            minute=30,
-            args=(db, settings),
-            id="retention_purge",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=3600,
-        )
+    # The purges, each only when its retention is set: message bodies, then the access audit.
+    purges = (
+        (settings.retention_days, run_retention, "retention_purge", 30),
+        (settings.audit_retention_days, run_audit_retention, "audit_retention_purge", 45),
+    )
+    for days, purge, job_id, minute in purges:
+        if days:
+            scheduler.add_job(
+                purge,
+                "cron",
+                hour=MAINTENANCE_HOUR_UTC,
+                minute=minute,
+                args=(db, settings),
+                id=job_id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
     return scheduler
 
 
@@ -110,3 +117,9 @@ def run_sweep(db: Database, transport: Transport, settings: Settings) -> SweepRe
 def run_retention(db: Database, settings: Settings) -> int:
     with db.session() as session:
         return purge_old_bodies(session, retention_days=settings.retention_days, now=utcnow())
+
+
+def run_audit_retention(db: Database, settings: Settings) -> int:
+    """Delete access audit lines older than their own retention."""
+    with db.session() as session:
+        return audit.purge_expired(session, retention_days=settings.audit_retention_days, now=utcnow())

@@ -54,6 +54,8 @@ class Clinic(Base):
     clinic_hours_end: Mapped[str | None] = mapped_column(String(5))
     # WhatsApp families outside the 24-hour window with no approved template: send by SMS.
     whatsapp_sms_fallback: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # An episode with no text from the family for this many days is closed (``smsbot.episodes``).
+    episode_quiet_days: Mapped[int] = mapped_column(Integer, default=14, server_default="14")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -365,16 +367,66 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class Episode(Base):
+    """A family's episode at one clinic: from its first report to its close.
+
+    Closed by staff (``closed_by`` says who) or after the clinic's ``episode_quiet_days``
+    without a text from the family (``close_reason`` "quiet"). What happened in it (levels,
+    flags, replies, check-in answers, alerts) is read from the other tables over its span.
+    """
+
+    __tablename__ = "episodes"
+    __table_args__ = (
+        # Two readers bringing the same family's episodes up to date at once open it once.
+        UniqueConstraint("enrollment_id", "first_message_id", name="uq_episode_first_report"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"), index=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"), index=True)
+    first_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    opened_at: Mapped[datetime] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    close_reason: Mapped[str | None] = mapped_column(String(10))  # staff | quiet
+    closed_by: Mapped[str | None] = mapped_column(String(254))  # staff:<email> | api:<token name>
+
+    enrollment: Mapped[Enrollment] = relationship()
+    family: Mapped[Family] = relationship()
+
+
+class AuditEntry(Base):
+    """One access to a family's data, or a sign-in: who, what, when (``smsbot.audit``).
+
+    Append-only for the application: only the audit retention purge and a family's erasure
+    delete rows, and nothing updates them (an ORM guard refuses it).
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_clinic_family_at", "clinic_id", "family_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id", ondelete="CASCADE"))
+    family_id: Mapped[int | None] = mapped_column(ForeignKey("families.id", ondelete="CASCADE"))
+    # staff:<email> | api:<token name> | operator:<name>; a failed sign-in: the email typed
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 __all__ = [
     "Alert",
     "AlertDelivery",
     "AlertEvent",
     "ApiToken",
+    "AuditEntry",
     "Base",
     "CheckIn",
     "Clinic",
     "Enrollment",
     "EnrollmentWindow",
+    "Episode",
     "ErasedSid",
     "EscalationContact",
     "Event",

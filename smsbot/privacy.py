@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from smsbot import audit
 from smsbot.db import dialect_insert
 from smsbot.families import lock_family
 from smsbot.models import Alert, CheckIn, Enrollment, ErasedSid, Event, Family, Message
@@ -91,8 +92,18 @@ def export_family(session: Session, family: Family) -> dict[str, Any]:
     }
 
 
-def erase_family(session: Session, family: Family, *, now: datetime) -> dict[str, int]:
-    """Delete the contact and everything linked to it; keep only an anonymous audit event.
+def erase_family(
+    session: Session,
+    family: Family,
+    *,
+    now: datetime,
+    by: str,
+    asked_by: str | None = None,
+    clinic_id: int | None = None,
+) -> dict[str, int]:
+    """Delete the contact and everything linked to it, its access audit included; keep only
+    an anonymous event and one anonymous audit line saying who erased it (``by``), at whose
+    request (``asked_by``) and for which clinic (None: the operator).
 
     The family's row is locked first, as every path that changes a family does
     (``families.lock_family``); a family erased meanwhile has nothing left to count.
@@ -115,8 +126,12 @@ def erase_family(session: Session, family: Family, *, now: datetime) -> dict[str
         counts[model.__tablename__] = session.execute(
             delete(model).where(model.family_id == family.id)
         ).rowcount
+    counts["audit_log"] = audit.forget_family(session, family.id)
     session.delete(family)
     session.add(Event(family_id=None, kind="family_erased", detail=counts, created_at=now))
+    audit.record(
+        session, audit.ERASE, actor=by, now=now, clinic_id=clinic_id, asked_by=asked_by, erased=counts
+    )
     session.flush()
     return counts
 

@@ -65,3 +65,9 @@ def test_every_periodic_job_is_scheduled_once(db, retention_days: int, retention
         *retention,
     }
     assert sorted(jobs) == sorted(expected)
+
+
+def test_the_access_audit_is_purged_on_its_own_retention(db) -> None:
+    scheduler = build_scheduler(db, MemoryTransport(), make_settings(audit_retention_days=365))
+    jobs = {job.id for job in scheduler.get_jobs()}
+    assert "audit_retention_purge" in jobs and "retention_purge" not in jobs

@@ -155,9 +155,7 @@ def test_plain_word_opt_outs_are_honoured_or_answered_with_how_to_stop(server: S
     assert server.text("+15550100003", "how do I stop these texts?").startswith(
         "Baby Tremor Helper: to stop all our messages, reply STOP"
     )
-    assert server.text("+15550100003", "please stop the shaking").startswith(
-        "Likely normal jitters"
-    )
+    assert server.text("+15550100003", "please stop the shaking").startswith("Likely normal jitters")
     assert server.text("+15550100003", "her legs shake when she cries") is not None  # still subscribed
 
 

@@ -100,8 +100,13 @@ def create_clinic(
 @click.option("--slug", required=True, help="The clinic to change.")
 @click.option("--name", help="Shown to families.")
 @click.option("--timezone", help="IANA time zone, e.g. America/Chicago.")
+@click.option(
+    "--episode-quiet-days",
+    type=int,
+    help="Close a family's episode after this many days without a text from it (default 14).",
+)
 @clinic_settings_options
-def update_clinic(slug: str, **changes: str | None) -> None:
+def update_clinic(slug: str, **changes: str | int | None) -> None:
     """Change a clinic's settings; only the options given change ('' clears an optional one)."""
     settings = cli_settings()
     with session_for(settings) as session:

@@ -41,6 +41,9 @@ def parse_quiet_hours(raw: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+MAX_EPISODE_QUIET_DAYS = 365
+
+
 def _clinic_values(
     settings: Settings,
     errors: list[FieldError],
@@ -51,6 +54,7 @@ def _clinic_values(
     webhook_url: str | None = None,
     quiet_hours: str | None = None,
     whatsapp_sms_fallback: str | None = None,
+    episode_quiet_days: int | None = None,
 ) -> dict[str, Any]:
     """Clean the clinic settings given (None: not given; "" clears an optional one).
 
@@ -87,6 +91,14 @@ def _clinic_values(
         values["whatsapp_sms_fallback"] = whatsapp_sms_fallback == "on"
         if whatsapp_sms_fallback not in ("on", "off"):
             errors.append(FieldError("whatsapp_sms_fallback", "invalid_choice", "use on or off"))
+    if episode_quiet_days is not None:
+        values["episode_quiet_days"] = episode_quiet_days
+        if not 1 <= episode_quiet_days <= MAX_EPISODE_QUIET_DAYS:
+            errors.append(
+                FieldError(
+                    "episode_quiet_days", "invalid_days", f"must be 1 to {MAX_EPISODE_QUIET_DAYS} days"
+                )
+            )
     alerting = next((field for field in ("oncall_phone", "webhook_url") if values.get(field)), None)
     if alerting is not None and not settings.public_url:
         errors.append(FieldError(alerting, "needs_public_url", ALERT_LINKS_NEED_PUBLIC_URL))
@@ -129,7 +141,9 @@ def create_clinic(
     return clinic
 
 
-def update_clinic(session: Session, settings: Settings, clinic: Clinic, **changes: str | None) -> Clinic:
+def update_clinic(
+    session: Session, settings: Settings, clinic: Clinic, **changes: str | int | None
+) -> Clinic:
     """Change the settings given, as ``create_clinic`` names them (None keeps one, "" clears an
     optional one); InvalidFieldsError lists every problem."""
     errors: list[FieldError] = []

@@ -263,7 +263,7 @@ def upcoming_and_past_checkins(
     return upcoming, past
 
 
-def erase_family(session: Session, enrollment: Enrollment, *, now: datetime) -> dict[str, int]:
+def erase_family(session: Session, enrollment: Enrollment, *, now: datetime, by: str) -> dict[str, int]:
     """Erase, for good, the family this clinic enrolled; rows removed per table.
 
     Refused (ConflictError) while another clinic still follows the family: one clinic does
@@ -281,7 +281,7 @@ def erase_family(session: Session, enrollment: Enrollment, *, now: datetime) -> 
             "followed_elsewhere",
             "another clinic still follows this family; unenroll here, or ask the operator to erase",
         )
-    return privacy.erase_family(session, enrollment.family, now=now)
+    return privacy.erase_family(session, enrollment.family, now=now, by=by, clinic_id=enrollment.clinic_id)
 
 
 # Overview -------------------------------------------------------------------------------

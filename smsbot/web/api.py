@@ -20,12 +20,14 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import alerts, clinics, inbox
+from smsbot import alerts, audit, clinics, episodes, inbox
 from smsbot.clinics import queries
 from smsbot.conversation import news
 from smsbot.db import clashing_table, request_session
+from smsbot.episodes import fhir
 from smsbot.families import lock_family
 from smsbot.models import Alert, ApiToken, CheckIn, Clinic, Enrollment, Message, utcnow
+from smsbot.triage import load_rules
 from smsbot.vocabulary import MAX_ID, NOTE_MAX_CHARS
 from smsbot.web import openapi, shapes
 from smsbot.web.errors import error_response
@@ -125,6 +127,27 @@ def _require_token() -> None:
         request_session().commit()
 
 
+@bp.after_request
+def _audit_read(response: Response) -> Response:
+    """One audit line for each successful read with a token: an export, or an API read."""
+    token = g.get("api_token")
+    if request.method == "GET" and token is not None and response.status_code == 200:
+        session = request_session()
+        audit.record(
+            session,
+            g.get("audit_action", audit.API_READ),
+            actor=_actor(),
+            now=utcnow(),
+            clinic_id=token.clinic_id,
+            family_id=g.get("audit_family_id"),
+            endpoint=(request.endpoint or "").partition(".")[2],
+            token=token.prefix,
+            **g.get("audit_detail", {}),
+        )
+        session.commit()
+    return response
+
+
 def _clinic_id() -> int:
     return _token().clinic_id
 
@@ -220,6 +243,7 @@ def _enrollment_or_404(session: Session, family_id: int, *, lock: bool = False) 
             session.refresh(enrollment)
     if enrollment is None:
         raise ApiError(404, "not_found", f"no family {family_id} at this clinic")
+    g.audit_family_id = enrollment.family_id  # what a read of this request is about
     return enrollment
 
 
@@ -410,6 +434,7 @@ def export_family(family_id: int) -> Response:
     """Everything this clinic holds about the family (privacy export)"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id)
+    g.audit_action, g.audit_detail = audit.EXPORT, {"format": "json"}
     alerts = session.scalars(
         select(Alert)
         .where(Alert.clinic_id == enrollment.clinic_id, Alert.family_id == enrollment.family_id)
@@ -431,9 +456,63 @@ def erase_family(family_id: int) -> Response:
     """Erase the family's data for good (409 while another clinic follows them)"""
     session = request_session()
     enrollment = _enrollment_or_404(session, family_id, lock=True)
-    counts = queries.erase_family(session, enrollment, now=utcnow())
+    counts = queries.erase_family(session, enrollment, now=utcnow(), by=_actor())
     session.commit()
     return _answer(shapes.Erased(erased=counts))
+
+
+# --- episodes ----------------------------------------------------------------------------
+
+
+def _stories(session: Session, enrollment: Enrollment) -> list[episodes.Story]:
+    """The enrollment's episodes, brought up to date, with what happened in each."""
+    rules = load_rules(current_app.extensions["smsbot.settings"].rules_path)
+    stories = episodes.stories_of(session, enrollment, rules, now=utcnow())
+    session.commit()
+    return stories
+
+
+def _story_or_404(session: Session, family_id: int, episode_id: int) -> tuple[Enrollment, episodes.Story]:
+    enrollment = _enrollment_or_404(session, family_id)
+    for story in _stories(session, enrollment):
+        if story.episode.id == episode_id:
+            return enrollment, story
+    raise ApiError(404, "not_found", f"no episode {episode_id} for family {family_id} at this clinic")
+
+
+@bp.get("/families/<int:family_id>/episodes")
+@operation(responses={200: ("The family's episodes at this clinic.", shapes.EpisodeList)}, errors=(404,))
+def list_episodes(family_id: int) -> Response:
+    """The family's episodes at this clinic, oldest first"""
+    session = request_session()
+    stories = _stories(session, _enrollment_or_404(session, family_id))
+    return _answer(shapes.EpisodeList(data=[shapes.Episode.of(story) for story in stories]))
+
+
+@bp.get("/families/<int:family_id>/episodes/<int:episode_id>")
+@operation(responses={200: ("The episode.", shapes.EpisodeDetail)}, errors=(404,))
+def get_episode(family_id: int, episode_id: int) -> Response:
+    """One episode: levels over time, red flags and why, replies, answers, alerts, timeline"""
+    _, story = _story_or_404(request_session(), family_id, episode_id)
+    return _answer(shapes.EpisodeDetail.of(story))
+
+
+@bp.get("/families/<int:family_id>/episodes/<int:episode_id>/fhir")
+@operation(
+    responses={200: (f"A FHIR {fhir.FHIR_VERSION} (R4B) Bundle of type collection.", None)}, errors=(404,)
+)
+def export_episode_fhir(family_id: int, episode_id: int) -> Response:
+    """The episode as a FHIR R4B Bundle (export)
+
+    Patient (only the identifier the clinic gave: its external_ref), EpisodeOfCare, an
+    Observation per triaged text, a Flag per alert and a Communication per message.
+    """
+    session = request_session()
+    enrollment, story = _story_or_404(session, family_id, episode_id)
+    g.audit_action, g.audit_detail = audit.EXPORT, {"format": "fhir", "episode_id": episode_id}
+    rules = load_rules(current_app.extensions["smsbot.settings"].rules_path)
+    bundle = fhir.bundle_of(story, enrollment.clinic, rules, now=utcnow())
+    return current_app.response_class(bundle.model_dump_json(), mimetype="application/json")
 
 
 # --- alerts ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from datetime import datetime
 from markupsafe import Markup, escape
 
 from smsbot.models import CheckIn
-from smsbot.vocabulary import OUTCOMES
+from smsbot.vocabulary import LEVELS, OUTCOMES
 
 WIDTH = 560
 LABEL_WIDTH = 110  # room for the row labels on the left
@@ -82,37 +82,52 @@ def answers_chart(answers: Sequence[Answer], *, label: str) -> Markup:
     """Check-in answers over time: one dot per answer on a better/same/worse scale, joined by a line.
 
     Drawn top to bottom in OUTCOMES order, "better" up and "worse" down, as a nurse reads a
-    trend. The x axis is real time, so a gap in answers shows as a gap.
+    trend.
+    """
+    return trend_chart([(a.at, a.outcome) for a in answers], OUTCOMES, label=label, css_class="answers-chart")
+
+
+def levels_chart(points: Sequence[tuple[datetime, str]], *, label: str) -> Markup:
+    """Triage levels of a family's texts over time, the most severe at the top."""
+    return trend_chart(points, tuple(reversed(LEVELS)), label=label, css_class="levels-chart")
+
+
+def trend_chart(
+    points: Sequence[tuple[datetime, str]], scale: Sequence[str], *, label: str, css_class: str
+) -> Markup:
+    """(time, value) points on a scale of named rows, in time order, joined by a line.
+
+    The x axis is real time, so a gap between points shows as a gap.
     """
     row = 36
-    height = PAD * 2 + row * (len(OUTCOMES) - 1) + 24  # 24: the date labels underneath
+    height = PAD * 2 + row * (len(scale) - 1) + 24  # 24: the date labels underneath
     left, right = LABEL_WIDTH, WIDTH - PAD
-    points = sorted((a for a in answers if a.outcome in OUTCOMES), key=lambda a: a.at)
+    points = sorted((p for p in points if p[1] in scale), key=lambda p: p[0])
     parts = [
         f'<line class="grid" x1="{left}" x2="{right}" y1="{PAD + i * row}" y2="{PAD + i * row}"/>'
         f'<text class="chart-label" x="{left - 8}" y="{PAD + i * row + 5}" text-anchor="end">'
-        f"{outcome.capitalize()}</text>"
-        for i, outcome in enumerate(OUTCOMES)
+        f"{escape(name.capitalize())}</text>"
+        for i, name in enumerate(scale)
     ]
     if points:
-        start, span = points[0].at, (points[-1].at - points[0].at).total_seconds()
+        start, span = points[0][0], (points[-1][0] - points[0][0]).total_seconds()
 
         def x_of(at: datetime) -> float:
             if span == 0:
                 return (left + right) / 2
             return round(left + (right - left) * (at - start).total_seconds() / span, 1)
 
-        coords = [(x_of(p.at), PAD + OUTCOMES.index(p.outcome) * row) for p in points]
+        coords = [(x_of(at), PAD + list(scale).index(value) * row) for at, value in points]
         parts.append(
             '<polyline class="trend" fill="none" points="' + " ".join(f"{x},{y}" for x, y in coords) + '"/>'
         )
         parts.extend(
-            f'<circle class="dot tone-{p.outcome}" cx="{x}" cy="{y}" r="6">'
-            f"<title>{p.at:%d %b %H:%M}: {p.outcome}</title></circle>"
-            for p, (x, y) in zip(points, coords, strict=True)
+            f'<circle class="dot tone-{escape(value)}" cx="{x}" cy="{y}" r="6">'
+            f"<title>{at:%d %b %H:%M}: {escape(value)}</title></circle>"
+            for (at, value), (x, y) in zip(points, coords, strict=True)
         )
         axis = f'class="chart-axis" y="{height - 6}"'
-        parts.append(f'<text {axis} x="{left}">{points[0].at:%d %b}</text>')
+        parts.append(f'<text {axis} x="{left}">{points[0][0]:%d %b}</text>')
         if span:
-            parts.append(f'<text {axis} x="{right}" text-anchor="end">{points[-1].at:%d %b}</text>')
-    return _svg(height, label, "".join(parts), "answers-chart")
+            parts.append(f'<text {axis} x="{right}" text-anchor="end">{points[-1][0]:%d %b}</text>')
+    return _svg(height, label, "".join(parts), css_class)

@@ -32,7 +32,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from smsbot import clinics, inbox
+from smsbot import audit, clinics, episodes, inbox
 from smsbot.alerts import acknowledge as acknowledge_alert
 from smsbot.alerts import timeline
 from smsbot.checkins.programmes import load_programmes
@@ -41,7 +41,7 @@ from smsbot.clinics.texts import ClinicTexts, load_clinic_texts
 from smsbot.conversation import CHECKIN_WORSE, news
 from smsbot.db import request_session
 from smsbot.families import lock_family
-from smsbot.models import utcnow
+from smsbot.models import Enrollment, utcnow
 from smsbot.phones import display_phone, mask_phone
 from smsbot.triage import load_rules
 from smsbot.vocabulary import LANGUAGE_NAMES, MAX_ID, NOTE_MAX_CHARS
@@ -181,14 +181,19 @@ def login() -> Response | str:
             return redirect(url_for(".alerts"))
         return render_template("dashboard/login.html", email="")
     email = request.form.get("email", "")
-    staff = authenticate(request_session(), email, request.form.get("password", ""), now=utcnow())
+    db, now = request_session(), utcnow()
+    staff = authenticate(db, email, request.form.get("password", ""), now=now)
     if staff is None:
+        audit.record(db, audit.LOGIN_FAILED, actor=email.strip(), now=now)
+        db.commit()
         flash(
             f"Wrong email or password. After {MAX_FAILED_LOGINS} wrong tries an account is locked "
             f"for {LOCKOUT.seconds // 60} minutes.",
             "error",
         )
         return render_template("dashboard/login.html", email=email)
+    audit.record(db, audit.LOGIN, actor=f"staff:{staff.email}", now=now, clinic_id=staff.clinic_id)
+    db.commit()
     session.clear()  # a fresh session (and CSRF token) for the signed-in user: no fixation
     session.update(session_claims(staff))
     session.permanent = True
@@ -227,10 +232,15 @@ def alert(alert_id: int) -> str:
     """One alert, opened from the on-call SMS or webhook link: who to call, what they said, why."""
     db = request_session()
     row = _found(queries.find_alert_row(db, g.staff.clinic_id, alert_id))
+    _record_view(row.alert.family_id, page="alert", alert_id=alert_id)  # it shows the number to call
     message = row.alert.message
+    story = None
+    if row.enrollment is not None:
+        story = episodes.covering(_stories(row.enrollment), row.alert.created_at)
     return render_template(
         "dashboard/alert.html",
         row=row,
+        story=story,
         reasons=_rule_reasons(message.flags if message is not None else [], row.alert.level),
         deliveries=queries.alert_deliveries(db, row.alert),
         timeline=timeline.entries(db, row.alert.id),
@@ -332,14 +342,55 @@ def _enroll_page(form: Mapping[str, str], errors: dict[str, str], programmes: li
 @bp.get(f"/families/<int(max={MAX_ID}):family_id>")
 def family(family_id: int) -> str:
     """One family: the conversation, check-ins and how the answers have moved."""
+    row = _found(queries.find_family(request_session(), g.staff.clinic_id, family_id))
+    _record_view(row.family.id)
+    return _family_page(row, revealed=False)
+
+
+@bp.post(f"/families/<int(max={MAX_ID}):family_id>/phone")
+def reveal_phone(family_id: int) -> str:
+    """The family page with the full phone number shown: each reveal is in the audit."""
+    row = _found(queries.find_family(request_session(), g.staff.clinic_id, family_id))
+    _record(audit.PHONE_REVEAL, row.family.id)
+    return _family_page(row, revealed=True)
+
+
+@bp.get(f"/families/<int(max={MAX_ID}):family_id>/access")
+def family_access(family_id: int) -> str:
+    """Who saw this family's data at this clinic, and when: for the clinic's admins."""
+    if not audit.can_read_audit(g.staff):
+        abort(403)
     db = request_session()
     row = _found(queries.find_family(db, g.staff.clinic_id, family_id))
+    entries = audit.family_entries(db, g.staff.clinic_id, row.family.id)
+    return render_template("dashboard/access.html", row=row, entries=entries, actions=audit.ACTIONS)
+
+
+def _record(action: str, family_id: int, **detail: object) -> None:
+    """One audit line for what the signed-in staff member did with the family's data."""
+    db = request_session()
+    actor = f"staff:{g.staff.email}"
+    audit.record(
+        db, action, actor=actor, now=utcnow(), clinic_id=g.staff.clinic_id, family_id=family_id, **detail
+    )
+    db.commit()
+
+
+def _record_view(family_id: int, page: str = "family", **detail: object) -> None:
+    _record(audit.FAMILY_VIEW, family_id, page=page, **detail)
+
+
+def _family_page(row: queries.FamilyRow, *, revealed: bool) -> str:
+    db = request_session()
     upcoming, past = queries.upcoming_and_past_checkins(db, row.enrollment)
     answers = charts.answers_of(past)
     chart = charts.answers_chart(answers, label=f"Check-in answers for {mask_phone(row.family.phone)}")
     return render_template(
         "dashboard/family.html",
         row=row,
+        revealed=revealed,
+        can_read_audit=audit.can_read_audit(g.staff),
+        stories=list(reversed(_stories(row.enrollment))),
         messages=queries.timeline(db, row.enrollment),
         upcoming=upcoming,
         past=past,
@@ -383,6 +434,48 @@ def resume(family_id: int) -> Response:
         db.commit()
         flash(f"Automated messages resumed for {mask_phone(row.family.phone)}.", "success")
     return redirect(url_for(".family", family_id=family_id))
+
+
+# Episodes ---------------------------------------------------------------------------------
+
+
+def _stories(enrollment: Enrollment) -> list[episodes.Story]:
+    """The enrollment's episodes brought up to date, oldest first (a quiet close may be due)."""
+    db = request_session()
+    rules = load_rules(current_app.extensions["smsbot.settings"].rules_path)
+    stories = episodes.stories_of(db, enrollment, rules, now=utcnow())
+    db.commit()
+    return stories
+
+
+def _episode_story(family_id: int, episode_id: int) -> tuple[queries.FamilyRow, episodes.Story]:
+    row = _found(queries.find_family(request_session(), g.staff.clinic_id, family_id))
+    stories = [story for story in _stories(row.enrollment) if story.episode.id == episode_id]
+    return row, _found(stories[0] if stories else None)
+
+
+@bp.get(f"/families/<int(max={MAX_ID}):family_id>/episodes/<int(max={MAX_ID}):episode_id>")
+def episode(family_id: int, episode_id: int) -> str:
+    """One episode on one printable page: the levels over time, red flags and why, the alerts
+    and who acknowledged them, and the timeline in plain words."""
+    row, story = _episode_story(family_id, episode_id)
+    _record_view(row.family.id, page="episode", episode_id=episode_id)
+    chart = charts.levels_chart(
+        [(report.at, report.level) for report in story.reports],
+        label=f"Triage levels of the family's texts in this episode, {mask_phone(row.family.phone)}",
+    )
+    return render_template("dashboard/episode.html", row=row, story=story, chart=chart)
+
+
+@bp.post(f"/families/<int(max={MAX_ID}):family_id>/episodes/<int(max={MAX_ID}):episode_id>/close")
+def close_episode(family_id: int, episode_id: int) -> Response:
+    """Close the episode: the family's next report opens a new one."""
+    _, story = _episode_story(family_id, episode_id)
+    db = request_session()
+    if episodes.close_by_staff(db, story.episode, by=f"staff:{g.staff.email}", now=utcnow()):
+        db.commit()
+        flash("Episode closed. The family's next report opens a new one.", "success")
+    return redirect(url_for(".episode", family_id=family_id, episode_id=episode_id))
 
 
 # Overview ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, PlainSe
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import CoreSchema
 
-from smsbot import models
+from smsbot import episodes, models
 from smsbot.clinics.consent import consent_state
 from smsbot.clinics.enrollment import MAX_BABY_AGE, TEXT_LIMITS, TIMEZONE_MAX_CHARS
 from smsbot.models import utcnow
@@ -32,6 +32,8 @@ AlertReason = Literal[
     "emergency", "urgent", "worse", "undelivered", "unprocessed", "hospital", "loss", "home"
 ]
 FollowupHold = Literal["hospital", "loss"]
+EpisodeStatus = Literal["open", "closed"]
+CloseReason = Literal["staff", "quiet"]
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100  # items per page
 
@@ -331,6 +333,101 @@ class Alert(Shape):
             acknowledged_by=alert.acknowledged_by,
             note=alert.ack_note,
         )
+
+
+class Episode(Shape):
+    """A family's episode at this clinic: from its first report to its close by staff, or
+    after the clinic's quiet days without a text from the family."""
+
+    id: int
+    family_id: int
+    status: EpisodeStatus
+    opened_at: Timestamp
+    closed_at: Timestamp | None
+    close_reason: Annotated[
+        CloseReason | None,
+        Field(description="staff: closed by `closed_by`; quiet: no text from the family for the quiet days."),
+    ]
+    closed_by: str | None
+    highest_level: Annotated[str, Field(description="The most severe level the family's texts reached.")]
+
+    @classmethod
+    def of(cls, story: episodes.Story) -> Episode:
+        episode = story.episode
+        return cls(
+            id=episode.id,
+            family_id=episode.enrollment_id,
+            status="open" if episode.closed_at is None else "closed",
+            opened_at=episode.opened_at,
+            closed_at=episode.closed_at,
+            close_reason=episode.close_reason,
+            closed_by=episode.closed_by,
+            highest_level=story.highest_level,
+        )
+
+
+class RuleFlag(Shape):
+    rule_id: str
+    reason: Annotated[str, Field(description="Why the rule matters, in the rule file's words.")]
+
+
+class TriagedText(Shape):
+    """A text from the family and how triage read it: the levels over time."""
+
+    message_id: int
+    at: Timestamp
+    level: str
+    flags: list[RuleFlag]
+
+
+class Answer(Shape):
+    checkin_id: int
+    at: Timestamp
+    outcome: str | None
+
+
+class TimelineEntry(Shape):
+    at: Timestamp
+    text: str
+
+
+class EpisodeDetail(Episode):
+    levels: list[TriagedText]
+    replies: list[Message]
+    staff_messages: list[Message]
+    answers: list[Answer]
+    alerts: list[Alert]
+    timeline: Annotated[list[TimelineEntry], Field(description="The episode in plain words, oldest first.")]
+
+    @classmethod
+    def of(cls, story: episodes.Story) -> EpisodeDetail:  # type: ignore[override]
+        enrollment_id = story.episode.enrollment_id
+        return cls(
+            **dict(Episode.of(story)),
+            levels=[
+                TriagedText(
+                    message_id=report.message.id,
+                    at=report.at,
+                    level=report.level,
+                    flags=[RuleFlag(rule_id=flag.rule_id, reason=flag.reason) for flag in report.flags],
+                )
+                for report in story.reports
+            ],
+            replies=[Message.of(message) for message in story.replies],
+            staff_messages=[Message.of(message) for message in story.staff_messages],
+            answers=[
+                Answer(
+                    checkin_id=checkin.id, at=checkin.answered_at or checkin.due_at, outcome=checkin.outcome
+                )
+                for checkin in story.answers
+            ],
+            alerts=[Alert.of(alert, enrollment_id) for alert in story.alerts],
+            timeline=[TimelineEntry(at=entry.at, text=entry.text) for entry in story.timeline],
+        )
+
+
+class EpisodeList(Shape):
+    data: Annotated[list[Episode], Field(description="Oldest first.")]
 
 
 class Export(Shape):

@@ -107,4 +107,18 @@ def _texts(rules_dir: Path, ruleset: RuleSet) -> Iterator[tuple[str, str, list[s
     values = {"clinic": SAMPLE_CLINIC, "emergency_number": number, "level": "emergency", "link": SAMPLE_LINK}
     for name, texts in clinic.replies.items():
         for lang, text in texts.items():
-            yield f"clinic.{name}", lang, [_fill(text, baby=SAMPLE_VALUES["baby"], **values)]
+            if "{text}" in text:
+                # A staff text: the clinic's signature around each quick reply staff can send.
+                quick = [q[lang] for _label, q in clinic.quick_replies.values() if lang in q] or [""]
+                variants = [
+                    _fill(
+                        text,
+                        baby=SAMPLE_VALUES["baby"],
+                        **values,
+                        text=_fill(q, baby=SAMPLE_VALUES["baby"], **values),
+                    )
+                    for q in quick
+                ]
+                yield f"clinic.{name}", lang, variants
+            else:
+                yield f"clinic.{name}", lang, [_fill(text, baby=SAMPLE_VALUES["baby"], **values)]

@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smsbot import clinics, inbox
+from smsbot import clinics
 from smsbot.alerts.escalation import escalate_due
 from smsbot.checkins.dispatch import dispatch_due
+from smsbot.clinics import inbox
 from smsbot.config import Settings
 from smsbot.conversation.inbound import Inbound, receive
 from smsbot.db import Database

@@ -22,7 +22,6 @@ from operator import itemgetter
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from smsbot import whatsapp
 from smsbot.checkins.claims import (
     MAX_ATTEMPTS,
     UNANSWERED_LIMIT,
@@ -41,7 +40,7 @@ from smsbot.checkins.schedule import ANSWER_WINDOW, UNANSWERED_STATUSES
 from smsbot.config import Settings
 from smsbot.db import Database
 from smsbot.families import opt_out
-from smsbot.messaging import Transport, TransportError
+from smsbot.messaging import Transport, TransportError, whatsapp
 from smsbot.messaging.retry import CHECKIN_RETRY
 from smsbot.metrics import CHECKINS
 from smsbot.models import CheckIn, Family
@@ -206,7 +205,7 @@ def _grace_cutoff(settings: Settings, now: datetime) -> datetime:
 
 def _routes(checkin: CheckIn, body: str, run: DispatchRun) -> list[whatsapp.Route]:
     """How the check-in reaches the family: SMS, or WhatsApp within its 24-hour window, else
-    the approved template, or the clinic's SMS fallback (``smsbot.whatsapp``)."""
+    the approved template, or the clinic's SMS fallback (``smsbot.messaging.whatsapp``)."""
     family = checkin.family
     clinic = checkin.enrollment.clinic if checkin.enrollment else None
     baby = family.baby_name or run.render(run.programmes.texts["baby"], family)

@@ -13,13 +13,13 @@ from typing import Any
 
 import click
 
-from smsbot import whatsapp
 from smsbot.checkins import programmes
 from smsbot.cli.settings import rules_dir_option
 from smsbot.clinics import texts as clinic_texts
 from smsbot.config import default_rules_dir
 from smsbot.conversation import keywords
 from smsbot.conversation.catalogue import catalogue
+from smsbot.messaging import whatsapp
 from smsbot.rulefiles import RuleFileError, read_rule_file, rule_files
 from smsbot.triage import checks as triage_checks
 from smsbot.triage.model import RuleSet

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from smsbot import checkins, whatsapp
+from smsbot import checkins
 from smsbot.checkins.claims import MAX_ATTEMPTS
 from smsbot.clinics.details import sync_family_details
 from smsbot.clinics.texts import load_clinic_texts
@@ -21,7 +21,7 @@ from smsbot.config import Settings
 from smsbot.db import Database
 from smsbot.enrollment_windows import open_window
 from smsbot.families import lock_family, opt_out
-from smsbot.messaging import Transport, TransportError
+from smsbot.messaging import Transport, TransportError, whatsapp
 from smsbot.messaging.retry import CHECKIN_RETRY
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message

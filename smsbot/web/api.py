@@ -20,8 +20,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smsbot import alerts, audit, clinics, episodes, inbox
-from smsbot.clinics import queries
+from smsbot import alerts, audit, clinics, episodes
+from smsbot.clinics import inbox, queries
 from smsbot.conversation import news
 from smsbot.db import clashing_table, request_session
 from smsbot.episodes import fhir

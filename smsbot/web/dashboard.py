@@ -32,11 +32,11 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from smsbot import audit, clinics, episodes, inbox
+from smsbot import audit, clinics, episodes
 from smsbot.alerts import acknowledge as acknowledge_alert
 from smsbot.alerts import timeline
 from smsbot.checkins.programmes import load_programmes
-from smsbot.clinics import queries
+from smsbot.clinics import inbox, queries
 from smsbot.clinics.texts import ClinicTexts, load_clinic_texts
 from smsbot.conversation import CHECKIN_WORSE, news
 from smsbot.db import request_session

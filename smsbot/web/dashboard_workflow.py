@@ -2,7 +2,7 @@
 need attention, and, for clinic admins, the escalation chain and the staff accounts.
 
 A blueprint of its own under ``/dashboard``, guarded exactly like ``dashboard.bp`` (CSRF,
-signed-in staff, security headers, HTML errors). Thin views over ``smsbot.inbox``,
+signed-in staff, security headers, HTML errors). Thin views over ``smsbot.clinics.inbox``,
 ``clinics.attention``, ``alerts.chain_settings`` and ``clinics`` accounts.
 """
 
@@ -15,9 +15,9 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from smsbot import clinics, inbox
+from smsbot import clinics
 from smsbot.alerts import chain_settings, escalation
-from smsbot.clinics import attention, queries
+from smsbot.clinics import attention, inbox, queries
 from smsbot.db import request_session
 from smsbot.models import Staff, utcnow
 from smsbot.phones import mask_phone

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from smsbot import whatsapp
 from smsbot.checkins.dispatch import dispatch_due
-from smsbot.messaging import TransportError
+from smsbot.messaging import TransportError, whatsapp
 from smsbot.models import CheckIn, Family
 from tests.checkin_fixtures import (
     PARENT_PHONE,

@@ -1,7 +1,7 @@
 """The two-way inbox: staff text a family they follow, and the answer lands in the same thread.
 
 A staff text goes through the transport like any other (WhatsApp's 24-hour window planned by
-``smsbot.whatsapp``), signed with the clinic's name (``rules/clinic.yaml``: ``staff_message``),
+``smsbot.messaging.whatsapp``), signed with the clinic's name (``rules/clinic.yaml``: ``staff_message``),
 stored with who sent it, and only to a family that consented to this clinic and has not
 opted out. Replying to the family of an open alert can acknowledge it in the same step.
 The parent's answer is an ordinary inbound text: the clinic reads it in the same thread.
@@ -15,13 +15,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smsbot import alerts, whatsapp
+from smsbot import alerts
 from smsbot.alerts import timeline
 from smsbot.clinics.enrollment import is_storable_text
 from smsbot.clinics.errors import ConflictError, FieldError, InvalidFieldsError
 from smsbot.clinics.texts import load_clinic_texts
 from smsbot.config import Settings
-from smsbot.messaging import Transport, TransportError
+from smsbot.messaging import Transport, TransportError, whatsapp
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Alert, Enrollment, Message
 from smsbot.vocabulary import MAX_SEGMENTS, STAFF_TEXT_MAX_CHARS

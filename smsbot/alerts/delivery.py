@@ -278,12 +278,16 @@ def post_webhook(url: str, secret: str, payload: dict[str, Any]) -> None:
         raise DeliveryError(f"webhook answered HTTP {status}")
 
 
+def _locked_delivery(session: Session, delivery_id: int) -> AlertDelivery | None:
+    """The delivery, read locked so it cannot vanish with its family before it is written;
+    None when it already has."""
+    return session.scalar(select(AlertDelivery).where(AlertDelivery.id == delivery_id).with_for_update())
+
+
 def _record_success(db: Database, job: DeliveryJob, now: datetime) -> None:
-    """Read locked, so a row erased with its family meanwhile is skipped, never half-written."""
+    """Mark the page sent; a row erased with its family meanwhile is skipped."""
     with db.session() as session:
-        delivery = session.scalar(
-            select(AlertDelivery).where(AlertDelivery.id == job.delivery_id).with_for_update()
-        )
+        delivery = _locked_delivery(session, job.delivery_id)
         if delivery is None:
             return
         delivery.status, delivery.last_error = "sent", None
@@ -300,12 +304,9 @@ def _record_success(db: Database, job: DeliveryJob, now: datetime) -> None:
 
 def _record_failure(db: Database, job: DeliveryJob, error: DeliveryError, now: datetime) -> str | None:
     """Store the error and schedule the retry (or give up); return ``retry`` or ``failed``,
-    or None when the row was erased with its family meanwhile (read locked, so it cannot
-    vanish between reading and writing it)."""
+    or None when the row was erased with its family meanwhile."""
     with db.session() as session:
-        delivery = session.scalar(
-            select(AlertDelivery).where(AlertDelivery.id == job.delivery_id).with_for_update()
-        )
+        delivery = _locked_delivery(session, job.delivery_id)
         if delivery is None:
             return None
         delivery.last_error = str(error)[:255]

@@ -117,8 +117,10 @@ class Engine:
         # language is first told from the words alone (so are Spanish words spelled by ear).
         reply_lang = lang if lang in LANGS else self.detect_lang(tokens)
         # Spanish spelled by ear ("bomito") is respelled once the text is known to be Spanish.
-        if reply_lang == "es" or lexicon.has_emoji_words(text):
+        if lexicon.has_emoji_words(text):
             tokens = lexicon.tokens(text, reply_lang)
+        elif reply_lang == "es":
+            tokens = lexicon.spanish(tokens)
         matches = lexicon.scan(tokens)
         readings = temperatures_f(tokens, language)
         scopes = self.context.scopes(tokens, matches)

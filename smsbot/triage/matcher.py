@@ -244,9 +244,11 @@ class Lexicon:
         if self.shorthand:
             raw = [w for t in raw for w in self.shorthand.get(t, (t,))]
         out = [self.canonical(t) for t in raw]
-        if lang == "es" and self.swaps:
-            out = [self.respelled(t) for t in out]
-        return out
+        return self.spanish(out) if lang == "es" else out
+
+    def spanish(self, tokens: list[str]) -> list[str]:
+        """Canonical tokens read as Spanish: words spelled by ear respelled ("bomito" → "vomito")."""
+        return [self.respelled(t) for t in tokens] if self.swaps else tokens
 
     def has_emoji_words(self, text: str) -> bool:
         """Whether ``text`` holds an emoji that some language's table reads as a word."""
@@ -268,10 +270,14 @@ class Lexicon:
     def _step(self, node: _Node, tokens: Sequence[str], pos: int, start: int, found: list[Match]) -> None:
         """Follow the edges of ``node`` that tokens[pos] matches (the word itself, or a stem of it)."""
         tok = tokens[pos]
-        for word in (tok, *self.digit_words.get(tok, ())):
-            child = node.words.get(word)
+        if node.words:
+            child = node.words.get(tok)
             if child is not None:
                 self._walk(child, tokens, pos + 1, start, found)
+            for word in self.digit_words.get(tok, ()):
+                child = node.words.get(word)
+                if child is not None:
+                    self._walk(child, tokens, pos + 1, start, found)
         for length in node.stem_lengths:
             if length > len(tok):
                 break
@@ -280,7 +286,8 @@ class Lexicon:
                 self._walk(child, tokens, pos + 1, start, found)
 
     def _walk(self, node: _Node, tokens: Sequence[str], pos: int, start: int, found: list[Match]) -> None:
-        found.extend(Match(owner, start, pos) for owner in node.owners)
+        for owner in node.owners:
+            found.append(Match(owner, start, pos))
         if node.gap is not None:
             for p in range(pos, min(pos + self.settings.gap_max + 1, len(tokens))):
                 self._step(node.gap, tokens, p, start, found)

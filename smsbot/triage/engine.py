@@ -83,7 +83,8 @@ class Engine:
         self.lexicon = Lexicon(phrases, terms, ruleset.language, ruleset.settings)
         self.context = ContextReader(ruleset.triggers, frozenset(ruleset.language.contrasts))
         self.rules = {rule.id: rule for rule in ruleset.rules}
-        self.silencing = frozenset(rule.id for rule in ruleset.rules if not rule.second_opinion)
+        self.silencing = frozenset(rule.id for rule in ruleset.rules if rule.second_opinion is False)
+        self.capping = frozenset(rule.id for rule in ruleset.rules if isinstance(rule.second_opinion, str))
         self.term_negatable = {tid: term.negatable for tid, term in ruleset.terms.items()}
         # Rules triggered by numbers are checked on every message; finding rules only when found.
         self.number_rules = [r for r in ruleset.rules if r.temperature_f or r.count]
@@ -257,7 +258,10 @@ def assess(
         # No classifier, nothing left to raise, a text a rule says is no symptom report, or a
         # text unlike its corpus's.
         return decision
-    opinion = classifier.opinion(text, below=LEVELS[-1] if decision.red_flags_set_aside else None)
+    # Emergency signs the context set aside, or a sign the text is benign: the model may say
+    # urgent, not emergency (every capping rule caps at urgent, the level under emergency).
+    capped = decision.red_flags_set_aside or engine.capping.intersection(decision.flags)
+    opinion = classifier.opinion(text, below=LEVELS[-1] if capped else None)
     if opinion is None or severity(opinion.level) <= severity(decision.level):
         return replace(decision, model_version=classifier.version)
     flags = (opinion.flag, *decision.flags)

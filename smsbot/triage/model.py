@@ -73,8 +73,9 @@ class Rule:
     # red flags (not for fevers), "other"/"parent" for causes (the mother's methadone).
     also_counts: frozenset[str] = frozenset({"past"})
     # False for rules that say a text is not a symptom report (sensitive news): the learned
-    # second opinion, trained on symptom reports, is not asked about it.
-    second_opinion: bool = True
+    # second opinion, trained on symptom reports, is not asked about it. "urgent" for rules
+    # that find a sign the text is benign (the hold test passed): it may raise no higher.
+    second_opinion: bool | str = True
     reason: Mapping[str, str] = field(default_factory=dict)
     note: Mapping[str, str] = field(default_factory=dict)  # added to any reply when it fits
     fires: tuple[str, ...] = ()

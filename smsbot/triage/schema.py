@@ -161,7 +161,9 @@ class RuleModel(_Strict):
     age_days: RangeModel | None = None
     only_without_reading: bool = False
     also_counts: list[Mark] = ["past"]
-    second_opinion: bool = True
+    # true: the learned second opinion may raise the level; false: it is not asked; "urgent":
+    # it may raise no higher than urgent.
+    second_opinion: bool | Literal["urgent"] = True
     reason: PerLang | None = None
     note: PerLang | None = None
     examples: Examples = Examples()

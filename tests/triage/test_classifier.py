@@ -111,6 +111,27 @@ def test_it_may_not_call_an_emergency_when_every_red_flag_is_set_aside(text: str
 @pytest.mark.parametrize(
     "text",
     [
+        ROUTINE,
+        "got chilly at the bus stop and his arms were shivery, once I zipped him in my coat it stopped",
+        "le temblaban los brazos de tanto llorar, lo cargue y se calmo",
+    ],
+)
+def test_it_may_say_urgent_but_not_emergency_when_the_jitters_settled(text: str) -> None:
+    eager = with_thresholds(emergency=0.0, urgent=0.0)
+    assert "jitters-settle-when-soothed" in assess(text, classifier=None).flags
+    decision = assess(text, classifier=eager)
+    assert decision.level == "urgent"
+    assert decision.flags[0].startswith("model:urgent:")
+
+
+def test_a_hold_test_that_failed_is_no_sign_of_settling() -> None:
+    text = "her leg keeps jerking, it doesnt stop when I hold it"
+    assert "jitters-settle-when-soothed" not in assess(text, classifier=None).flags
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         # no red flag named at all: a red flag told without its words is what the model is for
         "his right leg keeps kind of pumping even when i press it flat on the mattress with my hand",
         # a denial is not set aside: the rules may misread it ("no paran" is a hold test that failed)

@@ -114,11 +114,14 @@ def test_it_may_not_call_an_emergency_when_every_red_flag_is_set_aside(text: str
         ROUTINE,
         "got chilly at the bus stop and his arms were shivery, once I zipped him in my coat it stopped",
         "le temblaban los brazos de tanto llorar, lo cargue y se calmo",
+        "just a weird one jerk thing as he was dozing off tonight, only once",
+        "se pujaba mucho para hacer popo y le temblaban las piernitas del esfuerzo",
     ],
 )
-def test_it_may_say_urgent_but_not_emergency_when_the_jitters_settled(text: str) -> None:
+def test_it_may_say_urgent_but_not_emergency_when_the_jitters_are_the_benign_kind(text: str) -> None:
     eager = with_thresholds(emergency=0.0, urgent=0.0)
-    assert "jitters-settle-when-soothed" in assess(text, classifier=None).flags
+    flags = assess(text, classifier=None).flags
+    assert {"jitters-settle-when-soothed", "jitters-with-a-benign-trigger"} & set(flags)
     decision = assess(text, classifier=eager)
     assert decision.level == "urgent"
     assert decision.flags[0].startswith("model:urgent:")

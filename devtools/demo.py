@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smsbot import clinics
+from smsbot.alerts.delivery import deliver_pending_alerts
 from smsbot.alerts.escalation import escalate_due
 from smsbot.checkins.dispatch import dispatch_due
 from smsbot.clinics import inbox
@@ -228,9 +229,13 @@ def seed_demo(database: Database, settings: Settings, now: datetime) -> Clinic:
         else:
             inbound = Inbound(sid=f"SMdemo{sid:026d}", phone=text.phone, body=text.body or "")
             receive(database, settings, inbound, now=at)
+            deliver_pending_alerts(database, transport, settings, at)  # as the courier would, at once
     # Nobody acknowledged the emergency for ten minutes: the chain paged the backup, then a
     # nurse texted the parent from the dashboard.
-    escalate_due(database, settings, now - timedelta(minutes=31))
+    paged_backup = now - timedelta(minutes=31)
+    transport.clock = lambda: paged_backup
+    escalate_due(database, settings, paged_backup)
+    deliver_pending_alerts(database, transport, settings, paged_backup)
     with database.session() as session:
         ana = session.scalars(select(Enrollment).join(Family).where(Family.phone == "+15550100001")).one()
         inbox.send_staff_text(

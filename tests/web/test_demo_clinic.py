@@ -7,7 +7,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from devtools.demo import seed_demo
-from smsbot.models import Alert, CheckIn, Message, utcnow
+from smsbot.models import Alert, AlertDelivery, CheckIn, Message, utcnow
 from smsbot.triage import assess
 
 
@@ -26,3 +26,6 @@ def test_every_demo_reply_is_the_one_the_pipeline_gave(app: Flask) -> None:
         assert {(alert.level, alert.message_id) for alert in alerts} >= {("emergency", emergency.id)}
         assert all(alert.clinic_id is not None for alert in alerts)
         assert answered, "check-ins were sent and answered through the pipeline"
+        # The on-call pages went out as the courier sends them, none left waiting.
+        deliveries = session.scalars(select(AlertDelivery)).all()
+        assert deliveries and {d.status for d in deliveries} == {"sent"}

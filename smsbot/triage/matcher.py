@@ -270,14 +270,10 @@ class Lexicon:
     def _step(self, node: _Node, tokens: Sequence[str], pos: int, start: int, found: list[Match]) -> None:
         """Follow the edges of ``node`` that tokens[pos] matches (the word itself, or a stem of it)."""
         tok = tokens[pos]
-        if node.words:
-            child = node.words.get(tok)
+        for word in (tok, *self.digit_words.get(tok, ())):
+            child = node.words.get(word)
             if child is not None:
                 self._walk(child, tokens, pos + 1, start, found)
-            for word in self.digit_words.get(tok, ()):
-                child = node.words.get(word)
-                if child is not None:
-                    self._walk(child, tokens, pos + 1, start, found)
         for length in node.stem_lengths:
             if length > len(tok):
                 break
@@ -286,8 +282,7 @@ class Lexicon:
                 self._walk(child, tokens, pos + 1, start, found)
 
     def _walk(self, node: _Node, tokens: Sequence[str], pos: int, start: int, found: list[Match]) -> None:
-        for owner in node.owners:
-            found.append(Match(owner, start, pos))
+        found.extend(Match(owner, start, pos) for owner in node.owners)
         if node.gap is not None:
             for p in range(pos, min(pos + self.settings.gap_max + 1, len(tokens))):
                 self._step(node.gap, tokens, p, start, found)

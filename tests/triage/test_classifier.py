@@ -35,6 +35,13 @@ def with_thresholds(emergency: float, urgent: float) -> Classifier:
     return shipped_classifier().calibrated({"emergency": emergency, "urgent": urgent})
 
 
+def assert_raised_to_urgent_at_most(text: str) -> None:
+    """A classifier that would raise anything to emergency raises ``text`` to urgent only."""
+    decision = assess(text, classifier=with_thresholds(emergency=0.0, urgent=0.0))
+    assert decision.level == "urgent"
+    assert decision.flags[0].startswith("model:urgent:")
+
+
 def test_case_accents_and_spacing_do_not_change_what_it_reads() -> None:
     assert normalise("  Está   MORADO\n") == " esta morado "
     a, b = hashed_ngrams("Está MORADO"), hashed_ngrams("esta   morado")
@@ -100,12 +107,8 @@ def test_it_never_lowers_a_level() -> None:
     ],
 )
 def test_it_may_not_call_an_emergency_when_every_red_flag_is_set_aside(text: str) -> None:
-    eager = with_thresholds(emergency=0.0, urgent=0.0)
-    rules_only = assess(text, classifier=None)
-    assert rules_only.red_flags_set_aside
-    decision = assess(text, classifier=eager)
-    assert decision.level == "urgent"
-    assert decision.flags[0].startswith("model:urgent:")
+    assert assess(text, classifier=None).red_flags_set_aside
+    assert_raised_to_urgent_at_most(text)
 
 
 @pytest.mark.parametrize(
@@ -119,12 +122,9 @@ def test_it_may_not_call_an_emergency_when_every_red_flag_is_set_aside(text: str
     ],
 )
 def test_it_may_say_urgent_but_not_emergency_when_the_jitters_are_the_benign_kind(text: str) -> None:
-    eager = with_thresholds(emergency=0.0, urgent=0.0)
     flags = assess(text, classifier=None).flags
     assert {"jitters-settle-when-soothed", "jitters-with-a-benign-trigger"} & set(flags)
-    decision = assess(text, classifier=eager)
-    assert decision.level == "urgent"
-    assert decision.flags[0].startswith("model:urgent:")
+    assert_raised_to_urgent_at_most(text)
 
 
 def test_a_hold_test_that_failed_is_no_sign_of_settling() -> None:

@@ -1,0 +1,202 @@
+"""A consent text goes out exactly once, even when the send's outcome is unknown: a timeout or
+a server error after Twilio may have taken it, or a process that died between the send and the
+write that records it. The real Twilio client talks to the local fake Twilio API.
+
+The crash is simulated at the transport seam, as the check-in reconciliation tests do: a send
+raises ``ProcessDied`` (a ``BaseException``, as SIGKILL ends a process before any ``except``
+runs), so the request's last commit never happens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from smsbot import clinics
+from smsbot.db import Database
+from smsbot.messaging.twilio import TwilioTransport
+from smsbot.models import Message, utcnow
+from tests.clinic_fixtures import *  # noqa: F403
+from tests.clinic_fixtures import PROGRAMME
+from tests.fake_twilio import FakeTwilio
+from tests.twilio_fixtures import *  # noqa: F403
+from tests.twilio_fixtures import SENDER
+
+PARENT = "+15550100001"
+
+
+class ProcessDied(BaseException):
+    """The process ended here: nothing after this point runs, no ``except Exception`` catches it."""
+
+
+class DyingTransport:
+    """Passes the send through to ``inner`` (or not, with ``before_send``), then the process dies."""
+
+    def __init__(self, inner: TwilioTransport, *, before_send: bool = False) -> None:
+        self.inner, self.before_send = inner, before_send
+
+    def send(self, to: str, body: str, **opts: Any) -> str:
+        if not self.before_send:
+            self.inner.send(to, body, **opts)
+        raise ProcessDied
+
+
+@pytest.fixture
+def slow_twilio(fake: FakeTwilio) -> Iterator[TwilioTransport]:
+    """A client that gives up after 0.2 s: the fake, told to take 0.5 s, answers too late."""
+    transport = TwilioTransport(fake.account_sid, fake.auth_token, SENDER, api_url=fake.url, timeout=0.2)
+    yield transport
+    transport.close()
+
+
+def enroll(api: Callable[..., Any]) -> dict[str, Any]:
+    response = api("POST", "/families", json={"phone": PARENT, "programme": PROGRAMME})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def shown(api: Callable[..., Any], family_id: int) -> tuple[str, str | None]:
+    family = api("GET", f"/families/{family_id}").get_json()
+    return family["consent"], family["consent_error"]
+
+
+def settle(app: Flask, db: Database, transport: Any, at: datetime) -> int:
+    """One run of the consent job, as the scheduler makes it, at ``at``."""
+    return clinics.retry_consents(db, transport, app.extensions["smsbot.settings"], at)
+
+
+def after_lease(app: Flask) -> datetime:
+    return utcnow() + timedelta(seconds=app.extensions["smsbot.settings"].claim_lease_seconds + 1)
+
+
+def consent_rows(db: Database) -> list[tuple[str, str | None]]:
+    with db.session() as session:
+        rows = session.query(Message).filter_by(kind="consent").order_by(Message.id)
+        return [(m.status, m.provider_sid) for m in rows]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def test_a_consent_text_that_timed_out_after_twilio_took_it_is_not_sent_again(
+    app, api, db, fake, slow_twilio
+):
+    app.extensions["smsbot.transport"] = slow_twilio
+    fake.delay = 0.5  # Twilio takes the message, but answers after our timeout
+    family = enroll(api)
+    wait_for(lambda: fake.count() == 1)
+    fake.delay = 0
+
+    assert shown(api, family["id"]) == ("sending", "Twilio: network error (ReadTimeout)")
+    assert settle(app, db, slow_twilio, utcnow() + timedelta(seconds=30)) == 0  # still backing off
+    assert settle(app, db, slow_twilio, utcnow() + timedelta(hours=1)) == 0  # found at Twilio
+    assert settle(app, db, slow_twilio, utcnow() + timedelta(days=1)) == 0
+
+    [accepted] = fake.sent_to(PARENT)
+    assert fake.attempts == 1
+    assert shown(api, family["id"]) == ("requested", None)
+    assert consent_rows(db) == [("queued", accepted.sid)]
+
+
+def test_enrolling_again_while_the_outcome_is_unknown_sends_nothing_more(app, api, db, fake, slow_twilio):
+    app.extensions["smsbot.transport"] = slow_twilio
+    fake.delay = 0.5
+    family = enroll(api)
+    wait_for(lambda: fake.count() == 1)
+    fake.delay = 0
+
+    again = api("POST", "/families", json={"phone": PARENT, "programme": PROGRAMME})
+    assert (again.status_code, again.get_json()["consent"]) == (200, "sending")
+    settle(app, db, slow_twilio, utcnow() + timedelta(hours=1))
+
+    assert fake.attempts == 1
+    assert shown(api, family["id"]) == ("requested", None)
+
+
+def test_a_server_error_is_looked_up_then_retried_once_and_sent_once(app, api, db, fake, twilio):
+    app.extensions["smsbot.transport"] = twilio
+    fake.fail_next(1, status=500)  # Twilio did not take it, but the sender cannot know that
+    family = enroll(api)
+    consent, error = shown(api, family["id"])
+    assert consent == "sending" and "HTTP 500" in error
+
+    assert settle(app, db, twilio, utcnow() + timedelta(hours=1)) == 1  # not at Twilio: sent again
+    assert settle(app, db, twilio, utcnow() + timedelta(days=1)) == 0
+
+    [sent] = fake.sent_to(PARENT)
+    assert fake.attempts == 2
+    assert shown(api, family["id"]) == ("requested", None)
+    assert consent_rows(db) == [("failed", None), ("queued", sent.sid)]
+
+
+def test_a_server_error_after_twilio_took_the_message_is_recorded_not_resent(app, api, db, fake, twilio):
+    app.extensions["smsbot.transport"] = twilio
+    fake.fail_after_accepting(1, status=502)
+    family = enroll(api)
+    assert shown(api, family["id"])[0] == "sending"
+
+    assert settle(app, db, twilio, utcnow() + timedelta(hours=1)) == 0
+
+    [accepted] = fake.sent_to(PARENT)
+    assert fake.attempts == 1
+    assert shown(api, family["id"]) == ("requested", None)
+    assert consent_rows(db) == [("queued", accepted.sid)]
+
+
+def test_a_process_that_died_after_sending_is_recovered_without_a_second_text(app, api, db, fake, twilio):
+    app.extensions["smsbot.transport"] = DyingTransport(twilio)
+    with pytest.raises(ProcessDied):
+        api("POST", "/families", json={"phone": PARENT, "programme": PROGRAMME})
+    app.extensions["smsbot.transport"] = twilio
+    [family] = api("GET", "/families").get_json()["data"]  # recorded before the send
+    assert shown(api, family["id"]) == ("sending", None)
+
+    assert settle(app, db, twilio, utcnow() + timedelta(seconds=30)) == 0  # the lease still holds
+    assert consent_rows(db) == [("sending", None)]
+    assert settle(app, db, twilio, after_lease(app)) == 0  # found at Twilio: recorded
+
+    [accepted] = fake.sent_to(PARENT)
+    assert fake.attempts == 1
+    assert shown(api, family["id"]) == ("requested", None)
+    assert consent_rows(db) == [("queued", accepted.sid)]
+    # Enrolling again, as a clinic would after an error page, sends nothing new.
+    assert api("POST", "/families", json={"phone": PARENT, "programme": PROGRAMME}).status_code == 200
+    assert fake.attempts == 1
+
+
+def test_a_process_that_died_before_sending_is_recovered_with_one_text(app, api, db, fake, twilio):
+    app.extensions["smsbot.transport"] = DyingTransport(twilio, before_send=True)
+    with pytest.raises(ProcessDied):
+        api("POST", "/families", json={"phone": PARENT, "programme": PROGRAMME})
+    app.extensions["smsbot.transport"] = twilio
+    [family] = api("GET", "/families").get_json()["data"]
+
+    assert settle(app, db, twilio, after_lease(app)) == 1  # not at Twilio: sent now
+
+    [sent] = fake.sent_to(PARENT)
+    assert shown(api, family["id"]) == ("requested", None)
+    assert consent_rows(db) == [("failed", None), ("queued", sent.sid)]
+
+
+def test_a_permanent_error_on_the_recovered_send_shows_as_failed_with_the_reason(app, api, db, fake, twilio):
+    app.extensions["smsbot.transport"] = DyingTransport(twilio, before_send=True)
+    with pytest.raises(ProcessDied):
+        api("POST", "/families", json={"phone": PARENT, "programme": PROGRAMME})
+    app.extensions["smsbot.transport"] = twilio
+    fake.fail_number(PARENT, code=21211)
+    [family] = api("GET", "/families").get_json()["data"]
+
+    assert settle(app, db, twilio, after_lease(app)) == 1
+    assert settle(app, db, twilio, utcnow() + timedelta(days=1)) == 0  # permanent: not retried
+
+    assert fake.attempts == 1 and fake.count() == 0
+    assert shown(api, family["id"]) == ("failed", "Twilio 21211: invalid 'To' number (HTTP 400)")

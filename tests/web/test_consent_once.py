@@ -9,7 +9,9 @@ runs), so the request's last commit never happens.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -200,3 +202,45 @@ def test_a_permanent_error_on_the_recovered_send_shows_as_failed_with_the_reason
 
     assert fake.attempts == 1 and fake.count() == 0
     assert shown(api, family["id"]) == ("failed", "Twilio 21211: invalid 'To' number (HTTP 400)")
+
+
+def test_concurrent_consent_jobs_settle_and_resend_each_text_once(app, api, db, fake, twilio):
+    """Several workers run the consent job at once (PostgreSQL, SKIP LOCKED): one text per family."""
+    if not db.is_postgres:
+        pytest.skip("concurrent workers are a PostgreSQL deployment")
+    app.extensions["smsbot.transport"] = twilio
+    taken = [f"+1555020{n:04d}" for n in range(10)]
+    refused = [f"+1555030{n:04d}" for n in range(10)]
+    fake.fail_after_accepting(len(taken), status=502)
+    for phone in taken:
+        assert api("POST", "/families", json={"phone": phone, "programme": PROGRAMME}).status_code == 201
+    fake.fail_next(len(refused), status=503)
+    for phone in refused:
+        assert api("POST", "/families", json={"phone": phone, "programme": PROGRAMME}).status_code == 201
+    at = utcnow() + timedelta(hours=1)
+    settings = app.extensions["smsbot.settings"]
+
+    def worker() -> int:
+        own = Database(db.url)  # an engine per worker, as per process
+        try:
+            return clinics.retry_consents(own, twilio, settings, at)
+        finally:
+            own.engine.dispose()
+
+    start = threading.Barrier(3)
+    sent: list[int] = []
+
+    def run() -> None:
+        start.wait()
+        sent.append(worker())
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(sent) == len(refused)
+    assert Counter(m.form["To"] for m in fake.requests) == dict.fromkeys(taken + refused, 1)
+    families = api("GET", "/families?limit=100").get_json()["data"]
+    assert {f["consent"] for f in families} == {"requested"}

@@ -62,6 +62,18 @@ def enroll(api: Callable[..., Any]) -> dict[str, Any]:
     return response.get_json()
 
 
+def enroll_and_die(
+    app: Flask, api: Callable[..., Any], twilio: TwilioTransport, **how: bool
+) -> dict[str, Any]:
+    """Enroll through the API in a process that dies at the consent send; the family as recorded."""
+    app.extensions["smsbot.transport"] = DyingTransport(twilio, **how)
+    with pytest.raises(ProcessDied):
+        api("POST", "/families", json={"phone": PARENT, "programme": PROGRAMME})
+    app.extensions["smsbot.transport"] = twilio
+    [family] = api("GET", "/families").get_json()["data"]  # recorded before the send
+    return family
+
+
 def shown(api: Callable[..., Any], family_id: int) -> tuple[str, str | None]:
     family = api("GET", f"/families/{family_id}").get_json()
     return family["consent"], family["consent_error"]
@@ -80,6 +92,16 @@ def consent_rows(db: Database) -> list[tuple[str, str | None]]:
     with db.session() as session:
         rows = session.query(Message).filter_by(kind="consent").order_by(Message.id)
         return [(m.status, m.provider_sid) for m in rows]
+
+
+def assert_sent_once_and_recorded(
+    api: Callable[..., Any], db: Database, fake: FakeTwilio, family_id: int
+) -> None:
+    """Twilio was asked once, and the one text it took is the family's recorded consent request."""
+    [accepted] = fake.sent_to(PARENT)
+    assert fake.attempts == 1
+    assert shown(api, family_id) == ("requested", None)
+    assert consent_rows(db) == [("queued", accepted.sid)]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -103,10 +125,7 @@ def test_a_consent_text_that_timed_out_after_twilio_took_it_is_not_sent_again(
     assert settle(app, db, slow_twilio, utcnow() + timedelta(hours=1)) == 0  # found at Twilio
     assert settle(app, db, slow_twilio, utcnow() + timedelta(days=1)) == 0
 
-    [accepted] = fake.sent_to(PARENT)
-    assert fake.attempts == 1
-    assert shown(api, family["id"]) == ("requested", None)
-    assert consent_rows(db) == [("queued", accepted.sid)]
+    assert_sent_once_and_recorded(api, db, fake, family["id"])
 
 
 def test_enrolling_again_while_the_outcome_is_unknown_sends_nothing_more(app, api, db, fake, slow_twilio):
@@ -148,39 +167,25 @@ def test_a_server_error_after_twilio_took_the_message_is_recorded_not_resent(app
 
     assert settle(app, db, twilio, utcnow() + timedelta(hours=1)) == 0
 
-    [accepted] = fake.sent_to(PARENT)
-    assert fake.attempts == 1
-    assert shown(api, family["id"]) == ("requested", None)
-    assert consent_rows(db) == [("queued", accepted.sid)]
+    assert_sent_once_and_recorded(api, db, fake, family["id"])
 
 
 def test_a_process_that_died_after_sending_is_recovered_without_a_second_text(app, api, db, fake, twilio):
-    app.extensions["smsbot.transport"] = DyingTransport(twilio)
-    with pytest.raises(ProcessDied):
-        api("POST", "/families", json={"phone": PARENT, "programme": PROGRAMME})
-    app.extensions["smsbot.transport"] = twilio
-    [family] = api("GET", "/families").get_json()["data"]  # recorded before the send
+    family = enroll_and_die(app, api, twilio)
     assert shown(api, family["id"]) == ("sending", None)
 
     assert settle(app, db, twilio, utcnow() + timedelta(seconds=30)) == 0  # the lease still holds
     assert consent_rows(db) == [("sending", None)]
     assert settle(app, db, twilio, after_lease(app)) == 0  # found at Twilio: recorded
 
-    [accepted] = fake.sent_to(PARENT)
-    assert fake.attempts == 1
-    assert shown(api, family["id"]) == ("requested", None)
-    assert consent_rows(db) == [("queued", accepted.sid)]
+    assert_sent_once_and_recorded(api, db, fake, family["id"])
     # Enrolling again, as a clinic would after an error page, sends nothing new.
     assert api("POST", "/families", json={"phone": PARENT, "programme": PROGRAMME}).status_code == 200
     assert fake.attempts == 1
 
 
 def test_a_process_that_died_before_sending_is_recovered_with_one_text(app, api, db, fake, twilio):
-    app.extensions["smsbot.transport"] = DyingTransport(twilio, before_send=True)
-    with pytest.raises(ProcessDied):
-        api("POST", "/families", json={"phone": PARENT, "programme": PROGRAMME})
-    app.extensions["smsbot.transport"] = twilio
-    [family] = api("GET", "/families").get_json()["data"]
+    family = enroll_and_die(app, api, twilio, before_send=True)
 
     assert settle(app, db, twilio, after_lease(app)) == 1  # not at Twilio: sent now
 
@@ -190,12 +195,8 @@ def test_a_process_that_died_before_sending_is_recovered_with_one_text(app, api,
 
 
 def test_a_permanent_error_on_the_recovered_send_shows_as_failed_with_the_reason(app, api, db, fake, twilio):
-    app.extensions["smsbot.transport"] = DyingTransport(twilio, before_send=True)
-    with pytest.raises(ProcessDied):
-        api("POST", "/families", json={"phone": PARENT, "programme": PROGRAMME})
-    app.extensions["smsbot.transport"] = twilio
+    family = enroll_and_die(app, api, twilio, before_send=True)
     fake.fail_number(PARENT, code=21211)
-    [family] = api("GET", "/families").get_json()["data"]
 
     assert settle(app, db, twilio, after_lease(app)) == 1
     assert settle(app, db, twilio, utcnow() + timedelta(days=1)) == 0  # permanent: not retried

@@ -77,22 +77,46 @@ def request_consent(
         values={"clinic": enrollment.clinic.name, "baby": baby, "text": body},
         sms_fallback=enrollment.clinic.whatsapp_sms_fallback,
     )
-    try:
-        sid, _route = whatsapp.send(transport, routes, body)
-    except TransportError as error:
-        if outcome_unknown(error) and can_look(transport):
-            # The provider may have taken it: keep the lease through the backoff, then ask
-            # the provider before sending again (``retry_consents``).
-            message.claimed_until = now + _backoff(settings, enrollment.consent_attempts)
-            enrollment.consent_error = str(error)[:255]
-            enrollment.consent_retry_at = None
-        else:
-            message.status, message.error_code, message.claimed_until = "failed", error.code, None
-            record_consent_failure(session, enrollment, error, settings=settings, now=now)
-    else:
-        _record_sent(enrollment, message, sid, now)
-    session.flush()
+    outcome = _send(transport, routes, body)
+    # The commit above let go of the family's row: take it again (the one lock order) before
+    # recording; a family erased while its text was out leaves nothing to record.
+    if lock_family(session, family.id) is not None:
+        _record_outcome(
+            session, enrollment, message, outcome, transport=transport, settings=settings, now=now
+        )
+        session.flush()
     return message
+
+
+def _send(transport: Transport, routes: list[whatsapp.Route], body: str) -> str | TransportError:
+    """The provider's id, or the error."""
+    try:
+        return whatsapp.send(transport, routes, body)[0]
+    except TransportError as error:
+        return error
+
+
+def _record_outcome(
+    session: Session,
+    enrollment: Enrollment,
+    message: Message,
+    outcome: str | TransportError,
+    *,
+    transport: Transport,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    if not isinstance(outcome, TransportError):
+        _record_sent(enrollment, message, outcome, now)
+    elif outcome_unknown(outcome) and can_look(transport):
+        # The provider may have taken it: keep the lease through the backoff, then ask the
+        # provider before sending again (``retry_consents``).
+        message.claimed_until = now + _backoff(settings, enrollment.consent_attempts)
+        enrollment.consent_error = str(outcome)[:255]
+        enrollment.consent_retry_at = None
+    else:
+        message.status, message.error_code, message.claimed_until = "failed", outcome.code, None
+        record_consent_failure(session, enrollment, outcome, settings=settings, now=now)
 
 
 def _record_sent(enrollment: Enrollment | None, message: Message, sid: str, requested_at: datetime) -> None:

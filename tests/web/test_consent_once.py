@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from smsbot import clinics
+from smsbot import clinics, privacy
 from smsbot.db import Database
+from smsbot.messaging.console import MemoryTransport
 from smsbot.messaging.twilio import TwilioTransport
 from smsbot.models import Message, utcnow
 from tests.clinic_fixtures import *  # noqa: F403
@@ -245,3 +246,26 @@ def test_concurrent_consent_jobs_settle_and_resend_each_text_once(app, api, db, 
     assert Counter(m.form["To"] for m in fake.requests) == dict.fromkeys(taken + refused, 1)
     families = api("GET", "/families?limit=100").get_json()["data"]
     assert {f["consent"] for f in families} == {"requested"}
+
+
+class ErasingTransport(MemoryTransport):
+    """Sends, and meanwhile the family is erased (the clinic's DELETE lands during the send)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self.db = db
+
+    def send(self, to: str, body: str, **opts: Any) -> str:
+        sid = super().send(to, body, **opts)
+        with self.db.session() as session:
+            [family] = privacy.find_family(session, PARENT)
+            privacy.erase_family(session, family, now=utcnow(), by="test")
+        return sid
+
+
+def test_a_family_erased_while_its_consent_text_was_out_leaves_nothing_to_record(app, api, db):
+    app.extensions["smsbot.transport"] = ErasingTransport(db)
+    response = api("POST", "/families", json={"phone": PARENT, "programme": PROGRAMME})
+    assert response.status_code == 201
+    assert api("GET", "/families").get_json()["data"] == []
+    assert consent_rows(db) == []

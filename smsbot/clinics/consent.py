@@ -4,6 +4,10 @@ Enrolling sends the clinic's own request (its name, its details); nothing else o
 clinic's reaches the family, and the clinic gets nothing about the family, until the
 family answers. A YES answers the most recent request still pending, the one it replies
 to, and consents to that clinic only; a second YES answers the one before.
+
+The request is sent exactly once, as a check-in is: its row is leased (``smsbot.leases``)
+and committed before the send, and a send whose outcome is unknown is looked up at the
+provider (``smsbot.messaging.lookup``) before it is sent again.
 """
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ def run_dispatch(db: Database, transport: Transport, settings: Settings) -> Disp
 
 
 def run_consent_retries(db: Database, transport: Transport, settings: Settings) -> int:
-    """Consent texts that failed for a temporary reason, sent again when their backoff ends."""
+    """Consent texts whose outcome was unknown, settled with the provider; those that failed
+    for a temporary reason, sent again when their backoff ends."""
     return retry_consents(db, transport, settings, utcnow())
 
 

@@ -1,8 +1,8 @@
 """A dispatch run and the rows it claims: what sending (``dispatch.py``) and finishing a
 stopped worker's batch (``reconcile.py``) both do to a check-in.
 
-Rows are claimed atomically (PostgreSQL: ``FOR UPDATE SKIP LOCKED``), so two workers never
-share one; a claim is a lease (``claimed_until``) that a stopped worker's rows outlive.
+Rows are claimed atomically with a lease (``smsbot.leases``), so two workers never share
+one, and a stopped worker's rows outlive it until the lease runs out.
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, joinedload
 
+from smsbot import leases
 from smsbot.checkins.programmes import Localized, Programmes
 from smsbot.checkins.schedule import cancel_where
 from smsbot.config import Settings
 from smsbot.db import Database
-from smsbot.messaging import SentLookup, Transport
+from smsbot.messaging import Transport
+from smsbot.messaging.lookup import can_look
 from smsbot.messaging.segments import count_segments
 from smsbot.metrics import DISPATCH_LAG
 from smsbot.models import CheckIn, Enrollment, Event, Family, Message
@@ -68,7 +70,7 @@ class DispatchRun:
     @property
     def can_look(self) -> bool:
         """Whether the provider can be asked what a stopped worker really sent."""
-        return isinstance(self.transport, SentLookup)
+        return can_look(self.transport)
 
     def render(self, text: Localized, family: Family) -> str:
         """A text from ``checkins.yaml`` as this family gets it."""
@@ -86,25 +88,12 @@ def claim(
     their lease (a stopped worker's) are claimed again for reconciliation.
     """
     if stale:
-        wanted = (CheckIn.status == "sending", CheckIn.claimed_until < now)
+        wanted = (CheckIn.status == "sending", leases.expired(CheckIn, now))
     else:
-        wanted = (
-            CheckIn.status == "pending",
-            CheckIn.due_at <= now,
-            or_(CheckIn.claimed_until.is_(None), CheckIn.claimed_until <= now),
-        )
-    due = select(CheckIn.id).where(*wanted).order_by(CheckIn.due_at).limit(limit)
-    if db.is_postgres:
-        due = due.with_for_update(skip_locked=True)
-    with db.session() as session:
-        claimed = session.scalars(
-            update(CheckIn)
-            .where(CheckIn.id.in_(due.scalar_subquery()))
-            .values(status="sending", claimed_until=claimed_until)
-            .returning(CheckIn.id),
-            execution_options={"synchronize_session": False},
-        )
-        return list(claimed)
+        wanted = (CheckIn.status == "pending", CheckIn.due_at <= now, leases.unclaimed(CheckIn, now))
+    return leases.claim(
+        db, CheckIn, *wanted, order_by=CheckIn.due_at, limit=limit, until=claimed_until, status="sending"
+    )
 
 
 def load_claimed(session: Session, ids: list[int]) -> list[CheckIn]:

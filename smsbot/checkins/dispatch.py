@@ -41,6 +41,7 @@ from smsbot.config import Settings
 from smsbot.db import Database
 from smsbot.families import opt_out
 from smsbot.messaging import Transport, TransportError, whatsapp
+from smsbot.messaging.lookup import outcome_unknown
 from smsbot.messaging.retry import CHECKIN_RETRY
 from smsbot.metrics import CHECKINS
 from smsbot.models import CheckIn, Family
@@ -235,7 +236,7 @@ def _record_failure(session: Session, checkin: CheckIn, error: TransportError, r
     retry = CHECKIN_RETRY.starting_at(timedelta(seconds=run.settings.retry_backoff_seconds))
     delay = retry.delay(checkin.attempts + 1)
     checkin.last_error = str(error)[:255]
-    if _maybe_accepted(error) and run.can_look:
+    if outcome_unknown(error) and run.can_look:
         # The provider may well have accepted the message. Keep the claim until the backoff
         # ends; then reconciliation records it if the provider has it and re-pends it
         # (counting the attempt) if not.
@@ -254,12 +255,6 @@ def _record_failure(session: Session, checkin: CheckIn, error: TransportError, r
     else:
         checkin.status, checkin.due_at = "pending", now + delay
         report.retried += 1
-
-
-def _maybe_accepted(error: TransportError) -> bool:
-    """No answer at all (a timeout, a dropped connection) or a server error (a gateway that
-    timed out behind Twilio's edge): the message may have been taken. A 429 or a 4xx was not."""
-    return not error.permanent and (error.status is None or error.status >= 500)
 
 
 def _unanswered_streaks(session: Session, family_ids: Iterable[int]) -> dict[int, int]:

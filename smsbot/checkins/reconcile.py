@@ -8,10 +8,8 @@ have reached the provider, so the provider is asked before it is sent again.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smsbot.checkins.claims import (
@@ -25,14 +23,9 @@ from smsbot.checkins.claims import (
     set_status,
 )
 from smsbot.db import Database
-from smsbot.messaging import SentLookup, SentRecord, TransportError
-from smsbot.models import CheckIn, Message
-
-logger = logging.getLogger(__name__)
-
-# Our clock and the provider's disagree a little, and Twilio stamps whole seconds: look
-# this much further back than the check-in's due time for what a stopped worker sent.
-LOOKUP_SKEW = timedelta(minutes=1)
+from smsbot.messaging import SentLookup, TransportError
+from smsbot.messaging.lookup import LOOKUP_SKEW, find_sent, match_sent, recorded_sids
+from smsbot.models import CheckIn
 
 
 def reconcile_stale_claims(db: Database, run: DispatchRun, now: datetime, *, batch_size: int = 100) -> None:
@@ -56,19 +49,11 @@ def _reconcile_batch(session: Session, ids: list[int], run: DispatchRun, now: da
     transport = run.transport
     if isinstance(transport, SentLookup):
         lookups = list(
-            run.pool.map(lambda c: _find_sent(transport, c.family.address, c.due_at - LOOKUP_SKEW), checkins)
+            run.pool.map(lambda c: find_sent(transport, c.family.address, c.due_at - LOOKUP_SKEW), checkins)
         )
     else:
         lookups = [None] * len(checkins)
-    # A message already recorded for another of our rows (an earlier check-in with the same
-    # text) is not this check-in's.
-    recorded = set(
-        session.scalars(
-            select(Message.provider_sid).where(
-                Message.family_id.in_({c.family_id for c in checkins}), Message.provider_sid.is_not(None)
-            )
-        )
-    )
+    recorded = recorded_sids(session, {c.family_id for c in checkins})
     messages = []
     for checkin, found in zip(checkins, lookups, strict=True):
         if isinstance(found, TransportError):
@@ -81,7 +66,7 @@ def _reconcile_batch(session: Session, ids: list[int], run: DispatchRun, now: da
             found = None
         checkin.claimed_until = None
         texts = _texts_sent(checkin, run)
-        match = next((m for m in found or () if m.body in texts and m.sid not in recorded), None)
+        match = match_sent(found or (), texts, recorded)
         if match is not None:
             recorded.add(match.sid)
             ended = texts[match.body]
@@ -113,15 +98,3 @@ def _texts_sent(checkin: CheckIn, run: DispatchRun) -> dict[str, bool]:
     if step is not None:
         texts[run.render(programmes.checkin_text(step), family)] = False
     return texts
-
-
-def _find_sent(transport: SentLookup, to: str, since: datetime) -> list[SentRecord] | TransportError:
-    """What the provider holds for ``to`` since ``since``, or the error (returned, not raised,
-    so one failed lookup never stops the batch)."""
-    try:
-        return transport.find_sent(to, since)
-    except TransportError as exc:
-        return exc
-    except Exception as exc:
-        logger.exception("transport lookup raised an unexpected error")
-        return TransportError(f"{type(exc).__name__}: {exc}")

@@ -1,6 +1,7 @@
 """Enrolling families for clinic follow-up: the one path shared by the REST API, the CSV
 import and the dashboard, so validation, idempotency and the consent rule live in one
-place. Enrolling sends one consent text (``clinics.consent``); nothing else goes out, and
+place. Enrolling records the enrollment, commits it, then sends one consent text
+(``clinics.consent``), so no text goes out that is not recorded; nothing else goes out, and
 the clinic reads nothing of the family, until the family says YES.
 """
 
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from smsbot import checkins
 from smsbot.checkins.programmes import load_programmes
 from smsbot.clinics.accounts import is_timezone
-from smsbot.clinics.consent import request_consent
+from smsbot.clinics.consent import consent_in_flight, request_consent
 from smsbot.clinics.details import apply_details, sync_family_details
 from smsbot.clinics.errors import ConflictError, FieldError, InvalidFieldsError
 from smsbot.config import Settings
@@ -155,7 +156,9 @@ def enroll_family(
     sends nothing new; another clinic gets its own Enrollment, with its own details. A new
     (or re-opened, after unenroll) enrollment waits for consent and gets one consent text,
     unless the family has opted out: then it waits silently, and enrolling it again once
-    the family has texted START sends the request (as it does after a failed send).
+    the family has texted START sends the request (as it does after a failed send, but
+    not while a send's outcome is unknown: ``clinics.consent`` settles that first). The
+    enrollment is committed before its consent text goes out; the caller commits the outcome.
     Optional fields left as None keep their current value (a None phone or programme is
     reported as missing, so API callers can pass the body through). Raises InvalidFieldsError or
     ConflictError (already following the family in another programme).
@@ -208,7 +211,7 @@ def enroll_family(
         )
     apply_details(session, enrollment, values)
     owed = enrollment.status == "awaiting_consent" and enrollment.consent_requested_at is None
-    if owed and not family.opted_out:
+    if owed and not family.opted_out and not consent_in_flight(session, enrollment):
         request_consent(session, enrollment, transport=transport, settings=settings, now=now)
     return enrollment, created
 

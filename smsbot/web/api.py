@@ -78,7 +78,10 @@ def _integrity_error(error: IntegrityError) -> tuple[Response, int]:
     return error_response(
         500,
         "duplicate_key" if table else "integrity_error",
-        f"a write clashed with stored data ({table or 'constraint'}); nothing was recorded",
+        # Only the clashing write is undone: an enrollment is recorded before its consent
+        # text goes out, so it stands when recording the send fails.
+        f"a write clashed with stored data ({table or 'constraint'}); that write was undone, "
+        "what was recorded before it stands",
     )
 
 
@@ -292,10 +295,11 @@ def list_families() -> Response:
     errors=(400, 409),
 )
 def create_family() -> Response:
-    """Enroll a family (sends one consent text)
+    """Enroll a family (records it, then sends one consent text)
 
-    Idempotent per phone at this clinic: enrolling it again updates its details and sends
-    no second text.
+    The enrollment is recorded before the consent text goes out; ``consent`` says what became
+    of the text. Idempotent per phone at this clinic: enrolling it again updates its details
+    and sends no second text (only a failed one is sent again).
     """
     enrollment, created = _enroll(request_session(), _json_body())
     return _answer(shapes.Family.of(enrollment), 201 if created else 200)

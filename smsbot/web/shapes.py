@@ -27,7 +27,9 @@ Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 Language = Literal[LANGS]  # type: ignore[valid-type]
 EnrollmentStatus = Literal["awaiting_consent", "active", "ended"]
 AlertStatus = Literal["open", "acknowledged"]
-ConsentState = Literal["requested", "given", "failed", "not_requested", "blocked_opted_out", "none"]
+ConsentState = Literal[
+    "requested", "sending", "given", "failed", "not_requested", "blocked_opted_out", "none"
+]
 AlertReason = Literal[
     "emergency", "urgent", "worse", "undelivered", "unprocessed", "hospital", "loss", "home"
 ]
@@ -198,6 +200,8 @@ class Family(Shape):
         ConsentState,
         Field(
             description="requested: the consent text went out and awaits the family's YES; "
+            "sending: Twilio has not answered, or did not answer (consent_error says how); "
+            "it is asked what it took before the text is sent again, so the family gets one; "
             "failed: it did not go out or never arrived (consent_error says why); it is "
             "retried by itself unless the failure is permanent, and enrolling again sends it now; "
             "blocked_opted_out: the family had texted STOP, so no consent text was sent; "
@@ -207,7 +211,8 @@ class Family(Shape):
         ),
     ]
     consent_error: Annotated[
-        str | None, Field(description="Why the last consent text failed (with consent: failed).")
+        str | None,
+        Field(description="Why the consent text failed (failed), or why its outcome is unknown (sending)."),
     ]
     opted_out: bool
     followup_hold: Annotated[

@@ -34,10 +34,11 @@ def enroll(api):  # type: ignore[no-untyped-def]
 
 
 def test_a_temporary_failure_shows_as_failed_and_is_retried(app, api, db):
-    provider = FlakyProvider(TransportError("Twilio unavailable (HTTP 503)", status=503))
+    # A 429: Twilio refused it, so it surely did not go out (a 5xx might have: see test_consent_once).
+    provider = FlakyProvider(TransportError("Twilio unavailable (HTTP 429)", status=429))
     app.extensions["smsbot.transport"] = provider
     family = enroll(api)
-    assert (family["consent"], family["consent_error"]) == ("failed", "Twilio unavailable (HTTP 503)")
+    assert (family["consent"], family["consent_error"]) == ("failed", "Twilio unavailable (HTTP 429)")
     settings = app.extensions["smsbot.settings"]
     with db.session() as session:
         retry_at = session.get(Enrollment, family["id"]).consent_retry_at

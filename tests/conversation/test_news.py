@@ -174,11 +174,12 @@ def test_a_red_flag_reported_now_with_the_news_is_triaged_at_its_level(text_bot,
 
 
 def test_a_past_nicu_stay_is_not_news(text_bot, db, followed):
-    reply = reply_text(
-        text_bot("she spent 6 days in the nicu after birth, now her legs shake when she cries")
-    )
-    assert reply.startswith("Likely normal jitters")
-    assert hold(db) is None and notices(db) == []
+    text = "she spent 6 days in the nicu after birth, now her legs shake when she cries"
+    reply = reply_text(text_bot(text))
+    # Triaged as the tremor report it is (the level is triage's), never answered as news.
+    assert not reply.startswith((HOSPITAL["en"], HOME["en"], LOSS["en"]))
+    assert not [flag for flag in assess(text).flags if flag.startswith("news-")]
+    assert hold(db) is None and not [n for n in notices(db) if n[0] == "sensitive"]
 
 
 def test_news_from_an_opted_out_family_gets_no_reply_but_still_holds_and_tells_the_clinic(

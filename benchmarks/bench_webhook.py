@@ -12,7 +12,7 @@ In one run (loopback only, every phase bounded by ``--duration``):
 3. optionally (``--sqlite``) the same two smsbot phases on SQLite with one worker.
 
 Every request is a distinct message (its own MessageSid) from a pool signed beforehand like
-Twilio does (``RequestValidator.compute_signature``): texts from ``tests/data/dev_cases.yaml``,
+Twilio does (``RequestValidator.compute_signature``): texts from ``corpus/dev_cases.yaml``,
 from ``--phones`` distinct numbers. wrk (Debian package ``wrk``) cycles the pre-signed bodies
 through a Lua script; the fixed-rate phase is a Python open-loop generator whose latency is
 measured from each request's *scheduled* time, so a stalled server cannot hide its queue
@@ -130,7 +130,7 @@ class Signed:
 
 
 def load_texts() -> list[str]:
-    cases = yaml.safe_load((ROOT / "tests" / "data" / "dev_cases.yaml").read_text())
+    cases = yaml.safe_load((ROOT / "corpus" / "dev_cases.yaml").read_text())
     return [case["text"] for case in cases]
 
 

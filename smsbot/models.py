@@ -287,6 +287,26 @@ class CheckIn(Base):
     enrollment: Mapped[Enrollment | None] = relationship()
 
 
+class OutboxEntry(Base):
+    """Follow-up work an inbound text set off, written in the same transaction as the text.
+
+    The webhook answers from what it read; what the reply does not depend on (the family's
+    language and level, alerts, follow-up check-ins) is done from here right after commit.
+    A row is claimed by deleting it in the transaction that does its work
+    (``smsbot.outbox``), so each follow-up happens once, even after a crash.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    # A red flag: handed to this process's courier at once, and drained first.
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime] = mapped_column(DateTime)  # later after a failed attempt
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class Alert(Base):
     """A red flag a clinic must see: one open alert per family, level and time window."""
 

@@ -4,7 +4,8 @@
 lost lock would, mid-request; ``fault(db, "reply", drop_connection=True)`` (PostgreSQL) makes
 the server drop the connection that runs it instead. ``"processed"`` hits the UPDATE that
 ends every run (replied or not), ``"mark_failed"`` the one that records a failed run, so the
-text stays ``processing``.
+text stays ``processing``. ``"parent_update"`` hits any UPDATE of the parent's (+15550100001)
+family row, as an inbound follow-up makes.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from sqlalchemy import text
 
 from smsbot.db import Database
 
-# (event, condition) per fault name, in both databases' trigger syntax.
+# (table, event, condition) per fault name, in both databases' trigger syntax.
 FAULTS = {
-    "reply": ("INSERT", "NEW.direction = 'out'"),
-    "processed": ("UPDATE", "NEW.status = 'processed'"),
-    "mark_failed": ("UPDATE", "NEW.status = 'failed'"),
+    "reply": ("messages", "INSERT", "NEW.direction = 'out'"),
+    "processed": ("messages", "UPDATE", "NEW.status = 'processed'"),
+    "mark_failed": ("messages", "UPDATE", "NEW.status = 'failed'"),
+    "parent_update": ("families", "UPDATE", "NEW.phone = '+15550100001'"),
 }
 
 
@@ -31,7 +33,7 @@ def fault(db: Database, *names: str, drop_connection: bool = False) -> Iterator[
         raise ValueError("only PostgreSQL can drop a connection from a trigger")
     create, drop = [], []
     for name in names:
-        event, condition = FAULTS[name]
+        table, event, condition = FAULTS[name]
         trigger = f"smsbot_test_fault_{name}"
         if db.is_postgres:
             action = (
@@ -42,13 +44,13 @@ def fault(db: Database, *names: str, drop_connection: bool = False) -> Iterator[
             create += [
                 f"CREATE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql AS "
                 f"$$ BEGIN {action}; RETURN NEW; END $$",
-                f"CREATE TRIGGER {trigger} BEFORE {event} ON messages FOR EACH ROW "
+                f"CREATE TRIGGER {trigger} BEFORE {event} ON {table} FOR EACH ROW "
                 f"WHEN ({condition}) EXECUTE FUNCTION {trigger}()",
             ]
-            drop += [f"DROP TRIGGER {trigger} ON messages", f"DROP FUNCTION {trigger}()"]
+            drop += [f"DROP TRIGGER {trigger} ON {table}", f"DROP FUNCTION {trigger}()"]
         else:
             create.append(
-                f"CREATE TRIGGER {trigger} BEFORE {event} ON messages WHEN {condition} "
+                f"CREATE TRIGGER {trigger} BEFORE {event} ON {table} WHEN {condition} "
                 "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
             )
             drop.append(f"DROP TRIGGER {trigger}")

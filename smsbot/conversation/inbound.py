@@ -15,18 +15,44 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Insert, and_, bindparam, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Executable,
+    Insert,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from smsbot import families
+from smsbot.checkins.schedule import ANSWER_WINDOW, RED_FLAG_LEVELS
 from smsbot.config import Settings
-from smsbot.conversation.respond import Outcome, process, rulebook, service_reply
+from smsbot.conversation.recent import Recent, recent
+from smsbot.conversation.respond import (
+    FLOOD_WINDOW,
+    Decided,
+    Outcome,
+    decide,
+    process,
+    rulebook,
+    service_reply,
+)
 from smsbot.db import Database, dialect_insert
 from smsbot.messaging.segments import count_segments
 from smsbot.metrics import INBOUND_RECOVERY
-from smsbot.models import Family, Message, utcnow
+from smsbot.models import CheckIn, Family, Message, OutboxEntry, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +79,24 @@ _reply_segments = lru_cache(maxsize=1024)(count_segments)
 def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | None = None) -> Outcome:
     """Store ``inbound`` (once per SID), process it once, and return the reply to send.
 
+    Nearly every text is answered from one read and stored with one write: the text, its
+    triage, its reply and an outbox row for what it sets off (``Outcome.queued``: the
+    caller has ``smsbot.outbox`` do that after answering). The rest (a first text, a
+    keyword, a check-in answer, news, a retry) take the full run below.
+    """
+    now = now or utcnow()
+    return _receive_at_once(db, settings, inbound, now) or _receive_in_full(db, settings, inbound, now)
+
+
+def _receive_in_full(db: Database, settings: Settings, inbound: Inbound, now: datetime) -> Outcome:
+    """Store ``inbound`` (once per SID), process it once, and return the reply to send.
+
     Two transactions on one connection, each a single commit: the inbound row, already
     claimed for processing, then everything processing decides plus the reply. Commits
     are the cost that matters under load (each waits for the WAL to reach the disk).
     A run that fails leaves the text for a provider retry or, past the sweep deadline, the
     sweeper (``smsbot.sweeper``).
     """
-    now = now or utcnow()
     lease = timedelta(seconds=settings.sweep_after_seconds)
     # Bound to one connection for both transactions, rather than back to the pool in
     # between; no autoflush: processing writes once, at the commit, not before each read.
@@ -95,6 +132,238 @@ def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | 
     finally:
         session.close()
         connection.close()
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the one read of ``_receive_at_once`` found."""
+
+    family: Family | None
+    seen: bool  # this MessageSid is stored already: a retry
+    open_checkin: bool  # the text may answer a check-in
+    last_minute: int  # the family's texts of the flood window, before this one
+    earlier: Recent | None  # its texts the new one may add to (``recent``)
+
+
+# The one read: the family by number, and around it, what decides whether the text can be
+# answered at once. Built once: composing a statement costs more than running it.
+_KNOWN = select(
+    Family,
+    exists().where(Message.provider_sid == bindparam("sid")).label("seen"),
+    exists()
+    .where(
+        CheckIn.family_id == Family.id,
+        CheckIn.status == "sent",
+        CheckIn.sent_at >= bindparam("answer_since"),
+    )
+    .label("open_checkin"),
+    select(func.count(Message.id))
+    .where(
+        Message.family_id == Family.id,
+        Message.direction == "in",
+        Message.created_at > bindparam("flood_since"),
+    )
+    .scalar_subquery()
+    .label("last_minute"),
+).select_from(
+    select(literal(1).label("one"))
+    .subquery("one")
+    .outerjoin(Family, and_(Family.phone == bindparam("phone"), Family.channel == bindparam("channel")))
+)
+
+
+def _receive_at_once(db: Database, settings: Settings, inbound: Inbound, now: datetime) -> Outcome | None:
+    """The reply to a text that needs no write before it, stored with one write; None: the
+    text takes the full run (``_receive_in_full``), which also reports any failure."""
+    postgres = db.engine.dialect.name == "postgresql"
+    with db.engine.connect() as connection:
+        if postgres:
+            # One statement each, so no BEGIN and COMMIT round trips around them.
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            known = _read_known(db, connection, inbound, now)
+        except Exception as error:
+            # A dropped pooled connection, or a fault: the full run stores the text first,
+            # then reconnects or records the failure for a retry or the sweeper.
+            invalidated = isinstance(error, DBAPIError) and error.connection_invalidated
+            log.warning("reading for an inbound text failed; taking the full run", exc_info=not invalidated)
+            return None
+        family = known.family
+        if family is None or known.seen or known.open_checkin:
+            return None
+        try:
+            decided = decide(
+                settings,
+                family,
+                inbound.body,
+                known.earlier,
+                flooding=known.last_minute + 1 > settings.flood_messages_per_minute,
+                now=now,
+            )
+        except Exception:
+            log.exception("answering an inbound text at once failed; taking the full run")
+            return None
+        if decided is None:
+            return None
+        try:
+            with connection.begin():
+                stored = _store_decided(connection, postgres, inbound, family.id, decided, now)
+        except IntegrityError:
+            return None  # the family was erased meanwhile: the full run stores it afresh
+    if stored is None:
+        return None  # a concurrent delivery of the same SID stored it first: answered as a retry
+    decision = decided.decision
+    return Outcome(reply=decided.reply, level=decision.level, flags=decision.flags, queued=True)
+
+
+def _read_known(db: Database, connection: Connection, inbound: Inbound, now: datetime) -> _Known:
+    session = db.sessionmaker(bind=connection, autoflush=False)
+    try:
+        row = session.execute(
+            _KNOWN,
+            {
+                "sid": inbound.sid,
+                "answer_since": now - ANSWER_WINDOW,
+                "flood_since": now - FLOOD_WINDOW,
+                "phone": inbound.phone,
+                "channel": inbound.channel,
+            },
+        ).one()
+        family = row.Family
+        earlier = None
+        if family is not None and not row.seen and not row.open_checkin:
+            earlier = recent(session, family.id, now)
+        # Detached, as read: the decision's language and level are set on it in memory only.
+        session.expunge_all()
+        return _Known(family, bool(row.seen), bool(row.open_checkin), row.last_minute or 0, earlier)
+    finally:
+        session.close()
+
+
+def _store_decided(
+    connection: Connection, postgres: bool, inbound: Inbound, family_id: int, decided: Decided, now: datetime
+) -> int | None:
+    """The text with its triage, its reply and its outbox row; the text's id, or None when
+    this MessageSid was stored meanwhile (then nothing is written)."""
+    decision = decided.decision
+    values = {
+        "p_family": family_id,
+        "p_body": inbound.body,
+        "p_sid": inbound.sid,
+        "p_media": inbound.num_media,
+        "p_segments": count_segments(inbound.body),
+        "p_level": decision.level,
+        "p_flags": list(decision.flags),
+        "p_lang": decision.lang,
+        "p_rules": decision.rules_version,
+        "p_model": decision.model_version,
+        "p_at": now,
+        "p_reply": decided.reply,
+        "p_reply_segments": _reply_segments(decided.reply or ""),
+        "p_urgent": decision.level in RED_FLAG_LEVELS,
+    }
+    with_reply = decided.reply is not None
+    if postgres:
+        return connection.scalar(_store_at_once(with_reply), values)
+    message_id = connection.scalar(_inbound_insert("sqlite"), values)
+    if message_id is not None:
+        values["p_message"] = message_id
+        if with_reply:
+            connection.execute(_REPLY_FOR_ID, values)
+        connection.execute(_QUEUE_FOR_ID, values)
+    return message_id
+
+
+_MESSAGES = Message.__table__
+_FLAGS = _MESSAGES.c.flags.type
+
+
+@lru_cache(maxsize=2)
+def _inbound_insert(dialect: str) -> Insert:
+    """The text, processed as it is stored; nothing when its MessageSid is stored already."""
+    return (
+        dialect_insert(dialect, _MESSAGES)
+        .values(
+            family_id=bindparam("p_family", type_=Integer),
+            direction="in",
+            kind="symptom",
+            body=bindparam("p_body", type_=String),
+            provider_sid=bindparam("p_sid", type_=String),
+            status="processed",
+            attempts=1,
+            num_media=bindparam("p_media", type_=Integer),
+            segments=bindparam("p_segments", type_=Integer),
+            level=bindparam("p_level", type_=String),
+            flags=bindparam("p_flags", type_=_FLAGS),
+            lang=bindparam("p_lang", type_=String),
+            rules_version=bindparam("p_rules", type_=String),
+            model_version=bindparam("p_model", type_=String),
+            created_at=bindparam("p_at", type_=DateTime),
+        )
+        .on_conflict_do_nothing(index_elements=["provider_sid"])
+        .returning(_MESSAGES.c.id)
+    )
+
+
+_REPLY_COLUMNS = (
+    "family_id",
+    "direction",
+    "kind",
+    "body",
+    "reply_to_id",
+    "status",
+    "level",
+    "flags",
+    "lang",
+    "num_media",
+    "segments",
+    "created_at",
+)
+_QUEUE_COLUMNS = ("message_id", "urgent", "attempts", "available_at", "created_at")
+
+
+def _reply_values(message_id: Any) -> tuple[Any, ...]:
+    return (
+        bindparam("p_family", type_=Integer),
+        literal("out", String),
+        literal("reply", String),
+        bindparam("p_reply", type_=String),
+        message_id,
+        literal("twiml", String),
+        bindparam("p_level", type_=String),
+        bindparam("p_flags", type_=_FLAGS),
+        bindparam("p_lang", type_=String),
+        literal(0, Integer),
+        bindparam("p_reply_segments", type_=Integer),
+        bindparam("p_at", type_=DateTime),
+    )
+
+
+def _queue_values(message_id: Any) -> tuple[Any, ...]:
+    at = bindparam("p_at", type_=DateTime)
+    return (message_id, bindparam("p_urgent", type_=Boolean), literal(0, Integer), at, at)
+
+
+_OUTBOX = OutboxEntry.__table__
+_REPLY_FOR_ID = _MESSAGES.insert().from_select(
+    _REPLY_COLUMNS, select(*_reply_values(bindparam("p_message", type_=Integer)))
+)
+_QUEUE_FOR_ID = _OUTBOX.insert().from_select(
+    _QUEUE_COLUMNS, select(*_queue_values(bindparam("p_message", type_=Integer)))
+)
+
+
+@lru_cache(maxsize=2)
+def _store_at_once(with_reply: bool) -> Executable:
+    """PostgreSQL: the text, its reply and its outbox row in one statement (data-modifying
+    CTEs), so one autocommitted round trip stores all three or, on a known SID, none."""
+    stored = _inbound_insert("postgresql").cte("stored")
+    queued = _OUTBOX.insert().from_select(_QUEUE_COLUMNS, select(*_queue_values(stored.c.id))).cte("queued")
+    statement = select(stored.c.id).add_cte(queued)
+    if with_reply:
+        reply = _MESSAGES.insert().from_select(_REPLY_COLUMNS, select(*_reply_values(stored.c.id)))
+        statement = statement.add_cte(reply.cte("reply"))
+    return statement
 
 
 def process_claimed(

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from smsbot.models import Message
-from smsbot.vocabulary import highest
+from smsbot.vocabulary import MAX_ID, highest
 
 CONTEXT_WINDOW = timedelta(minutes=30)  # a text this soon after another adds to it
 MAX_EARLIER = 4  # earlier texts read with a new one, at most (a run-on conversation is not one report)
@@ -49,12 +49,12 @@ class Recent:
         return " . ".join((*self.texts, text))
 
 
-def recent(session: Session, message: Message, now: datetime) -> Recent | None:
-    """The family's triaged texts from the last ``CONTEXT_WINDOW`` before ``message`` and
-    after its last keyword, or None."""
+def recent(session: Session, family_id: int, now: datetime, *, before: int = MAX_ID) -> Recent | None:
+    """The family's triaged texts from the last ``CONTEXT_WINDOW`` before the text ``before``
+    (default: all of them, for a text not stored yet) and after its last keyword, or None."""
     rows = []
     for row in session.execute(
-        _EARLIER, {"family": message.family_id, "before": message.id, "since": now - CONTEXT_WINDOW}
+        _EARLIER, {"family": family_id, "before": before, "since": now - CONTEXT_WINDOW}
     ):
         if row.kind not in TRIAGED:
             # A keyword ends the report: after STOP and START, or a YES that lets a clinic

@@ -217,6 +217,7 @@ class Message(Base):
         Index("ix_messages_family_created", "family_id", "created_at"),
         # The sweeper's look for inbound texts left unprocessed: few rows are in these statuses.
         Index("ix_messages_status_claimed", "status", "claimed_until"),
+        Index("ux_messages_family_answered_seq", "family_id", "answered_seq", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -250,6 +251,10 @@ class Message(Base):
     sent_by: Mapped[str | None] = mapped_column(String(254))
     lang: Mapped[str | None] = mapped_column(String(2))
     num_media: Mapped[int] = mapped_column(Integer, default=0)
+    # An inbound text answered at once (``conversation.inbound``): the family's count of those,
+    # unique per family, so two texts of one family answered from the same read cannot both
+    # be stored; the later one takes the full run, which sees the first (the flood limit).
+    answered_seq: Mapped[int | None] = mapped_column(Integer)
     segments: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 

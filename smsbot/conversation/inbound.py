@@ -29,6 +29,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -36,10 +37,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from smsbot import families
+from smsbot import families, privacy
 from smsbot.checkins.schedule import ANSWER_WINDOW, RED_FLAG_LEVELS
 from smsbot.config import Settings
-from smsbot.conversation.recent import Recent, recent
+from smsbot.conversation.recent import CONTEXT_WINDOW, EARLIER_OF_FAMILY, Recent, recent, recent_of
 from smsbot.conversation.respond import (
     FLOOD_WINDOW,
     Decided,
@@ -52,7 +53,8 @@ from smsbot.conversation.respond import (
 from smsbot.db import Database, dialect_insert
 from smsbot.messaging.segments import count_segments
 from smsbot.metrics import INBOUND_RECOVERY
-from smsbot.models import CheckIn, Family, Message, OutboxEntry, utcnow
+from smsbot.models import CheckIn, ErasedSid, Family, Message, OutboxEntry, utcnow
+from smsbot.vocabulary import MAX_ID
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,8 @@ def _receive_in_full(db: Database, settings: Settings, inbound: Inbound, now: da
     A run that fails leaves the text for a provider retry or, past the sweep deadline, the
     sweeper (``smsbot.sweeper``).
     """
+    if _erased_since(db, inbound.sid):
+        return Outcome(reply=None, erased_replay=True)
     lease = timedelta(seconds=settings.sweep_after_seconds)
     # Bound to one connection for both transactions, rather than back to the pool in
     # between; no autoflush: processing writes once, at the commit, not before each read.
@@ -138,16 +142,20 @@ def _receive_in_full(db: Database, settings: Settings, inbound: Inbound, now: da
 class _Known:
     """What the one read of ``_receive_at_once`` found."""
 
+    erased: bool  # this MessageSid is a text of a family erased since: a replay
     family: Family | None
     seen: bool  # this MessageSid is stored already: a retry
     open_checkin: bool  # the text may answer a check-in
     last_minute: int  # the family's texts of the flood window, before this one
+    answered_seq: int  # the family's texts answered at once so far (``Message.answered_seq``)
     earlier: Recent | None  # its texts the new one may add to (``recent``)
 
 
 # The one read: the family by number, and around it, what decides whether the text can be
 # answered at once. Built once: composing a statement costs more than running it.
+_ONE_ROW = select(literal(1).label("one")).subquery("one")
 _KNOWN = select(
+    exists().where(ErasedSid.sid_hash == bindparam("sid_hash")).label("erased"),
     Family,
     exists().where(Message.provider_sid == bindparam("sid")).label("seen"),
     exists()
@@ -165,10 +173,19 @@ _KNOWN = select(
     )
     .scalar_subquery()
     .label("last_minute"),
-).select_from(
-    select(literal(1).label("one"))
-    .subquery("one")
-    .outerjoin(Family, and_(Family.phone == bindparam("phone"), Family.channel == bindparam("channel")))
+    select(func.max(Message.answered_seq))
+    .where(Message.family_id == Family.id)
+    .scalar_subquery()
+    .label("answered_seq"),
+)
+_FAMILY_BY_NUMBER = and_(Family.phone == bindparam("phone"), Family.channel == bindparam("channel"))
+_KNOWN_ALONE = _KNOWN.select_from(_ONE_ROW.outerjoin(Family, _FAMILY_BY_NUMBER))
+# PostgreSQL: the family's recent texts in the same statement (a row each, LATERAL).
+_EARLIER = EARLIER_OF_FAMILY.lateral("earlier")
+_KNOWN_WITH_EARLIER = (
+    _KNOWN.add_columns(_EARLIER.c.body, _EARLIER.c.level, _EARLIER.c.flags, _EARLIER.c.kind)
+    .select_from(_ONE_ROW.outerjoin(Family, _FAMILY_BY_NUMBER).outerjoin(_EARLIER, true()))
+    .order_by(_EARLIER.c.id.desc())
 )
 
 
@@ -181,13 +198,15 @@ def _receive_at_once(db: Database, settings: Settings, inbound: Inbound, now: da
             # One statement each, so no BEGIN and COMMIT round trips around them.
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            known = _read_known(db, connection, inbound, now)
+            known = _read_known(db, connection, postgres, inbound, now)
         except Exception as error:
             # A dropped pooled connection, or a fault: the full run stores the text first,
             # then reconnects or records the failure for a retry or the sweeper.
             invalidated = isinstance(error, DBAPIError) and error.connection_invalidated
             log.warning("reading for an inbound text failed; taking the full run", exc_info=not invalidated)
             return None
+        if known.erased:
+            return Outcome(reply=None, erased_replay=True)
         family = known.family
         if family is None or known.seen or known.open_checkin:
             return None
@@ -207,47 +226,69 @@ def _receive_at_once(db: Database, settings: Settings, inbound: Inbound, now: da
             return None
         try:
             with connection.begin():
-                stored = _store_decided(connection, postgres, inbound, family.id, decided, now)
+                stored = _store_decided(connection, postgres, inbound, known, decided, now)
         except IntegrityError:
-            return None  # the family was erased meanwhile: the full run stores it afresh
+            # Another text of the family was answered since the read (its ``answered_seq``),
+            # or the family was erased: the full run, under the family's lock, sees it.
+            return None
+        except Exception:
+            # Nothing or everything was stored (one statement): the full run stores the text
+            # first, or finds it stored, and records any failure for a retry or the sweeper.
+            log.warning("storing an inbound text at once failed; taking the full run", exc_info=True)
+            return None
     if stored is None:
         return None  # a concurrent delivery of the same SID stored it first: answered as a retry
     decision = decided.decision
     return Outcome(reply=decided.reply, level=decision.level, flags=decision.flags, queued=True)
 
 
-def _read_known(db: Database, connection: Connection, inbound: Inbound, now: datetime) -> _Known:
+def _read_known(
+    db: Database, connection: Connection, postgres: bool, inbound: Inbound, now: datetime
+) -> _Known:
+    params = {
+        "sid_hash": privacy.sid_hash(inbound.sid),
+        "sid": inbound.sid,
+        "answer_since": now - ANSWER_WINDOW,
+        "flood_since": now - FLOOD_WINDOW,
+        "phone": inbound.phone,
+        "channel": inbound.channel,
+        "before": MAX_ID,
+        "since": now - CONTEXT_WINDOW,
+    }
     session = db.sessionmaker(bind=connection, autoflush=False)
     try:
-        row = session.execute(
-            _KNOWN,
-            {
-                "sid": inbound.sid,
-                "answer_since": now - ANSWER_WINDOW,
-                "flood_since": now - FLOOD_WINDOW,
-                "phone": inbound.phone,
-                "channel": inbound.channel,
-            },
-        ).one()
-        family = row.Family
+        rows = session.execute(_KNOWN_WITH_EARLIER if postgres else _KNOWN_ALONE, params).all()
+        first = rows[0]
+        family = first.Family
+        asks = family is not None and not first.erased and not first.seen and not first.open_checkin
         earlier = None
-        if family is not None and not row.seen and not row.open_checkin:
-            earlier = recent(session, family.id, now)
+        if asks:
+            found = [row for row in rows if row.kind is not None] if postgres else None
+            earlier = recent_of(found) if found is not None else recent(session, family.id, now)
         # Detached, as read: the decision's language and level are set on it in memory only.
         session.expunge_all()
-        return _Known(family, bool(row.seen), bool(row.open_checkin), row.last_minute or 0, earlier)
+        return _Known(
+            bool(first.erased),
+            family,
+            bool(first.seen),
+            bool(first.open_checkin),
+            first.last_minute or 0,
+            first.answered_seq or 0,
+            earlier,
+        )
     finally:
         session.close()
 
 
 def _store_decided(
-    connection: Connection, postgres: bool, inbound: Inbound, family_id: int, decided: Decided, now: datetime
+    connection: Connection, postgres: bool, inbound: Inbound, known: _Known, decided: Decided, now: datetime
 ) -> int | None:
     """The text with its triage, its reply and its outbox row; the text's id, or None when
     this MessageSid was stored meanwhile (then nothing is written)."""
     decision = decided.decision
     values = {
-        "p_family": family_id,
+        "p_family": known.family.id,  # type: ignore[union-attr]
+        "p_seq": known.answered_seq + 1,
         "p_body": inbound.body,
         "p_sid": inbound.sid,
         "p_media": inbound.num_media,
@@ -299,6 +340,7 @@ def _inbound_insert(dialect: str) -> Insert:
             rules_version=bindparam("p_rules", type_=String),
             model_version=bindparam("p_model", type_=String),
             created_at=bindparam("p_at", type_=DateTime),
+            answered_seq=bindparam("p_seq", type_=Integer),
         )
         .on_conflict_do_nothing(index_elements=["provider_sid"])
         .returning(_MESSAGES.c.id)
@@ -364,6 +406,19 @@ def _store_at_once(with_reply: bool) -> Executable:
         reply = _MESSAGES.insert().from_select(_REPLY_COLUMNS, select(*_reply_values(stored.c.id)))
         statement = statement.add_cte(reply.cte("reply"))
     return statement
+
+
+def _erased_since(db: Database, sid: str) -> bool:
+    """``privacy.was_erased``, asked again once on a fresh connection when the pooled one
+    turns out to have been dropped by the server (nothing was written, so that is safe)."""
+    try:
+        with db.session() as session:
+            return privacy.was_erased(session, sid)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    with db.session() as session:
+        return privacy.was_erased(session, sid)
 
 
 def process_claimed(

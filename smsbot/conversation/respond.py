@@ -43,6 +43,7 @@ class Outcome:
     duplicate: bool = False
     paged: bool = False  # raised an alert for a clinic: its on-call should hear now
     queued: bool = False  # follow-ups left in the outbox (``smsbot.outbox``) for after the reply
+    erased_replay: bool = False  # a replay of a text whose family was erased since: ignored
     reply_id: int | None = None  # the stored reply, when the caller sends it by REST
 
 

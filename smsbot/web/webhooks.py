@@ -6,10 +6,9 @@ import logging
 import uuid
 
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy.exc import DBAPIError
 from twilio.twiml.messaging_response import MessagingResponse
 
-from smsbot import conversation, metrics, outbox, privacy
+from smsbot import conversation, metrics, outbox
 from smsbot.alerts import AlertCourier
 from smsbot.checkins.schedule import RED_FLAG_LEVELS
 from smsbot.db import get_db
@@ -56,19 +55,6 @@ def _num_media() -> int:
     return count
 
 
-def _erased_since(sid: str) -> bool:
-    """``privacy.was_erased``, asked again once on a fresh connection when the pooled one
-    turns out to have been dropped by the server (nothing was written, so that is safe)."""
-    try:
-        with get_db().session() as session:
-            return privacy.was_erased(session, sid)
-    except DBAPIError as error:
-        if not error.connection_invalidated:
-            raise
-    with get_db().session() as session:
-        return privacy.was_erased(session, sid)
-
-
 def _alert_courier() -> AlertCourier:
     """This process's courier, made on first use with the app's transport: it does the
     inbound texts' follow-ups (``smsbot.outbox``) and delivers the alerts they raise."""
@@ -98,12 +84,12 @@ def inbound_sms() -> Response:
     body = fit_to_limit(clean_text(request.form.get("Body", "")), BODY_LIMITS[channel])
     sid = clean_text(request.form.get("MessageSid") or request.form.get("SmsMessageSid") or "")[:64]
     sid = sid or f"LOCAL{uuid.uuid4().hex}"
-    if _erased_since(sid):
+    inbound = conversation.Inbound(sid=sid, phone=phone, channel=channel, body=body, num_media=_num_media())
+    outcome = conversation.receive(get_db(), settings, inbound)
+    if outcome.erased_replay:
         # A signed replay of a text whose family was erased: it must not bring them back.
         log.info("replayed text of an erased family ignored")
         return twiml(None)
-    inbound = conversation.Inbound(sid=sid, phone=phone, channel=channel, body=body, num_media=_num_media())
-    outcome = conversation.receive(get_db(), settings, inbound)
     if outcome.queued:
         # Follow-ups right after the reply: a red flag's (its alert) at once, others batched.
         _alert_courier().wake(urgent=outcome.level in RED_FLAG_LEVELS)

@@ -1,4 +1,5 @@
-"""The outbox: follow-ups of an inbound text, done after the webhook has answered
+"""The outbox: follow-ups of an inbound text, done after the webhook has answered; the
+sequence of texts answered at once per family
 
 Revision ID: 0009_o2_outbox
 Revises: 0008
@@ -29,8 +30,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_outbox_message_id", "outbox", ["message_id"])
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("answered_seq", sa.Integer(), nullable=True))
+        batch_op.create_index("ux_messages_family_answered_seq", ["family_id", "answered_seq"], unique=True)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ux_messages_family_answered_seq")
+        batch_op.drop_column("answered_seq")
     op.drop_index("ix_outbox_message_id", table_name="outbox")
     op.drop_table("outbox")

@@ -9,6 +9,7 @@ scheduler workers drain side by side without waiting on, or repeating, each othe
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,11 +17,11 @@ from typing import Any
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
-from smsbot import checkins, families
+from smsbot import checkins
 from smsbot.config import Settings
 from smsbot.conversation.respond import note_decision, raise_alerts
 from smsbot.db import Database
-from smsbot.models import Message, OutboxEntry, utcnow
+from smsbot.models import Family, Message, OutboxEntry, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +38,46 @@ class DrainReport:
     paged: bool = False  # an alert was raised for a clinic: deliver it now
 
 
-def follow_up(session: Session, settings: Settings, message: Message) -> bool:
-    """Do what ``message`` set off, in ``session``; whether a clinic is paged.
+def follow_up(session: Session, settings: Settings, messages: Sequence[Message]) -> bool:
+    """Do what ``messages`` set off, in ``session``; whether a clinic is paged.
 
-    What the text would have done in its request, as of when it came (``created_at``),
-    under the family's lock: its language and level (unless a later text already spoke),
-    its alerts, and its follow-up check-ins (not once the family has opted out).
+    What each text would have done in its request, as of when it came (``created_at``),
+    under its family's lock: the family's language and level (from its latest text), each
+    red flag's alerts, and the follow-up check-ins (not once the family has opted out).
+    A family's texts of one level in the batch schedule once, from the latest: the run the
+    earlier ones would have scheduled is the one it replaces.
     """
-    family = families.lock_family(session, message.family_id)
-    if family is None:
-        return False  # erased meanwhile
-    at = message.created_at
-    if family.last_contact_at is None or family.last_contact_at <= at:
-        family.last_contact_at = at
-        note_decision(family, message.level or "info", message.lang or family.language)
-    paged = raise_alerts(session, settings, family, message, reason=message.level or "", now=at)
-    if not family.opted_out and message.level is not None:
-        checkins.schedule_after_decision(session, family, message.level, now=at, settings=settings)
+    families = _lock_families(session, {message.family_id for message in messages})
+    in_order = sorted(messages, key=lambda message: message.id)
+    latest = {(message.family_id, message.level): message for message in in_order}
+    paged = False
+    for message in in_order:
+        family = families.get(message.family_id)
+        if family is None:
+            continue  # erased meanwhile
+        at = message.created_at
+        if family.last_contact_at is None or family.last_contact_at <= at:
+            family.last_contact_at = at
+            note_decision(family, message.level or "info", message.lang or family.language)
+        paged |= raise_alerts(session, settings, family, message, reason=message.level or "", now=at)
+        scheduling = message.level is not None and latest[message.family_id, message.level] is message
+        if scheduling and not family.opted_out:
+            checkins.schedule_after_decision(session, family, message.level, now=at, settings=settings)
     return paged
+
+
+def _lock_families(session: Session, ids: set[int]) -> dict[int, Family]:
+    """The families, their rows locked in id order (as every batch locks them: no deadlock)."""
+    if not ids:
+        return {}
+    locked = session.scalars(
+        select(Family)
+        .where(Family.id.in_(sorted(ids)))
+        .order_by(Family.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return {family.id: family for family in locked}
 
 
 def drain(
@@ -70,8 +93,7 @@ def drain(
     try:
         with db.session() as session:
             claimed = _claim(session, limit, now)
-            for message in _messages(session, claimed):
-                report.paged |= follow_up(session, settings, message)
+            report.paged = follow_up(session, settings, _messages(session, claimed))
             report.done = len(claimed)
         return report
     except Exception:
@@ -107,7 +129,7 @@ def _drain_one(db: Database, settings: Settings, entry_id: int, now: datetime) -
     try:
         with db.session() as session:
             claimed = session.execute(_CLAIM.where(OutboxEntry.id == entry_id)).all()
-            paged = any(follow_up(session, settings, message) for message in _messages(session, claimed))
+            paged = follow_up(session, settings, _messages(session, claimed))
         return DrainReport(done=len(claimed), paged=paged)
     except Exception:
         log.exception("outbox follow-up %s failed; tried again later", entry_id)
@@ -139,11 +161,8 @@ def _claim(session: Session, limit: int, now: datetime) -> list[Any]:
 
 
 def _messages(session: Session, claimed: list[Any]) -> list[Message]:
-    """The claimed rows' texts, by family then age: families are locked in one order (two
-    drains never deadlock), and a family's texts are followed up in the order they came."""
+    """The claimed rows' texts."""
     ids = [row.message_id for row in claimed]
     if not ids:
         return []
-    return list(
-        session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.family_id, Message.id))
-    )
+    return list(session.scalars(select(Message).where(Message.id.in_(ids))))

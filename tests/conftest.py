@@ -94,12 +94,16 @@ FOLLOW_UP_SECONDS = 10.0  # far beyond the outbox's own second: a hang, not a sl
 
 
 def wait_for_follow_ups(app: Flask) -> None:
-    """Wait until every inbound follow-up is done, draining as the scheduler's job would.
+    """Wait until every inbound follow-up is done: the courier's work (the follow-ups and the
+    alert deliveries it was woken for), then a drain as the scheduler's job would do.
 
     A row the courier has claimed is still counted until its transaction commits, so an
     empty outbox means the work is in the database, whoever did it.
     """
     db, settings = app.extensions["smsbot.db"], app.extensions["smsbot.settings"]
+    if (courier := app.extensions.get("smsbot.alert_courier")) is not None:
+        # Its follow-ups and the deliveries of the alerts they raised, done now.
+        assert courier.settle(FOLLOW_UP_SECONDS), "the alert courier is still busy"
     deadline = time.monotonic() + FOLLOW_UP_SECONDS
     while True:
         drain_all(db, settings)

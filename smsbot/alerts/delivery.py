@@ -164,22 +164,29 @@ class AlertCourier:
         self.follow_ups, self.batch_seconds = follow_ups, batch_seconds
         self._wanted = threading.Event()
         self._urgent = threading.Event()
-        self._pending = False
+        self._state = threading.Condition()
+        self._pending = False  # asked for and not yet taken up
+        self._working = False
         self._deliver = False
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
 
     def wake(self, *, urgent: bool = True) -> None:
-        with self._lock:
+        with self._state:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="smsbot-alerts", daemon=True)
                 self._thread.start()
-        self._pending = True
+            self._pending = True
+            self._deliver |= urgent
         if urgent:
-            self._deliver = True
             self._urgent.set()
         self._wanted.set()
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Do the work asked for so far now (no gathering) and wait until it is done; whether it was."""
+        self._urgent.set()
+        with self._state:
+            return self._state.wait_for(lambda: not (self._pending or self._working), timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the deliveries asked for so far and end the thread."""
@@ -196,13 +203,20 @@ class AlertCourier:
                 self._urgent.wait(self.batch_seconds)
             self._wanted.clear()
             self._urgent.clear()
-            if self._pending:
-                self._pending = False
+            with self._state:
+                pending, self._pending = self._pending, False
                 deliver, self._deliver = self._deliver, False
-                if self.follow_ups is not None:
-                    deliver |= _follow_up_logging_errors(self.follow_ups)
-                if deliver:
-                    _deliver_logging_errors(self.db, self.transport, self.settings)
+                self._working = pending
+            if pending:
+                try:
+                    if self.follow_ups is not None:
+                        deliver |= _follow_up_logging_errors(self.follow_ups)
+                    if deliver:
+                        _deliver_logging_errors(self.db, self.transport, self.settings)
+                finally:
+                    with self._state:
+                        self._working = False
+                        self._state.notify_all()
             if self._stopping:
                 return
 

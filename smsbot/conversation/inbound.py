@@ -1,9 +1,11 @@
 """Inbound texts: stored once, processed once, and never lost.
 
-Plain functions over the models; the webhook and ``smsbot chat`` are thin callers. The
-inbound row is committed before any processing, so nothing a parent sent is ever lost,
-and a provider retry with the same ``MessageSid`` gets the stored reply, not a second run.
-What the reply is, and what the text sets off, is ``respond.process``.
+Plain functions over the models; the webhook and ``smsbot chat`` are thin callers. Nearly
+every text is answered at once (``at_once``: stored in one write with its triage, its reply
+and its follow-ups in the outbox). The rest take the full run here: the inbound row is
+committed before any processing, so nothing a parent sent is ever lost, and a provider retry
+with the same ``MessageSid`` gets the stored reply, not a second run. What the reply is, and
+what the text sets off, is ``respond.process``.
 """
 
 from __future__ import annotations
@@ -16,36 +18,22 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    DateTime,
-    Executable,
     Insert,
-    Integer,
-    String,
     and_,
     bindparam,
-    exists,
-    func,
-    literal,
     or_,
     select,
-    true,
     update,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from smsbot import families, privacy
-from smsbot.checkins.schedule import ANSWER_WINDOW, RED_FLAG_LEVELS
 from smsbot.config import Settings
-from smsbot.conversation.recent import CONTEXT_WINDOW, EARLIER_OF_FAMILY, Recent, recent, recent_of
+from smsbot.conversation.at_once import answer_at_once, reply_segments
 from smsbot.conversation.respond import (
-    FLOOD_WINDOW,
-    Decided,
     Outcome,
-    decide,
     process,
     rulebook,
     service_reply,
@@ -53,8 +41,7 @@ from smsbot.conversation.respond import (
 from smsbot.db import Database, dialect_insert
 from smsbot.messaging.segments import count_segments
 from smsbot.metrics import INBOUND_RECOVERY
-from smsbot.models import CheckIn, ErasedSid, Family, Message, OutboxEntry, utcnow
-from smsbot.vocabulary import MAX_ID
+from smsbot.models import Family, Message, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +60,6 @@ class Inbound:
     num_media: int = 0
 
 
-# Replies repeat (one text per level and language, give or take the baby's name), and
-# counting walks every character.
-_reply_segments = lru_cache(maxsize=1024)(count_segments)
-
-
 def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | None = None) -> Outcome:
     """Store ``inbound`` (once per SID), process it once, and return the reply to send.
 
@@ -87,7 +69,7 @@ def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | 
     keyword, a check-in answer, news, a retry) take the full run below.
     """
     now = now or utcnow()
-    return _receive_at_once(db, settings, inbound, now) or _receive_in_full(db, settings, inbound, now)
+    return answer_at_once(db, settings, inbound, now) or _receive_in_full(db, settings, inbound, now)
 
 
 def _receive_in_full(db: Database, settings: Settings, inbound: Inbound, now: datetime) -> Outcome:
@@ -136,276 +118,6 @@ def _receive_in_full(db: Database, settings: Settings, inbound: Inbound, now: da
     finally:
         session.close()
         connection.close()
-
-
-@dataclass(frozen=True)
-class _Known:
-    """What the one read of ``_receive_at_once`` found."""
-
-    erased: bool  # this MessageSid is a text of a family erased since: a replay
-    family: Family | None
-    seen: bool  # this MessageSid is stored already: a retry
-    open_checkin: bool  # the text may answer a check-in
-    last_minute: int  # the family's texts of the flood window, before this one
-    answered_seq: int  # the family's texts answered at once so far (``Message.answered_seq``)
-    earlier: Recent | None  # its texts the new one may add to (``recent``)
-
-
-# The one read: the family by number, and around it, what decides whether the text can be
-# answered at once. Built once: composing a statement costs more than running it.
-_ONE_ROW = select(literal(1).label("one")).subquery("one")
-_KNOWN = select(
-    exists().where(ErasedSid.sid_hash == bindparam("sid_hash")).label("erased"),
-    Family,
-    exists().where(Message.provider_sid == bindparam("sid")).label("seen"),
-    exists()
-    .where(
-        CheckIn.family_id == Family.id,
-        CheckIn.status == "sent",
-        CheckIn.sent_at >= bindparam("answer_since"),
-    )
-    .label("open_checkin"),
-    select(func.count(Message.id))
-    .where(
-        Message.family_id == Family.id,
-        Message.direction == "in",
-        Message.created_at > bindparam("flood_since"),
-    )
-    .scalar_subquery()
-    .label("last_minute"),
-    select(func.max(Message.answered_seq))
-    .where(Message.family_id == Family.id)
-    .scalar_subquery()
-    .label("answered_seq"),
-)
-_FAMILY_BY_NUMBER = and_(Family.phone == bindparam("phone"), Family.channel == bindparam("channel"))
-_KNOWN_ALONE = _KNOWN.select_from(_ONE_ROW.outerjoin(Family, _FAMILY_BY_NUMBER))
-# PostgreSQL: the family's recent texts in the same statement (a row each, LATERAL).
-_EARLIER = EARLIER_OF_FAMILY.lateral("earlier")
-_KNOWN_WITH_EARLIER = (
-    _KNOWN.add_columns(_EARLIER.c.body, _EARLIER.c.level, _EARLIER.c.flags, _EARLIER.c.kind)
-    .select_from(_ONE_ROW.outerjoin(Family, _FAMILY_BY_NUMBER).outerjoin(_EARLIER, true()))
-    .order_by(_EARLIER.c.id.desc())
-)
-
-
-def _receive_at_once(db: Database, settings: Settings, inbound: Inbound, now: datetime) -> Outcome | None:
-    """The reply to a text that needs no write before it, stored with one write; None: the
-    text takes the full run (``_receive_in_full``), which also reports any failure."""
-    postgres = db.engine.dialect.name == "postgresql"
-    with db.engine.connect() as connection:
-        if postgres:
-            # One statement each, so no BEGIN and COMMIT round trips around them.
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            known = _read_known(db, connection, postgres, inbound, now)
-        except Exception as error:
-            # A dropped pooled connection, or a fault: the full run stores the text first,
-            # then reconnects or records the failure for a retry or the sweeper.
-            invalidated = isinstance(error, DBAPIError) and error.connection_invalidated
-            log.warning("reading for an inbound text failed; taking the full run", exc_info=not invalidated)
-            return None
-        if known.erased:
-            return Outcome(reply=None, erased_replay=True)
-        family = known.family
-        if family is None or known.seen or known.open_checkin:
-            return None
-        try:
-            decided = decide(
-                settings,
-                family,
-                inbound.body,
-                known.earlier,
-                flooding=known.last_minute + 1 > settings.flood_messages_per_minute,
-                now=now,
-            )
-        except Exception:
-            log.exception("answering an inbound text at once failed; taking the full run")
-            return None
-        if decided is None:
-            return None
-        try:
-            with connection.begin():
-                stored = _store_decided(connection, postgres, inbound, known, decided, now)
-        except IntegrityError:
-            # Another text of the family was answered since the read (its ``answered_seq``),
-            # or the family was erased: the full run, under the family's lock, sees it.
-            return None
-        except Exception:
-            # Nothing or everything was stored (one statement): the full run stores the text
-            # first, or finds it stored, and records any failure for a retry or the sweeper.
-            log.warning("storing an inbound text at once failed; taking the full run", exc_info=True)
-            return None
-    if stored is None:
-        return None  # a concurrent delivery of the same SID stored it first: answered as a retry
-    decision = decided.decision
-    return Outcome(reply=decided.reply, level=decision.level, flags=decision.flags, queued=True)
-
-
-def _read_known(
-    db: Database, connection: Connection, postgres: bool, inbound: Inbound, now: datetime
-) -> _Known:
-    params = {
-        "sid_hash": privacy.sid_hash(inbound.sid),
-        "sid": inbound.sid,
-        "answer_since": now - ANSWER_WINDOW,
-        "flood_since": now - FLOOD_WINDOW,
-        "phone": inbound.phone,
-        "channel": inbound.channel,
-        "before": MAX_ID,
-        "since": now - CONTEXT_WINDOW,
-    }
-    session = db.sessionmaker(bind=connection, autoflush=False)
-    try:
-        rows = session.execute(_KNOWN_WITH_EARLIER if postgres else _KNOWN_ALONE, params).all()
-        first = rows[0]
-        family = first.Family
-        asks = family is not None and not first.erased and not first.seen and not first.open_checkin
-        earlier = None
-        if asks:
-            found = [row for row in rows if row.kind is not None] if postgres else None
-            earlier = recent_of(found) if found is not None else recent(session, family.id, now)
-        # Detached, as read: the decision's language and level are set on it in memory only.
-        session.expunge_all()
-        return _Known(
-            bool(first.erased),
-            family,
-            bool(first.seen),
-            bool(first.open_checkin),
-            first.last_minute or 0,
-            first.answered_seq or 0,
-            earlier,
-        )
-    finally:
-        session.close()
-
-
-def _store_decided(
-    connection: Connection, postgres: bool, inbound: Inbound, known: _Known, decided: Decided, now: datetime
-) -> int | None:
-    """The text with its triage, its reply and its outbox row; the text's id, or None when
-    this MessageSid was stored meanwhile (then nothing is written)."""
-    decision = decided.decision
-    values = {
-        "p_family": known.family.id,  # type: ignore[union-attr]
-        "p_seq": known.answered_seq + 1,
-        "p_body": inbound.body,
-        "p_sid": inbound.sid,
-        "p_media": inbound.num_media,
-        "p_segments": count_segments(inbound.body),
-        "p_level": decision.level,
-        "p_flags": list(decision.flags),
-        "p_lang": decision.lang,
-        "p_rules": decision.rules_version,
-        "p_model": decision.model_version,
-        "p_at": now,
-        "p_reply": decided.reply,
-        "p_reply_segments": _reply_segments(decided.reply or ""),
-        "p_urgent": decision.level in RED_FLAG_LEVELS,
-    }
-    with_reply = decided.reply is not None
-    if postgres:
-        return connection.scalar(_store_at_once(with_reply), values)
-    message_id = connection.scalar(_inbound_insert("sqlite"), values)
-    if message_id is not None:
-        values["p_message"] = message_id
-        if with_reply:
-            connection.execute(_REPLY_FOR_ID, values)
-        connection.execute(_QUEUE_FOR_ID, values)
-    return message_id
-
-
-_MESSAGES = Message.__table__
-_FLAGS = _MESSAGES.c.flags.type
-
-
-@lru_cache(maxsize=2)
-def _inbound_insert(dialect: str) -> Insert:
-    """The text, processed as it is stored; nothing when its MessageSid is stored already."""
-    return (
-        dialect_insert(dialect, _MESSAGES)
-        .values(
-            family_id=bindparam("p_family", type_=Integer),
-            direction="in",
-            kind="symptom",
-            body=bindparam("p_body", type_=String),
-            provider_sid=bindparam("p_sid", type_=String),
-            status="processed",
-            attempts=1,
-            num_media=bindparam("p_media", type_=Integer),
-            segments=bindparam("p_segments", type_=Integer),
-            level=bindparam("p_level", type_=String),
-            flags=bindparam("p_flags", type_=_FLAGS),
-            lang=bindparam("p_lang", type_=String),
-            rules_version=bindparam("p_rules", type_=String),
-            model_version=bindparam("p_model", type_=String),
-            created_at=bindparam("p_at", type_=DateTime),
-            answered_seq=bindparam("p_seq", type_=Integer),
-        )
-        .on_conflict_do_nothing(index_elements=["provider_sid"])
-        .returning(_MESSAGES.c.id)
-    )
-
-
-_REPLY_COLUMNS = (
-    "family_id",
-    "direction",
-    "kind",
-    "body",
-    "reply_to_id",
-    "status",
-    "level",
-    "flags",
-    "lang",
-    "num_media",
-    "segments",
-    "created_at",
-)
-_QUEUE_COLUMNS = ("message_id", "urgent", "attempts", "available_at", "created_at")
-
-
-def _reply_values(message_id: Any) -> tuple[Any, ...]:
-    return (
-        bindparam("p_family", type_=Integer),
-        literal("out", String),
-        literal("reply", String),
-        bindparam("p_reply", type_=String),
-        message_id,
-        literal("twiml", String),
-        bindparam("p_level", type_=String),
-        bindparam("p_flags", type_=_FLAGS),
-        bindparam("p_lang", type_=String),
-        literal(0, Integer),
-        bindparam("p_reply_segments", type_=Integer),
-        bindparam("p_at", type_=DateTime),
-    )
-
-
-def _queue_values(message_id: Any) -> tuple[Any, ...]:
-    at = bindparam("p_at", type_=DateTime)
-    return (message_id, bindparam("p_urgent", type_=Boolean), literal(0, Integer), at, at)
-
-
-_OUTBOX = OutboxEntry.__table__
-_REPLY_FOR_ID = _MESSAGES.insert().from_select(
-    _REPLY_COLUMNS, select(*_reply_values(bindparam("p_message", type_=Integer)))
-)
-_QUEUE_FOR_ID = _OUTBOX.insert().from_select(
-    _QUEUE_COLUMNS, select(*_queue_values(bindparam("p_message", type_=Integer)))
-)
-
-
-@lru_cache(maxsize=2)
-def _store_at_once(with_reply: bool) -> Executable:
-    """PostgreSQL: the text, its reply and its outbox row in one statement (data-modifying
-    CTEs), so one autocommitted round trip stores all three or, on a known SID, none."""
-    stored = _inbound_insert("postgresql").cte("stored")
-    queued = _OUTBOX.insert().from_select(_QUEUE_COLUMNS, select(*_queue_values(stored.c.id))).cte("queued")
-    statement = select(stored.c.id).add_cte(queued)
-    if with_reply:
-        reply = _MESSAGES.insert().from_select(_REPLY_COLUMNS, select(*_reply_values(stored.c.id)))
-        statement = statement.add_cte(reply.cte("reply"))
-    return statement
 
 
 def _erased_since(db: Database, sid: str) -> bool:
@@ -654,6 +366,6 @@ def _reply_row(inbound: Message, outcome: Outcome, status: str) -> dict[str, Any
         "flags": list(outcome.flags),
         "lang": inbound.lang,
         "num_media": 0,
-        "segments": _reply_segments(outcome.reply or ""),
+        "segments": reply_segments(outcome.reply or ""),
         "created_at": inbound.created_at,
     }

@@ -67,7 +67,7 @@ class Text(Protocol):
 
 @dataclass(frozen=True)
 class _Known:
-    """What the one read of ``_receive_at_once`` found."""
+    """What the one read of ``answer_at_once`` found."""
 
     erased: bool  # this MessageSid is a text of a family erased since: a replay
     family: Family | None
@@ -153,7 +153,9 @@ def answer_at_once(db: Database, settings: Settings, inbound: Text, now: datetim
             return None
         try:
             with connection.begin():
-                stored = _store_decided(connection, postgres, inbound, known, decided, now)
+                stored = _store_decided(
+                    connection, postgres, inbound, family.id, known.answered_seq + 1, decided, now
+                )
         except IntegrityError:
             # Another text of the family was answered since the read (its ``answered_seq``),
             # or the family was erased: the full run, under the family's lock, sees it.
@@ -185,9 +187,9 @@ def _read_known(db: Database, connection: Connection, postgres: bool, inbound: T
         rows = session.execute(_KNOWN_WITH_EARLIER if postgres else _KNOWN_ALONE, params).all()
         first = rows[0]
         family = first.Family
-        asks = family is not None and not first.erased and not first.seen and not first.open_checkin
+        answerable = family is not None and not first.erased and not first.seen and not first.open_checkin
         earlier = None
-        if asks:
+        if answerable:
             found = [row for row in rows if row.kind is not None] if postgres else None
             earlier = recent_of(found) if found is not None else recent(session, family.id, now)
         # Detached, as read: the decision's language and level are set on it in memory only.
@@ -206,14 +208,20 @@ def _read_known(db: Database, connection: Connection, postgres: bool, inbound: T
 
 
 def _store_decided(
-    connection: Connection, postgres: bool, inbound: Text, known: _Known, decided: Decided, now: datetime
+    connection: Connection,
+    postgres: bool,
+    inbound: Text,
+    family_id: int,
+    answered_seq: int,
+    decided: Decided,
+    now: datetime,
 ) -> int | None:
     """The text with its triage, its reply and its outbox row; the text's id, or None when
     this MessageSid was stored meanwhile (then nothing is written)."""
     decision = decided.decision
     values = {
-        "p_family": known.family.id,  # type: ignore[union-attr]
-        "p_seq": known.answered_seq + 1,
+        "p_family": family_id,
+        "p_seq": answered_seq,
         "p_body": inbound.body,
         "p_sid": inbound.sid,
         "p_media": inbound.num_media,

@@ -81,9 +81,10 @@ class _Known:
 # The one read: the family by number, and around it, what decides whether the text can be
 # answered at once. Built once: composing a statement costs more than running it.
 _ONE_ROW = select(literal(1).label("one")).subquery("one")
+_FAMILY_COLUMNS = tuple(Family.__table__.columns)
 _KNOWN = select(
     exists().where(ErasedSid.sid_hash == bindparam("sid_hash")).label("erased"),
-    Family,
+    *_FAMILY_COLUMNS,
     exists().where(Message.provider_sid == bindparam("sid")).label("seen"),
     exists()
     .where(
@@ -125,7 +126,8 @@ def answer_at_once(db: Database, settings: Settings, inbound: Text, now: datetim
             # One statement each, so no BEGIN and COMMIT round trips around them.
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            known = _read_known(db, connection, postgres, inbound, now)
+            known = _read_known(connection, postgres, inbound, now)
+            connection.rollback()  # the read's transaction (none on PostgreSQL): the write is its own
         except Exception as error:
             # A dropped pooled connection, or a fault: the full run stores the text first,
             # then reconnects or records the failure for a retry or the sweeper.
@@ -171,7 +173,7 @@ def answer_at_once(db: Database, settings: Settings, inbound: Text, now: datetim
     return Outcome(reply=decided.reply, level=decision.level, flags=decision.flags, queued=True)
 
 
-def _read_known(db: Database, connection: Connection, postgres: bool, inbound: Text, now: datetime) -> _Known:
+def _read_known(connection: Connection, postgres: bool, inbound: Text, now: datetime) -> _Known:
     params = {
         "sid_hash": privacy.sid_hash(inbound.sid),
         "sid": inbound.sid,
@@ -182,29 +184,29 @@ def _read_known(db: Database, connection: Connection, postgres: bool, inbound: T
         "before": MAX_ID,
         "since": now - CONTEXT_WINDOW,
     }
-    session = db.sessionmaker(bind=connection, autoflush=False)
-    try:
-        rows = session.execute(_KNOWN_WITH_EARLIER if postgres else _KNOWN_ALONE, params).all()
-        first = rows[0]
-        family = first.Family
-        answerable = family is not None and not first.erased and not first.seen and not first.open_checkin
-        earlier = None
-        if answerable:
-            found = [row for row in rows if row.kind is not None] if postgres else None
-            earlier = recent_of(found) if found is not None else recent(session, family.id, now)
-        # Detached, as read: the decision's language and level are set on it in memory only.
-        session.expunge_all()
-        return _Known(
-            bool(first.erased),
-            family,
-            bool(first.seen),
-            bool(first.open_checkin),
-            first.last_minute or 0,
-            first.answered_seq or 0,
-            earlier,
-        )
-    finally:
-        session.close()
+    rows = connection.execute(_KNOWN_WITH_EARLIER if postgres else _KNOWN_ALONE, params).all()
+    first = rows[0]
+    # Plain rows, no session: the family is built as read, and the decision's language and
+    # level are set on it in memory only (the follow-ups write them).
+    family = (
+        None
+        if first.id is None
+        else Family(**{column.key: first._mapping[column] for column in _FAMILY_COLUMNS})
+    )
+    answerable = family is not None and not first.erased and not first.seen and not first.open_checkin
+    earlier = None
+    if answerable:
+        found = [row for row in rows if row.kind is not None] if postgres else None
+        earlier = recent_of(found) if found is not None else recent(connection, family.id, now)
+    return _Known(
+        bool(first.erased),
+        family,
+        bool(first.seen),
+        bool(first.open_checkin),
+        first.last_minute or 0,
+        first.answered_seq or 0,
+        earlier,
+    )
 
 
 def _store_decided(

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from smsbot.models import Family, Message
@@ -58,7 +59,9 @@ class Recent:
         return " . ".join((*self.texts, text))
 
 
-def recent(session: Session, family_id: int, now: datetime, *, before: int = MAX_ID) -> Recent | None:
+def recent(
+    session: Session | Connection, family_id: int, now: datetime, *, before: int = MAX_ID
+) -> Recent | None:
     """The family's triaged texts from the last ``CONTEXT_WINDOW`` before the text ``before``
     (default: all of them, for a text not stored yet) and after its last keyword, or None."""
     return recent_of(

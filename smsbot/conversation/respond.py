@@ -168,15 +168,16 @@ def decide(
 ) -> Decided | None:
     """The triage and reply of a text whose reply depends on no write, else None.
 
-    That is nearly every text: a symptom report or a question from a family that has not
-    opted out, with no check-in awaiting its answer (the caller knows). Keywords, empty
-    texts, plain-word opt-outs and sensitive news change the family as they are answered:
-    None sends them through ``process``. ``family`` gets the decision's language and level
-    in memory (``note_decision``): the caller writes them with the follow-ups.
+    That is nearly every text: a symptom report or a question, with no check-in awaiting
+    its answer (the caller knows). Keywords, empty texts, plain-word opt-outs and sensitive
+    news change the family as they are answered: None sends them through ``process``.
+    ``family`` gets the decision's language and level in memory (``note_decision``): the
+    caller writes them with the follow-ups. As in ``process``, a family that opted out is
+    triaged (its clinics still get the alerts) and answered with nothing.
     """
     keywords, _ruleset = rulebook(settings)
     text = text.strip()
-    if not text or family.opted_out or keywords.match(text) is not None:
+    if not text or keywords.match(text) is not None:
         return None
     if keywords.plain_opt_out(text) is not None:
         return None
@@ -184,6 +185,8 @@ def decide(
     if news.news_in(decision) is not None:
         return None
     note_decision(family, decision.level, decision.lang)
+    if family.opted_out:
+        return Decided(decision, None)
     if decision.level != "emergency" and flooding:
         return Decided(decision, None)
     reply = _reply(settings, text, family, decision, earlier, follow_up=follow_up)

@@ -12,7 +12,7 @@ In one run (loopback only, every phase bounded by ``--duration``):
 3. optionally (``--sqlite``) the same two smsbot phases on SQLite with one worker.
 
 Every request is a distinct message (its own MessageSid) from a pool signed beforehand like
-Twilio does (``RequestValidator.compute_signature``): texts from ``tests/data/dev_cases.yaml``,
+Twilio does (``RequestValidator.compute_signature``): texts from ``corpus/dev_cases.yaml``,
 from ``--phones`` distinct numbers. wrk (Debian package ``wrk``) cycles the pre-signed bodies
 through a Lua script; the fixed-rate phase is a Python open-loop generator whose latency is
 measured from each request's *scheduled* time, so a stalled server cannot hide its queue
@@ -24,7 +24,15 @@ for everything on one box, which is why wrk (C, two threads) drives the saturati
 
     .venv/bin/python benchmarks/bench_webhook.py [--duration 15] [--rate 200] [--workers 2] \\
         [--threads 2] [--connections 16] [--database-url postgresql://postgres@127.0.0.1:5432/test] \\
-        [--sqlite]
+        [--sqlite] [--crash]
+
+Each smsbot phase also reports how soon the texts' follow-ups (the outbox) were done.
+``--crash`` runs instead: a ``--rate`` burst of emergency texts from ``--phones`` numbers
+against gunicorn and a ``smsbot worker``; a third in, kill -9 of a web worker (gunicorn
+starts another), two thirds in, kill -9 of the scheduler worker (started again at once);
+the unanswered requests are sent again as Twilio would; then every stored text must have
+been processed and its follow-up done exactly once (one entry naming it on its alert's
+timeline: 0 is lost, 2 or more duplicated).
 
 Results go to ``benchmarks/results/webhook-<time>.json`` (gitignored) and a table on stdout.
 """
@@ -48,6 +56,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -130,7 +139,7 @@ class Signed:
 
 
 def load_texts() -> list[str]:
-    cases = yaml.safe_load((ROOT / "tests" / "data" / "dev_cases.yaml").read_text())
+    cases = yaml.safe_load((ROOT / "corpus" / "dev_cases.yaml").read_text())
     return [case["text"] for case in cases]
 
 
@@ -219,6 +228,52 @@ def measured(server: Server, url: str | None, result: dict) -> Iterator[None]:
         after_db = cpu_seconds(database_pids(url))
         used = sum(v - before_db.get(k, 0) for k, v in after_db.items())
         result["db_cpu_ms_per_request"] = 1000 * used / requests
+
+
+FOLLOW_UP_POLL_SECONDS = 0.05
+FOLLOW_UP_SETTLE_SECONDS = 60.0
+
+
+@contextmanager
+def follow_up_watch(url: str, result: dict) -> Iterator[None]:
+    """The delay from storing a text to its follow-ups being done, from the outbox's side.
+
+    Every ``FOLLOW_UP_POLL_SECONDS`` the age of the oldest row still in the outbox is read;
+    after the phase, the watch goes on until the outbox is empty. The largest age seen is
+    the worst delay (to within one poll); ``follow_up_backlog`` is the most rows pending at once.
+    """
+    engine = create_engine(normalise_url(url))
+    stop = threading.Event()
+    worst = {"age": 0.0, "backlog": 0}
+
+    def sample() -> int:
+        with engine.connect() as connection:
+            oldest, pending = connection.execute(text("SELECT min(created_at), count(*) FROM outbox")).one()
+        if oldest is not None:
+            worst["age"] = max(
+                worst["age"], (datetime.now(UTC).replace(tzinfo=None) - oldest).total_seconds()
+            )
+        worst["backlog"] = max(worst["backlog"], pending)
+        return int(pending)
+
+    def poll() -> None:
+        while not stop.wait(FOLLOW_UP_POLL_SECONDS):
+            sample()
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        poller.join()
+        deadline = time.monotonic() + FOLLOW_UP_SETTLE_SECONDS
+        while (left := sample()) and time.monotonic() < deadline:
+            time.sleep(FOLLOW_UP_POLL_SECONDS)
+        engine.dispose()
+        result["follow_up_max_delay_s"] = worst["age"] + FOLLOW_UP_POLL_SECONDS
+        result["follow_up_backlog"] = worst["backlog"]
+        result["follow_ups_left"] = left
 
 
 @contextmanager
@@ -328,6 +383,7 @@ def run_fixed_rate(
     count = min(int(rate * duration), len(pool))
     due: queue.Queue[tuple[int, float] | None] = queue.Queue()
     latencies = [0.0] * count
+    codes = [0] * count
     statuses: Counter[int] = Counter()
     skipped: set[int] = set()
     lock = threading.Lock()
@@ -357,6 +413,7 @@ def run_fixed_rate(
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
                 status = 0
             latencies[index] = time.perf_counter() - scheduled
+            codes[index] = status
             with lock:
                 statuses[status] += 1
 
@@ -386,6 +443,7 @@ def run_fixed_rate(
         "non_200": count - statuses[200],
         "skipped": len(skipped),
         "sent_sids": [item.sid for index, item in enumerate(pool[:count]) if index not in skipped],
+        "failed": [pool[index] for index in range(count) if codes[index] != 200],
     }
 
 
@@ -426,13 +484,124 @@ def smsbot_env(url: str) -> dict[str, str]:
     }
 
 
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run(
+        [str(VENV_BIN / "smsbot"), "db", "upgrade"], env={**os.environ, **env}, check=True, cwd=ROOT
+    )
+
+
+# Every follow-up of an emergency text leaves one entry on its alert's timeline naming the
+# text (raised, or a new text on the open alert): so each can be counted, lost or twice.
+CRASH_TEXT = "his lips are blue and his arms keep jerking"
+FOLLOW_UP_TRACES = """
+SELECT m.id, m.status, (
+    SELECT count(*) FROM alert_events e
+    WHERE e.kind IN ('raised', 'new_text') AND (e.detail ->> 'message_id')::int = m.id
+) AS traces
+FROM messages m WHERE m.direction = 'in'
+"""
+
+
+@contextmanager
+def scheduler_worker(env: dict[str, str], log: Path) -> Iterator[list[subprocess.Popen]]:
+    """``smsbot worker`` (the scheduler alone, with ``drain_outbox``); the list holds the live one."""
+    with log.open("ab") as log_file:
+        live = [
+            subprocess.Popen(
+                [str(VENV_BIN / "smsbot"), "worker"],
+                env={**os.environ, **env},
+                stdout=log_file,
+                stderr=log_file,
+                cwd=ROOT,
+            )
+        ]
+    try:
+        yield live
+    finally:
+        live[0].terminate()
+        live[0].wait(timeout=15)
+
+
+def crash_run(server_url: str, args: argparse.Namespace, log: Path) -> dict:
+    """kill -9 of a web worker, then of the scheduler worker, during a ``--rate`` burst of
+    emergency texts; restart; Twilio's retry of what went unanswered; then count each
+    stored text's follow-ups (lost: none, duplicated: more than one)."""
+    result: dict = {"requests": 0}
+    with scratch_postgres_database(server_url) as url:
+        env = {**smsbot_env(url), "SMSBOT_SWEEP_AFTER_SECONDS": "3"}
+        migrate(env)
+        pool = signed_pool(
+            f"{uuid.uuid4().hex[:6]}K", int(args.rate * args.duration), [CRASH_TEXT], args.phones
+        )
+        with (
+            scheduler_worker(env, log) as worker,
+            gunicorn("smsbot:create_app()", env, args.workers, args.threads, log) as server,
+        ):
+
+            def kill_web_worker() -> None:
+                os.kill(server.worker_pids()[0], signal.SIGKILL)  # gunicorn starts another
+                result["killed_web_worker"] = True
+
+            def kill_scheduler() -> None:
+                worker[0].kill()
+                worker[0].wait()
+                with log.open("ab") as log_file:
+                    worker[0] = subprocess.Popen(
+                        [str(VENV_BIN / "smsbot"), "worker"],
+                        env={**os.environ, **env},
+                        stdout=log_file,
+                        stderr=log_file,
+                        cwd=ROOT,
+                    )
+                result["killed_scheduler"] = True
+
+            print(
+                f"[crash] {args.rate:.0f} emergency texts/s for {args.duration:.0f} s, kill -9 …", flush=True
+            )
+            timers = [
+                threading.Timer(args.duration / 3, kill_web_worker),
+                threading.Timer(2 * args.duration / 3, kill_scheduler),
+            ]
+            with follow_up_watch(url, result):
+                for timer in timers:
+                    timer.start()
+                burst = run_fixed_rate(server.port, pool, args.rate, args.duration)
+                for timer in timers:
+                    timer.join()
+                time.sleep(1)
+                # Twilio retries a webhook that got no answer: the same SIDs, once more.
+                retry = run_fixed_rate(server.port, burst["failed"], args.rate, args.duration)
+            result.update(
+                requests=burst["requests"],
+                p99_ms=burst["p99_ms"],
+                unanswered=len(burst["failed"]),
+                unanswered_after_retry=len(retry["failed"]),
+            )
+            deadline = time.monotonic() + FOLLOW_UP_SETTLE_SECONDS
+            engine = create_engine(normalise_url(url))
+            while True:  # texts a killed request left half-done: the sweeper's
+                with engine.connect() as connection:
+                    traces = connection.execute(text(FOLLOW_UP_TRACES)).all()
+                if all(status == "processed" for _id, status, _n in traces) or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            engine.dispose()
+    stored = len(traces)
+    result.update(
+        stored=stored,
+        not_stored=len({item.sid for item in pool[: burst["requests"]]}) - stored,
+        unprocessed=sum(1 for _id, status, _n in traces if status != "processed"),
+        lost=sum(1 for _id, _status, n in traces if n == 0),
+        duplicated=sum(n - 1 for _id, _status, n in traces if n > 1),
+    )
+    return result
+
+
 def bench_smsbot(
     url: str, args: argparse.Namespace, texts: list[str], workers: int, label: str, log: Path
 ) -> dict:
     env = smsbot_env(url)
-    subprocess.run(
-        [str(VENV_BIN / "smsbot"), "db", "upgrade"], env={**os.environ, **env}, check=True, cwd=ROOT
-    )
+    migrate(env)
     run_id = uuid.uuid4().hex[:6]
     saturation_pool = signed_pool(f"{run_id}S", args.pool, texts, args.phones)
     fixed_pool = signed_pool(f"{run_id}F", int(args.rate * args.duration), texts, args.phones)
@@ -440,14 +609,15 @@ def bench_smsbot(
     fixed: dict = {"requests": 0}
     with gunicorn("smsbot:create_app()", env, workers, args.threads, log) as server:
         print(f"[{label}] saturation, {args.duration:.0f} s …", flush=True)
-        with measured(server, url, saturation):
+        with follow_up_watch(url, saturation), measured(server, url, saturation):
             saturation.update(
                 run_wrk(server.port, saturation_pool, args.duration, args.connections, args.wrk_threads)
             )
         time.sleep(2)
         print(f"[{label}] fixed {args.rate:.0f} msg/s, {args.duration:.0f} s …", flush=True)
-        with measured(server, url, fixed):
+        with follow_up_watch(url, fixed), measured(server, url, fixed):
             fixed.update(run_fixed_rate(server.port, fixed_pool, args.rate, args.duration))
+    fixed.pop("failed")
     checks = verify(url, saturation.pop("sent_sids") + fixed.pop("sent_sids"))
     return {
         "workers": workers,
@@ -471,7 +641,15 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=60000, help="distinct signed messages for saturation")
     parser.add_argument("--sqlite", action="store_true", help="also run smsbot on SQLite with 1 worker")
     parser.add_argument("--skip-floor", action="store_true")
+    parser.add_argument(
+        "--crash",
+        action="store_true",
+        help="instead: kill -9 a web worker and the scheduler worker during a burst; count lost "
+        "and duplicated follow-ups",
+    )
     args = parser.parse_args()
+    if args.crash:
+        return main_crash(args)
     if shutil.which("wrk") is None:
         parser.error("needs wrk: apt-get install wrk")
 
@@ -542,11 +720,35 @@ def main() -> int:
             and results[name]["fixed_rate"]["non_200"] == 0
             and results[name]["saturation"]["socket_errors"] == 0
             and not results[name]["saturation"]["wrapped"]
+            and results[name]["saturation"]["follow_ups_left"] == 0
+            and results[name]["fixed_rate"]["follow_ups_left"] == 0
         )
     ]
     if failed:
         print(f"VERIFICATION FAILED: {', '.join(failed)}")
     return 1 if failed else 0
+
+
+def main_crash(args: argparse.Namespace) -> int:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    log = RESULTS / f"webhook-crash-{stamp}.log"
+    result = crash_run(args.database_url, args, log)
+    result["loadavg"] = os.getloadavg()[0]
+    out = RESULTS / f"webhook-crash-{stamp}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(
+        f"\n{result['requests']} texts sent, {result['unanswered']} unanswered through the kills "
+        f"({result['unanswered_after_retry']} after Twilio's retry), {result['stored']} stored, "
+        f"{result['unprocessed']} unprocessed\nfollow-ups: {result['lost']} lost, "
+        f"{result['duplicated']} duplicated; done within {result['follow_up_max_delay_s']:.2f} s "
+        f"(backlog {result['follow_up_backlog']}); load {result['loadavg']:.1f}\nresults: {out}"
+    )
+    ok = result["lost"] == 0 and result["duplicated"] == 0 and result["unprocessed"] == 0
+    ok = ok and result["unanswered_after_retry"] == 0 and result["not_stored"] == 0
+    if not ok:
+        print("CRASH CHECK FAILED")
+    return 0 if ok else 1
 
 
 def print_table(results: dict, args: argparse.Namespace) -> None:
@@ -583,6 +785,12 @@ def print_table(results: dict, args: argparse.Namespace) -> None:
         )
         if "ratio_to_durable_floor" in entry:
             print(f"{'':<22}{entry['ratio_to_durable_floor']:>35.2f} of the durable floor")
+        print(
+            f"{'':<22}follow-ups done within {fixed['follow_up_max_delay_s']:.2f} s at "
+            f"{args.rate:.0f}/s (backlog {fixed['follow_up_backlog']}), "
+            f"{sat['follow_up_max_delay_s']:.2f} s at saturation (backlog {sat['follow_up_backlog']}); "
+            f"left undone: {sat['follow_ups_left'] + fixed['follow_ups_left']}"
+        )
 
 
 def cpu(phase: dict) -> str:

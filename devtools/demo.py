@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smsbot import clinics
+from smsbot import clinics, outbox
 from smsbot.alerts.delivery import deliver_pending_alerts
 from smsbot.alerts.escalation import escalate_due
 from smsbot.checkins.dispatch import dispatch_due
@@ -229,6 +229,7 @@ def seed_demo(database: Database, settings: Settings, now: datetime) -> Clinic:
         else:
             inbound = Inbound(sid=f"SMdemo{sid:026d}", phone=text.phone, body=text.body or "")
             receive(database, settings, inbound, now=at)
+            outbox.drain_all(database, settings, now=at)
             deliver_pending_alerts(database, transport, settings, at)  # as the courier would, at once
     # Nobody acknowledged the emergency for ten minutes: the chain paged the backup, then a
     # nurse texted the parent from the dashboard.

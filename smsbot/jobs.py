@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from smsbot import audit
+from smsbot import audit, outbox
 from smsbot.alerts import deliver_pending_alerts, escalate_due
 from smsbot.checkins.dispatch import DispatchReport, dispatch_due, maintenance
 from smsbot.clinics import retry_consents
@@ -26,6 +26,7 @@ from smsbot.models import utcnow
 from smsbot.privacy import purge_old_bodies
 
 ALERT_DELIVERY_INTERVAL_SECONDS = 10
+OUTBOX_INTERVAL_SECONDS = 1  # the backstop for inbound follow-ups a web process left undone
 MAINTENANCE_HOUR_UTC = 7  # night-time in the Americas, morning in Europe: a quiet moment
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -44,6 +45,7 @@ def build_scheduler(
         (run_alert_deliveries, ALERT_DELIVERY_INTERVAL_SECONDS, "deliver_alerts"),
         (run_consent_retries, settings.dispatch_interval_seconds, "retry_consents"),
         (run_sweep, settings.sweep_interval_seconds, "sweep_inbound"),
+        (run_drain_outbox, OUTBOX_INTERVAL_SECONDS, "drain_outbox"),
     )
     for job, seconds, job_id in every_few_seconds:
         scheduler.add_job(
@@ -110,6 +112,14 @@ def run_alert_deliveries(db: Database, transport: Transport, settings: Settings)
 def run_sweep(db: Database, transport: Transport, settings: Settings) -> SweepReport:
     """Triage texts a failed request left unprocessed; page their clinics at once if needed."""
     report = sweep_unprocessed(db, transport, settings)
+    if report.paged:
+        deliver_pending_alerts(db, transport, settings)
+    return report
+
+
+def run_drain_outbox(db: Database, transport: Transport, settings: Settings) -> outbox.DrainReport:
+    """Inbound follow-ups no web process did (it died, or had none to spare); page at once if needed."""
+    report = outbox.drain_all(db, settings)
     if report.paged:
         deliver_pending_alerts(db, transport, settings)
     return report

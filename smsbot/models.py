@@ -217,6 +217,7 @@ class Message(Base):
         Index("ix_messages_family_created", "family_id", "created_at"),
         # The sweeper's look for inbound texts left unprocessed: few rows are in these statuses.
         Index("ix_messages_status_claimed", "status", "claimed_until"),
+        Index("ux_messages_family_answered_seq", "family_id", "answered_seq", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -250,6 +251,10 @@ class Message(Base):
     sent_by: Mapped[str | None] = mapped_column(String(254))
     lang: Mapped[str | None] = mapped_column(String(2))
     num_media: Mapped[int] = mapped_column(Integer, default=0)
+    # An inbound text answered at once (``conversation.inbound``): the family's count of those,
+    # unique per family, so two texts of one family answered from the same read cannot both
+    # be stored; the later one takes the full run, which sees the first (the flood limit).
+    answered_seq: Mapped[int | None] = mapped_column(Integer)
     segments: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
@@ -285,6 +290,26 @@ class CheckIn(Base):
 
     family: Mapped[Family] = relationship()
     enrollment: Mapped[Enrollment | None] = relationship()
+
+
+class OutboxEntry(Base):
+    """Follow-up work an inbound text set off, written in the same transaction as the text.
+
+    The webhook answers from what it read; what the reply does not depend on (the family's
+    language and level, alerts, follow-up check-ins) is done from here right after commit.
+    A row is claimed by deleting it in the transaction that does its work
+    (``smsbot.outbox``), so each follow-up happens once, even after a crash.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    # A red flag: handed to this process's courier at once, and drained first.
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime] = mapped_column(DateTime)  # later after a failed attempt
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Alert(Base):

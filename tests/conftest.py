@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
+from werkzeug.test import TestResponse
 
 from smsbot import create_app
 from smsbot.db import Database, upgrade
 from smsbot.messaging.console import MemoryTransport
+from smsbot.models import OutboxEntry
+from smsbot.outbox import drain_all
 from tests.postgres import scratch_postgres_database, truncate_all
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -85,6 +90,41 @@ def outbox() -> MemoryTransport:
     return MemoryTransport()
 
 
+FOLLOW_UP_SECONDS = 10.0  # far beyond the outbox's own second: a hang, not a slow drain
+
+
+def wait_for_follow_ups(app: Flask) -> None:
+    """Wait until every inbound follow-up is done: the courier's work (the follow-ups and the
+    alert deliveries it was woken for), then a drain as the scheduler's job would do.
+
+    A row the courier has claimed is still counted until its transaction commits, so an
+    empty outbox means the work is in the database, whoever did it.
+    """
+    db, settings = app.extensions["smsbot.db"], app.extensions["smsbot.settings"]
+    if (courier := app.extensions.get("smsbot.alert_courier")) is not None:
+        # Its follow-ups and the deliveries of the alerts they raised, done now.
+        assert courier.settle(FOLLOW_UP_SECONDS), "the alert courier is still busy"
+    deadline = time.monotonic() + FOLLOW_UP_SECONDS
+    while True:
+        drain_all(db, settings)
+        with db.session() as session:
+            if not session.scalar(select(func.count(OutboxEntry.id))):
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError("inbound follow-ups still pending")
+        time.sleep(0.01)
+
+
+class SettledClient(FlaskClient):
+    """The test client, returning only once the follow-ups a request set off are done: tests
+    read what a text did as the next text (or a nurse) would see it, a moment later."""
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:  # type: ignore[override]
+        response = super().open(*args, **kwargs)
+        wait_for_follow_ups(self.application)
+        return response
+
+
 @pytest.fixture
 def make_app(settings_overrides: dict[str, Any], outbox: MemoryTransport) -> Iterator[Callable[..., Flask]]:
     """Build apps with extra settings; their connection pools are closed after the test."""
@@ -94,6 +134,7 @@ def make_app(settings_overrides: dict[str, Any], outbox: MemoryTransport) -> Ite
         app = create_app({**settings_overrides, **overrides})
         app.extensions["smsbot.transport"] = outbox
         app.config["TESTING"] = True
+        app.test_client_class = SettledClient
         apps.append(app)
         return app
 

@@ -29,6 +29,7 @@ from smsbot.db import upgrade
 from tests.clinic_fixtures import *  # noqa: F403 (the receiver fixture)
 from tests.clinic_fixtures import WebhookReceiver
 from tests.test_serve_e2e import free_port, post, smsbot_process
+from tests.test_serve_e2e_family_texts import wait_for
 
 TOKEN = "e2e-clinics-auth-token"
 PASSWORD = "correct horse battery staple"
@@ -131,9 +132,9 @@ def test_an_emergency_after_stop_is_listed_in_the_clinics_open_alerts(service: S
     assert service.text(parent, "STOP") is not None
     assert service.text(parent, EMERGENCY) is None  # opted out: no reply of any kind
 
-    status, page = service.api(token, "GET", "/alerts?status=open")
-    assert status == 200
-    assert [(a["family_id"], a["level"]) for a in page["data"]] == [(family["id"], "emergency")]
+    # Raised right after the reply, by the web process's courier (the text's follow-ups).
+    open_alerts = wait_for(lambda: service.api(token, "GET", "/alerts?status=open")[1]["data"])
+    assert [(a["family_id"], a["level"]) for a in open_alerts] == [(family["id"], "emergency")]
     _, shown = service.api(token, "GET", f"/families/{family['id']}")
     assert shown["opted_out"] is True
 

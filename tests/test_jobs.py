@@ -61,6 +61,7 @@ def test_every_periodic_job_is_scheduled_once(db, retention_days: int, retention
         "retry_consents",
         "deliver_alerts",
         "sweep_inbound",
+        "drain_outbox",
         "checkin_maintenance",
         *retention,
     }

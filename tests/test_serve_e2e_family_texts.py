@@ -170,18 +170,20 @@ def test_a_text_a_database_fault_left_unprocessed_is_swept_once(server: Server):
                 "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
             )
         )
-        connection.execute(
-            text(
-                "CREATE TRIGGER fail_processing BEFORE UPDATE ON messages WHEN NEW.status = 'processed' "
-                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        for event in ("UPDATE", "INSERT"):  # a text marked processed, or stored processed at once
+            connection.execute(
+                text(
+                    f"CREATE TRIGGER fail_processing_{event} BEFORE {event} ON messages "
+                    "WHEN NEW.status = 'processed' BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+                )
             )
-        )
     sorry = server.text("+15550100001", "his lips are blue and his arms keep jerking")
     assert sorry.startswith("Sorry, something went wrong")
     assert server.text("+15550100002", "his lips are blue and his arms keep jerking") is None  # opted out
     with engine.begin() as connection:
         connection.execute(text("DROP TRIGGER fail_replies"))
-        connection.execute(text("DROP TRIGGER fail_processing"))
+        connection.execute(text("DROP TRIGGER fail_processing_UPDATE"))
+        connection.execute(text("DROP TRIGGER fail_processing_INSERT"))
     engine.dispose()
 
     def swept() -> list[dict[str, Any]]:

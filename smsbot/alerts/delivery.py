@@ -15,6 +15,7 @@ import logging
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -143,27 +144,54 @@ class AlertCourier:
     hears within seconds and the web request never waits on a clinic's webhook. The
     scheduler job remains the safety net for retries. The thread starts on first use, so
     it is created after gunicorn forks its workers, never before.
+
+    ``follow_ups``, if given, is run first on each wake: the work that raises alerts
+    (``smsbot.outbox``), returning whether it did. ``wake(urgent=False)`` lets it gather
+    for ``batch_seconds`` first, so one transaction does the follow-ups of many texts; an
+    urgent wake (a red flag) cuts that short.
     """
 
-    def __init__(self, db: Database, transport: Transport, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        transport: Transport,
+        settings: Settings,
+        *,
+        follow_ups: Callable[[], bool] | None = None,
+        batch_seconds: float = 0.0,
+    ) -> None:
         self.db, self.transport, self.settings = db, transport, settings
+        self.follow_ups, self.batch_seconds = follow_ups, batch_seconds
         self._wanted = threading.Event()
-        self._pending = False
+        self._urgent = threading.Event()
+        self._state = threading.Condition()
+        self._pending = False  # asked for and not yet taken up
+        self._working = False
+        self._deliver = False
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
 
-    def wake(self) -> None:
-        with self._lock:
+    def wake(self, *, urgent: bool = True) -> None:
+        with self._state:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="smsbot-alerts", daemon=True)
                 self._thread.start()
-        self._pending = True
+            self._pending = True
+            self._deliver |= urgent
+        if urgent:
+            self._urgent.set()
         self._wanted.set()
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Do the work asked for so far now (no gathering) and wait until it is done; whether it was."""
+        self._urgent.set()
+        with self._state:
+            return self._state.wait_for(lambda: not (self._pending or self._working), timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the deliveries asked for so far and end the thread."""
         self._stopping = True
+        self._urgent.set()
         self._wanted.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -171,12 +199,34 @@ class AlertCourier:
     def _run(self) -> None:
         while True:
             self._wanted.wait()
+            if self.batch_seconds:
+                self._urgent.wait(self.batch_seconds)
             self._wanted.clear()
-            if self._pending:
-                self._pending = False
-                _deliver_logging_errors(self.db, self.transport, self.settings)
+            self._urgent.clear()
+            with self._state:
+                pending, self._pending = self._pending, False
+                deliver, self._deliver = self._deliver, False
+                self._working = pending
+            if pending:
+                try:
+                    if self.follow_ups is not None:
+                        deliver |= _follow_up_logging_errors(self.follow_ups)
+                    if deliver:
+                        _deliver_logging_errors(self.db, self.transport, self.settings)
+                finally:
+                    with self._state:
+                        self._working = False
+                        self._state.notify_all()
             if self._stopping:
                 return
+
+
+def _follow_up_logging_errors(follow_ups: Callable[[], bool]) -> bool:
+    try:
+        return follow_ups()
+    except Exception:
+        log.exception("inbound follow-ups failed; the scheduler will do them")
+        return True  # an alert may have been raised before the failure
 
 
 def _deliver_logging_errors(db: Database, transport: Transport, settings: Settings) -> None:

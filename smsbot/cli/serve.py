@@ -83,6 +83,7 @@ def _is_loopback(host: str) -> bool:
 )
 def chat(phone: str, whatsapp: bool, script: Path | None) -> None:
     """Text the bot from the terminal, through exactly the pipeline a parent's SMS takes."""
+    from smsbot import outbox
     from smsbot.conversation import Inbound, receive
     from smsbot.phones import InvalidPhoneError, normalise_phone
 
@@ -112,6 +113,7 @@ def chat(phone: str, whatsapp: bool, script: Path | None) -> None:
                 body=line.rstrip("\n"),
             )
             outcome = receive(database, settings, inbound)
+            outbox.drain_all(database, settings)  # its follow-ups, as the web app's courier would
             click.echo(f"bot [{outcome.level or '-'}]> {outcome.reply or '(no reply)'}")
 
 

@@ -1,9 +1,11 @@
 """Inbound texts: stored once, processed once, and never lost.
 
-Plain functions over the models; the webhook and ``smsbot chat`` are thin callers. The
-inbound row is committed before any processing, so nothing a parent sent is ever lost,
-and a provider retry with the same ``MessageSid`` gets the stored reply, not a second run.
-What the reply is, and what the text sets off, is ``respond.process``.
+Plain functions over the models; the webhook and ``smsbot chat`` are thin callers. Nearly
+every text is answered at once (``at_once``: stored in one write with its triage, its reply
+and its follow-ups in the outbox). The rest take the full run here: the inbound row is
+committed before any processing, so nothing a parent sent is ever lost, and a provider retry
+with the same ``MessageSid`` gets the stored reply, not a second run. What the reply is, and
+what the text sets off, is ``respond.process``.
 """
 
 from __future__ import annotations
@@ -15,14 +17,27 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Insert, and_, bindparam, or_, select, update
+from sqlalchemy import (
+    Insert,
+    and_,
+    bindparam,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from smsbot import families
+from smsbot import families, privacy
 from smsbot.config import Settings
-from smsbot.conversation.respond import Outcome, process, rulebook, service_reply
+from smsbot.conversation.at_once import answer_at_once, reply_segments
+from smsbot.conversation.respond import (
+    Outcome,
+    process,
+    rulebook,
+    service_reply,
+)
 from smsbot.db import Database, dialect_insert
 from smsbot.messaging.segments import count_segments
 from smsbot.metrics import INBOUND_RECOVERY
@@ -45,12 +60,19 @@ class Inbound:
     num_media: int = 0
 
 
-# Replies repeat (one text per level and language, give or take the baby's name), and
-# counting walks every character.
-_reply_segments = lru_cache(maxsize=1024)(count_segments)
-
-
 def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | None = None) -> Outcome:
+    """Store ``inbound`` (once per SID), process it once, and return the reply to send.
+
+    Nearly every text is answered from one read and stored with one write: the text, its
+    triage, its reply and an outbox row for what it sets off (``Outcome.queued``: the
+    caller has ``smsbot.outbox`` do that after answering). The rest (a first text, a
+    keyword, a check-in answer, news, a retry) take the full run below.
+    """
+    now = now or utcnow()
+    return answer_at_once(db, settings, inbound, now) or _receive_in_full(db, settings, inbound, now)
+
+
+def _receive_in_full(db: Database, settings: Settings, inbound: Inbound, now: datetime) -> Outcome:
     """Store ``inbound`` (once per SID), process it once, and return the reply to send.
 
     Two transactions on one connection, each a single commit: the inbound row, already
@@ -59,7 +81,8 @@ def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | 
     A run that fails leaves the text for a provider retry or, past the sweep deadline, the
     sweeper (``smsbot.sweeper``).
     """
-    now = now or utcnow()
+    if _erased_since(db, inbound.sid):
+        return Outcome(reply=None, erased_replay=True)
     lease = timedelta(seconds=settings.sweep_after_seconds)
     # Bound to one connection for both transactions, rather than back to the pool in
     # between; no autoflush: processing writes once, at the commit, not before each read.
@@ -95,6 +118,19 @@ def receive(db: Database, settings: Settings, inbound: Inbound, now: datetime | 
     finally:
         session.close()
         connection.close()
+
+
+def _erased_since(db: Database, sid: str) -> bool:
+    """``privacy.was_erased``, asked again once on a fresh connection when the pooled one
+    turns out to have been dropped by the server (nothing was written, so that is safe)."""
+    try:
+        with db.session() as session:
+            return privacy.was_erased(session, sid)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    with db.session() as session:
+        return privacy.was_erased(session, sid)
 
 
 def process_claimed(
@@ -330,6 +366,6 @@ def _reply_row(inbound: Message, outcome: Outcome, status: str) -> dict[str, Any
         "flags": list(outcome.flags),
         "lang": inbound.lang,
         "num_media": 0,
-        "segments": _reply_segments(outcome.reply or ""),
+        "segments": reply_segments(outcome.reply or ""),
         "created_at": inbound.created_at,
     }

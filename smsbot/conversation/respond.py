@@ -42,6 +42,8 @@ class Outcome:
     flags: tuple[str, ...] = field(default_factory=tuple)
     duplicate: bool = False
     paged: bool = False  # raised an alert for a clinic: its on-call should hear now
+    queued: bool = False  # follow-ups left in the outbox (``smsbot.outbox``) for after the reply
+    erased_replay: bool = False  # a replay of a text whose family was erased since: ignored
     reply_id: int | None = None  # the stored reply, when the caller sends it by REST
 
 
@@ -82,13 +84,14 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
     """
     family = message.family
     text = (message.body or "").strip()
-    keywords, ruleset = rulebook(settings)
+    keywords = rulebook(settings)[0]
 
     keyword = keywords.match(text)
     if keyword is not None:
         message.kind = "keyword"
         message.lang = keyword.lang
-        earlier = recent(session, message, now) if keyword.action == "start" else None
+        start = keyword.action == "start"
+        earlier = recent(session, message.family_id, now, before=message.id) if start else None
         return _handle_keyword(session, settings, family, keyword.action, keyword.lang, now, earlier=earlier)
 
     if not text:
@@ -96,13 +99,11 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
         name = "media" if num_media else "empty"
         return Outcome(reply=None if family.opted_out else service_reply(settings, name, lang), level="info")
 
-    earlier = recent(session, message, now)
+    earlier = recent(session, message.family_id, now, before=message.id)
     decision, follow_up = _triage(settings, text, family, earlier, now)
     message.level, message.flags, message.lang = decision.level, list(decision.flags), decision.lang
     message.rules_version, message.model_version = decision.rules_version, decision.model_version
-    if decision.level != "info" or decision.lang != DEFAULT_LANG:
-        family.language = decision.lang
-    family.last_level = decision.level
+    note_decision(family, decision.level, decision.lang)
 
     answered = checkins.answer_open_checkin(session, family, text, decision.level, now=now, settings=settings)
     if answered is not None:
@@ -116,18 +117,7 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
         decision = replace(decision, level=level, flags=(*decision.flags, CHECKIN_WORSE))
         message.level, message.flags = level, list(decision.flags)
 
-    paged = False
-    if level in ("emergency", "urgent"):
-        raised = alerts.raise_alert(
-            session,
-            settings,
-            family,
-            level=level,
-            reason="worse" if worse else level,
-            message=message,
-            now=now,
-        )
-        paged = any(alert.clinic_id is not None for alert in raised)
+    paged = raise_alerts(session, settings, family, message, reason="worse" if worse else level, now=now)
     reported = news.news_in(decision)
     changed = reported is not None and news.record(
         session, settings, family, reported, message=message, now=now
@@ -150,27 +140,113 @@ def process(session: Session, settings: Settings, message: Message, num_media: i
         # Stored, triaged and alerted like any other text; only the reply is held back,
         # and never for an emergency.
         return Outcome(reply=None, level=level, flags=decision.flags, paged=paged)
+    reply = _reply(
+        settings,
+        text,
+        family,
+        decision,
+        earlier,
+        follow_up=follow_up,
+        answered=answered,
+        reported=reported,
+        changed=changed,
+        stop_request=request is not None,
+    )
+    return Outcome(reply=reply, level=level, flags=decision.flags, paged=paged)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A text answered from reads alone: its triage and its reply (None: held back)."""
+
+    decision: Decision
+    reply: str | None
+
+
+def decide(
+    settings: Settings, family: Family, text: str, earlier: Recent | None, *, flooding: bool, now: datetime
+) -> Decided | None:
+    """The triage and reply of a text whose reply depends on no write, else None.
+
+    That is nearly every text: a symptom report or a question, with no check-in awaiting
+    its answer (the caller knows). Keywords, empty texts, plain-word opt-outs and sensitive
+    news change the family as they are answered: None sends them through ``process``.
+    ``family`` gets the decision's language and level in memory (``note_decision``): the
+    caller writes them with the follow-ups. As in ``process``, a family that opted out is
+    triaged (its clinics still get the alerts) and answered with nothing.
+    """
+    keywords, _ruleset = rulebook(settings)
+    text = text.strip()
+    if not text or keywords.match(text) is not None:
+        return None
+    if keywords.plain_opt_out(text) is not None:
+        return None
+    decision, follow_up = _triage(settings, text, family, earlier, now)
+    if news.news_in(decision) is not None:
+        return None
+    note_decision(family, decision.level, decision.lang)
+    if family.opted_out:
+        return Decided(decision, None)
+    if decision.level != "emergency" and flooding:
+        return Decided(decision, None)
+    reply = _reply(settings, text, family, decision, earlier, follow_up=follow_up)
+    return Decided(decision, reply)
+
+
+def note_decision(family: Family, level: str, lang: str) -> None:
+    """The family's language (what its latest text says) and latest level."""
+    if level != "info" or lang != DEFAULT_LANG:
+        family.language = lang
+    family.last_level = level
+
+
+def raise_alerts(
+    session: Session, settings: Settings, family: Family, message: Message, *, reason: str, now: datetime
+) -> bool:
+    """Alerts for a red-flag text; whether a clinic is paged (its on-call should hear now)."""
+    if message.level not in ("emergency", "urgent"):
+        return False
+    raised = alerts.raise_alert(
+        session, settings, family, level=message.level, reason=reason, message=message, now=now
+    )
+    return any(alert.clinic_id is not None for alert in raised)
+
+
+def _reply(
+    settings: Settings,
+    text: str,
+    family: Family,
+    decision: Decision,
+    earlier: Recent | None,
+    *,
+    follow_up: bool,
+    answered: checkins.Answer | None = None,
+    reported: str | None = None,
+    changed: bool = False,
+    stop_request: bool = False,
+) -> str | None:
+    """The reply to a triaged text, once what it set off is known."""
+    keywords, ruleset = rulebook(settings)
+    level = decision.level
     if (news_reply := news.reply_name(level, reported, resumed=changed)) is not None:
         # A loss or a hospital stay is not a symptom report: never the greeting, nor jitters
         # advice. A red flag reported with it is answered at its level, with the number.
-        reply = service_reply(settings, news_reply, decision.lang)
-    elif request is not None and level == "info":
+        return service_reply(settings, news_reply, decision.lang)
+    if stop_request and level == "info":
         # Talks about stopping the messages without clearly asking: say how.
-        reply = service_reply(settings, HOW_TO_STOP, decision.lang)
-    elif (acked := _acknowledgement(keywords, text, decision, answered)) is not None:
-        reply = _ack_reply(settings, keywords, earlier, acked, family)
-    elif answered is None and level == "info" and checkins.parse_answer(text, rules_dir=settings.rules_path):
+        return service_reply(settings, HOW_TO_STOP, decision.lang)
+    if (acked := _acknowledgement(keywords, text, decision, answered)) is not None:
+        return _ack_reply(settings, keywords, earlier, acked, family)
+    if answered is None and level == "info" and checkins.parse_answer(text, rules_dir=settings.rules_path):
         # "1", "2" or "3" with no check-in waiting for it: say so, and ask what they see.
-        reply = service_reply(settings, "no_checkin", _reply_lang(decision.lang, family))
-    elif answered is not None and answered.reply and level in ("info", "routine"):
-        reply = answered.reply
-    elif follow_up and earlier is not None and level == earlier.level:
-        reply = _still_reply(settings, ruleset, decision, earlier)
-    else:
-        reply = render_reply(
-            decision, emergency_number=settings.emergency_number, rules=ruleset, baby_name=family.baby_name
-        )
-    return Outcome(reply=reply, level=level, flags=decision.flags, paged=paged)
+        return service_reply(settings, "no_checkin", _reply_lang(decision.lang, family))
+    if answered is not None and answered.reply and level in ("info", "routine"):
+        return answered.reply
+    if follow_up and earlier is not None and level == earlier.level:
+        return _still_reply(settings, ruleset, decision, earlier)
+    return render_reply(
+        decision, emergency_number=settings.emergency_number, rules=ruleset, baby_name=family.baby_name
+    )
 
 
 def _triage(

@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 
-from smsbot import clinics
+from smsbot import clinics, outbox
 from smsbot.checkins.dispatch import dispatch_due
 from smsbot.config import Settings
 from smsbot.conversation.inbound import Inbound, receive
@@ -199,6 +199,7 @@ class LocalDriver:
             sid=f"TRANSCRIPT{utcnow().timestamp():.0f}{next(self.sids)}", phone=phone, body=body
         )
         outcome = receive(self.db, self.settings, inbound, now=self.now())
+        outbox.drain_all(self.db, self.settings, now=self.now())  # as a web process would, at once
         return outcome.reply, outcome.level
 
     def wait(self, phone: str, minutes: float) -> None:

@@ -447,8 +447,15 @@ def export_family(family_id: int) -> Response:
     return _answer(
         shapes.Export(
             family=shapes.Family.of(enrollment),
-            messages=[shapes.Message.of(m) for m in session.scalars(clinics.family_messages(enrollment))],
-            checkins=[shapes.CheckIn.of(c) for c in session.scalars(clinics.family_checkins(enrollment))],
+            # In the order they were stored: without ORDER BY, PostgreSQL returns rows as laid out.
+            messages=[
+                shapes.Message.of(m)
+                for m in session.scalars(clinics.family_messages(enrollment).order_by(Message.id))
+            ],
+            checkins=[
+                shapes.CheckIn.of(c)
+                for c in session.scalars(clinics.family_checkins(enrollment).order_by(CheckIn.id))
+            ],
             alerts=[shapes.Alert.of(alert, enrollment.id) for alert in alerts],
         )
     )

@@ -6,11 +6,11 @@ import logging
 import uuid
 
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy.exc import DBAPIError
 from twilio.twiml.messaging_response import MessagingResponse
 
-from smsbot import conversation, metrics, privacy
+from smsbot import conversation, metrics, outbox
 from smsbot.alerts import AlertCourier
+from smsbot.checkins.schedule import RED_FLAG_LEVELS
 from smsbot.db import get_db
 from smsbot.messaging.status import STATUS_RANK, record_status
 from smsbot.models import utcnow
@@ -55,24 +55,19 @@ def _num_media() -> int:
     return count
 
 
-def _erased_since(sid: str) -> bool:
-    """``privacy.was_erased``, asked again once on a fresh connection when the pooled one
-    turns out to have been dropped by the server (nothing was written, so that is safe)."""
-    try:
-        with get_db().session() as session:
-            return privacy.was_erased(session, sid)
-    except DBAPIError as error:
-        if not error.connection_invalidated:
-            raise
-    with get_db().session() as session:
-        return privacy.was_erased(session, sid)
-
-
 def _alert_courier() -> AlertCourier:
-    """This process's courier, made on first use with the app's transport."""
+    """This process's courier, made on first use with the app's transport: it does the
+    inbound texts' follow-ups (``smsbot.outbox``) and delivers the alerts they raise."""
     extensions = current_app.extensions
     if "smsbot.alert_courier" not in extensions:
-        courier = AlertCourier(get_db(), extensions["smsbot.transport"], extensions["smsbot.settings"])
+        db, settings = get_db(), extensions["smsbot.settings"]
+        courier = AlertCourier(
+            db,
+            extensions["smsbot.transport"],
+            settings,
+            follow_ups=lambda: outbox.drain_all(db, settings).paged,
+            batch_seconds=outbox.BATCH_SECONDS,
+        )
         extensions.setdefault("smsbot.alert_courier", courier)
     return extensions["smsbot.alert_courier"]
 
@@ -89,13 +84,16 @@ def inbound_sms() -> Response:
     body = fit_to_limit(clean_text(request.form.get("Body", "")), BODY_LIMITS[channel])
     sid = clean_text(request.form.get("MessageSid") or request.form.get("SmsMessageSid") or "")[:64]
     sid = sid or f"LOCAL{uuid.uuid4().hex}"
-    if _erased_since(sid):
+    inbound = conversation.Inbound(sid=sid, phone=phone, channel=channel, body=body, num_media=_num_media())
+    outcome = conversation.receive(get_db(), settings, inbound)
+    if outcome.erased_replay:
         # A signed replay of a text whose family was erased: it must not bring them back.
         log.info("replayed text of an erased family ignored")
         return twiml(None)
-    inbound = conversation.Inbound(sid=sid, phone=phone, channel=channel, body=body, num_media=_num_media())
-    outcome = conversation.receive(get_db(), settings, inbound)
-    if outcome.paged:
+    if outcome.queued:
+        # Follow-ups right after the reply: a red flag's (its alert) at once, others batched.
+        _alert_courier().wake(urgent=outcome.level in RED_FLAG_LEVELS)
+    elif outcome.paged:
         # Page the clinic now rather than at the next scheduler tick; never block the reply.
         _alert_courier().wake()
     metrics.INBOUND.labels(outcome.level or "none").inc()

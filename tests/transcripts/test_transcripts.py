@@ -27,7 +27,7 @@ from smsbot.config import load_settings
 from smsbot.conversation import transcripts
 from smsbot.db import Database, upgrade
 from smsbot.messaging.segments import count_segments, is_gsm7
-from smsbot.models import CheckIn, Family, Message, utcnow
+from smsbot.models import CheckIn, Family, Message, OutboxEntry, utcnow
 from smsbot.vocabulary import MAX_SEGMENTS
 from tests.test_serve_e2e import TOKEN, free_port, post
 from tests.test_serve_e2e_family_texts import wait_for
@@ -53,6 +53,7 @@ class HttpDriver:
         status, answer = post(url, form, RequestValidator(TOKEN).compute_signature(url, form))
         assert status == 200, answer
         message = ET.fromstring(answer).find("Message")
+        wait_for(self.follow_ups_done)  # the check-ins a text schedules come right after its reply
         with self.db.session() as session:
             level = session.scalar(
                 select(Message.level)
@@ -64,6 +65,10 @@ class HttpDriver:
                 )
             )
         return (None if message is None else message.text), level
+
+    def follow_ups_done(self) -> bool:
+        with self.db.session() as session:
+            return not session.scalar(select(func.count(OutboxEntry.id)))
 
     def wait(self, phone: str, minutes: float) -> None:
         with self.db.session() as session:

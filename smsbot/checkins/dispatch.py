@@ -42,7 +42,7 @@ from smsbot.db import Database
 from smsbot.families import opt_out
 from smsbot.messaging import Transport, TransportError, whatsapp
 from smsbot.messaging.lookup import outcome_unknown
-from smsbot.messaging.retry import CHECKIN_RETRY
+from smsbot.messaging.retry import operator_retry
 from smsbot.metrics import CHECKINS
 from smsbot.models import CheckIn, Family
 
@@ -233,7 +233,7 @@ def _send(transport: Transport, routes: list[whatsapp.Route], body: str) -> str 
 
 def _record_failure(session: Session, checkin: CheckIn, error: TransportError, run: DispatchRun) -> None:
     now, report = run.now, run.report
-    retry = CHECKIN_RETRY.starting_at(timedelta(seconds=run.settings.retry_backoff_seconds))
+    retry = operator_retry(run.settings.retry_backoff_seconds)
     delay = retry.delay(checkin.attempts + 1)
     checkin.last_error = str(error)[:255]
     if outcome_unknown(error) and run.can_look:

@@ -35,7 +35,7 @@ from smsbot.messaging.lookup import (
     outcome_unknown,
     recorded_sids,
 )
-from smsbot.messaging.retry import CHECKIN_RETRY
+from smsbot.messaging.retry import operator_retry
 from smsbot.messaging.segments import count_segments
 from smsbot.models import Enrollment, Event, Family, Message
 
@@ -132,7 +132,7 @@ def _record_sent(enrollment: Enrollment | None, message: Message, sid: str, requ
 
 def _backoff(settings: Settings, attempts: int) -> timedelta:
     """The check-ins' backoff, from the operator's first delay."""
-    return CHECKIN_RETRY.starting_at(timedelta(seconds=settings.retry_backoff_seconds)).delay(attempts)
+    return operator_retry(settings.retry_backoff_seconds).delay(attempts)
 
 
 def record_consent_failure(

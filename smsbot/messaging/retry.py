@@ -38,3 +38,8 @@ ALERT_RETRY = RetryPolicy(base=timedelta(seconds=30))
 # A check-in: 1 min (SMSBOT_RETRY_BACKOFF_SECONDS), doubling, with ±20 % jitter so the
 # retries of a batch that failed together do not stampede the provider together.
 CHECKIN_RETRY = RetryPolicy(base=timedelta(minutes=1), jitter=0.2)
+
+
+def operator_retry(backoff_seconds: float) -> RetryPolicy:
+    """The check-ins' policy from the operator's first delay: check-ins and consent texts share it."""
+    return CHECKIN_RETRY.starting_at(timedelta(seconds=backoff_seconds))
